@@ -1,0 +1,1 @@
+//! The pipeline, configuration, the local API for kiosks.

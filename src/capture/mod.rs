@@ -1,0 +1,1 @@
+//! The capture file format: record and replay reader traffic.

@@ -1,0 +1,1 @@
+//! TDES and AES DUKPT, ISO 9564 PIN blocks, MACs. Sans-io.

@@ -1,0 +1,1 @@
+//! Reader profiles, transports, report reassembly (framer), hot-plug.

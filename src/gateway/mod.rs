@@ -1,0 +1,1 @@
+//! The Customer record, the OnePay HTTP client, tolerant response parsing, the simulator.

@@ -1,0 +1,1 @@
+//! Durable store-and-forward of Customer records (SQLite, encrypted at rest).
