@@ -1,1 +1,20 @@
 //! Durable store-and-forward of Customer records (SQLite, encrypted at rest).
+//!
+//! [`Queue`] holds records until the gateway gives a final answer; [`uploader::Uploader`]
+//! drains it through any [`uploader::Deliver`] (the gateway client, or a fake in tests).
+//! Payloads are opaque bytes (the serialized Customer request) sealed with AES-256-GCM;
+//! nothing else stored is card data (the PAN is kept masked, errors are masked).
+
+mod error;
+mod key;
+mod mask;
+mod seal;
+mod store;
+pub mod uploader;
+
+pub use error::QueueError;
+pub use key::{KeySource, QueueKey, KEY_ENV};
+pub use mask::mask_text;
+pub use store::{
+    Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo, RecordState,
+};

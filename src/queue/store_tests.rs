@@ -1,0 +1,393 @@
+use std::os::unix::fs::PermissionsExt;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::*;
+use crate::queue::QueueKey;
+
+const PAN: &str = "4761739001010119";
+const T0: i64 = 1_800_000_000_000;
+
+fn payload_for(customer: &str) -> Zeroizing<Vec<u8>> {
+    Zeroizing::new(
+        format!(
+            r#"{{"customer_id":"{customer}","card":{{"track_data":";{PAN}=2512101?","ksn":"FFFF9876543210E00001"}}}}"#
+        )
+        .into_bytes(),
+    )
+}
+
+fn rec(customer: &str) -> NewRecord {
+    NewRecord {
+        customer_id: customer.to_string(),
+        masked_pan: Some("476173******0119".into()),
+        payload: payload_for(customer),
+        has_pin_block: false,
+    }
+}
+
+fn key_cfg() -> QueueConfig {
+    QueueConfig {
+        key: KeySource::Key(QueueKey::from_bytes([0x42; 32])),
+        ..QueueConfig::default()
+    }
+}
+
+struct Fixture {
+    dir: tempfile::TempDir,
+    clock: Arc<AtomicI64>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            clock: Arc::new(AtomicI64::new(T0)),
+        }
+    }
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("queue.db")
+    }
+    fn open(&self, cfg: QueueConfig) -> Queue {
+        let c = self.clock.clone();
+        Queue::open(self.db(), cfg)
+            .unwrap()
+            .with_clock(move || c.load(Ordering::SeqCst))
+    }
+    fn advance(&self, ms: i64) {
+        self.clock.fetch_add(ms, Ordering::SeqCst);
+    }
+    /// Every byte of the database and its WAL/SHM files.
+    fn disk_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.db().into_os_string();
+            p.push(suffix);
+            if let Ok(b) = std::fs::read(&p) {
+                all.extend(b);
+            }
+        }
+        all
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn round_trip_and_ack() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let id = q.enqueue(rec("c-1")).unwrap();
+    let claimed = q.claim_due(10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].id, id);
+    assert_eq!(claimed[0].attempts, 1);
+    assert_eq!(claimed[0].payload.as_slice(), payload_for("c-1").as_slice());
+    assert_eq!(q.stats().unwrap().sending, 1);
+    // Already sending: not handed out twice.
+    assert!(q.claim_due(10).unwrap().is_empty());
+    assert!(q.ack(id).unwrap());
+    assert!(!q.ack(id).unwrap(), "second ack finds nothing");
+    assert_eq!(q.stats().unwrap(), QueueStats::default());
+    // Debug of a claimed record shows no payload.
+    let id2 = q.enqueue(rec("c-2")).unwrap();
+    let c = q.claim_due(1).unwrap();
+    let dbg = format!("{:?}", c[0]);
+    assert!(!dbg.contains(PAN) && dbg.contains("bytes"));
+    // Ids are never reused after a delete.
+    assert!(id2.0 > id.0);
+}
+
+#[test]
+fn encrypted_at_rest_in_db_wal_and_shm() {
+    let f = Fixture::new();
+    let q = f.open(QueueConfig {
+        key: KeySource::Auto,
+        ..QueueConfig::default()
+    });
+    for i in 0..50 {
+        q.enqueue(rec(&format!("cust-{i}"))).unwrap();
+    }
+    // Some churn so pages move between WAL and db.
+    for c in q.claim_due(10).unwrap() {
+        q.ack(c.id).unwrap();
+    }
+    let disk = f.disk_bytes();
+    assert!(
+        contains(&disk, b"cust-7"),
+        "sanity: metadata is in the file"
+    );
+    assert!(
+        contains(&disk, b"476173******0119"),
+        "sanity: masked PAN stored"
+    );
+    assert!(!contains(&disk, PAN.as_bytes()), "clear PAN on disk");
+    assert!(!contains(&disk, b"FFFF9876543210E00001"));
+    assert!(!contains(&disk, b"track_data"));
+    // The key is not in the database either.
+    let key_hex = std::fs::read_to_string(key::default_key_path(&f.db())).unwrap();
+    let key = hex::decode(key_hex.trim()).unwrap();
+    assert!(!contains(&disk, &key));
+    assert!(!contains(&disk, key_hex.trim().as_bytes()));
+}
+
+#[test]
+fn files_are_private_and_key_file_created_next_to_db() {
+    let f = Fixture::new();
+    let q = f.open(QueueConfig {
+        key: KeySource::Auto,
+        ..QueueConfig::default()
+    });
+    q.enqueue(rec("c")).unwrap();
+    let key_path = f.dir.path().join("queue.db.key");
+    for p in [f.db(), key_path.clone()] {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", p.display());
+    }
+    drop(q);
+    // Reopens with the same key file.
+    let q = f.open(QueueConfig {
+        key: KeySource::File(key_path),
+        ..QueueConfig::default()
+    });
+    assert_eq!(q.claim_due(5).unwrap().len(), 1);
+}
+
+#[test]
+fn wrong_or_missing_key_refused() {
+    let f = Fixture::new();
+    f.open(key_cfg()).enqueue(rec("c")).unwrap();
+    let err = Queue::open(
+        f.db(),
+        QueueConfig {
+            key: KeySource::Key(QueueKey::from_bytes([1; 32])),
+            ..QueueConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err, QueueError::WrongKey);
+    // A queue keyed elsewhere does not get a fresh key file silently.
+    let err = Queue::open(
+        f.db(),
+        QueueConfig {
+            key: KeySource::File(f.dir.path().join("nope.key")),
+            ..QueueConfig::default()
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.code(), "key-unusable");
+    assert!(!f.dir.path().join("nope.key").exists());
+}
+
+#[test]
+fn absent_key_inspects_but_cannot_read_payloads() {
+    let f = Fixture::new();
+    f.open(key_cfg()).enqueue(rec("c")).unwrap();
+    let q = f.open(QueueConfig {
+        key: KeySource::Absent,
+        ..QueueConfig::default()
+    });
+    assert_eq!(q.list().unwrap().len(), 1);
+    assert_eq!(q.claim_due(1).unwrap_err(), QueueError::NoKey);
+    assert_eq!(q.enqueue(rec("d")).unwrap_err(), QueueError::NoKey);
+    assert_eq!(q.purge_all().unwrap(), 1);
+}
+
+#[test]
+fn cap_refuses_and_never_drops() {
+    let f = Fixture::new();
+    let q = f.open(QueueConfig {
+        max_records: 3,
+        ..key_cfg()
+    });
+    for i in 0..3 {
+        q.enqueue(rec(&format!("c{i}"))).unwrap();
+    }
+    let err = q.enqueue(rec("c3")).unwrap_err();
+    assert_eq!(err, QueueError::Full { held: 3, cap: 3 });
+    assert!(err.to_string().contains("queue full"));
+    assert_eq!(q.stats().unwrap().held, 3, "nothing dropped");
+    // A batch straddling the cap: each record gets its own answer.
+    q.ack(RecordId(1)).unwrap();
+    let res = q.enqueue_many(vec![rec("a"), rec("b")]).unwrap();
+    assert!(res[0].is_ok());
+    assert_eq!(res[1], Err(QueueError::Full { held: 3, cap: 3 }));
+    // Expired records do not block new swipes.
+    f.advance(49 * 3600 * 1000);
+    assert!(q.enqueue(rec("late")).is_ok());
+}
+
+#[test]
+fn expiry_never_sends_and_purges() {
+    let f = Fixture::new();
+    let q = f.open(QueueConfig {
+        max_age: Duration::from_secs(3600),
+        ..key_cfg()
+    });
+    q.enqueue(rec("old")).unwrap();
+    f.advance(30 * 60 * 1000);
+    q.enqueue(rec("young")).unwrap();
+    f.advance(31 * 60 * 1000); // "old" is 61 min old, "young" 31 min.
+    let claimed = q.claim_due(10).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].customer_id, "young");
+    let list = q.list().unwrap();
+    assert!(list[0].expired && !list[1].expired);
+    assert_eq!(list[0].age, Duration::from_secs(61 * 60));
+    assert_eq!(q.purge_expired().unwrap(), 1);
+    assert_eq!(q.list().unwrap().len(), 1);
+    assert_eq!(
+        q.stats().unwrap().oldest_age,
+        Some(Duration::from_secs(31 * 60))
+    );
+}
+
+#[test]
+fn pin_block_refused_and_never_on_disk() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let marker = b"PINBLOCK-0412AC89ABCDEF67-MARKER";
+    let err = q
+        .enqueue(NewRecord {
+            customer_id: "pin-cust".into(),
+            masked_pan: None,
+            payload: Zeroizing::new(marker.to_vec()),
+            has_pin_block: true,
+        })
+        .unwrap_err();
+    assert_eq!(err, QueueError::PinBlockRefused);
+    assert_eq!(err.code(), "pin-block-not-queueable");
+    assert_eq!(q.stats().unwrap().held, 0);
+    let disk = f.disk_bytes();
+    assert!(!contains(&disk, b"pin-cust"), "not even the row exists");
+    assert!(!contains(&disk, marker));
+}
+
+#[test]
+fn unmasked_pan_and_bad_customer_id_refused() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let mut r = rec("c");
+    r.masked_pan = Some(PAN.into());
+    assert_eq!(q.enqueue(r).unwrap_err(), QueueError::UnmaskedPan);
+    assert_eq!(q.enqueue(rec("")).unwrap_err(), QueueError::BadCustomerId);
+    assert_eq!(
+        q.enqueue(rec(&"x".repeat(65))).unwrap_err(),
+        QueueError::BadCustomerId
+    );
+    assert!(!contains(&f.disk_bytes(), PAN.as_bytes()));
+}
+
+#[test]
+fn retry_later_waits_and_masks_error() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let id = q.enqueue(rec("c")).unwrap();
+    q.claim_due(1).unwrap();
+    q.retry_later(id, &format!("gateway echoed {PAN}"), T0 + 5_000)
+        .unwrap();
+    let info = &q.list().unwrap()[0];
+    assert_eq!(info.state, RecordState::Pending);
+    assert_eq!(
+        info.last_error.as_deref(),
+        Some("gateway echoed 476173******0119")
+    );
+    assert!(q.claim_due(1).unwrap().is_empty());
+    assert_eq!(q.next_due_ms().unwrap(), Some(T0 + 5_000));
+    f.advance(5_000);
+    let c = q.claim_due(1).unwrap();
+    assert_eq!(c[0].attempts, 2);
+    // release does not count the attempt.
+    q.release(id, "paused").unwrap();
+    assert_eq!(q.claim_due(1).unwrap()[0].attempts, 2);
+    assert_eq!(
+        q.retry_later(RecordId(999), "x", 0).unwrap_err(),
+        QueueError::NotFound(999)
+    );
+}
+
+#[test]
+fn fail_keeps_reason_and_wipes_payload() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let id = q.enqueue(rec("c")).unwrap();
+    q.claim_due(1).unwrap();
+    q.fail(id, "declined: do not honor").unwrap();
+    let info = &q.list().unwrap()[0];
+    assert_eq!(info.state, RecordState::Failed);
+    assert_eq!(info.last_error.as_deref(), Some("declined: do not honor"));
+    let raw = Connection::open(f.db()).unwrap();
+    let payload: Option<Vec<u8>> = raw
+        .query_row("SELECT payload FROM records WHERE id = ?1", [id.0], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(payload, None);
+    assert!(
+        q.claim_due(1).unwrap().is_empty(),
+        "failed is never re-sent"
+    );
+}
+
+#[test]
+fn recover_returns_sending_to_pending() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    q.enqueue_many(vec![rec("a"), rec("b")]).unwrap();
+    assert_eq!(q.claim_due(5).unwrap().len(), 2);
+    drop(q);
+    let q = f.open(key_cfg());
+    assert_eq!(q.recover().unwrap(), 2);
+    assert_eq!(q.stats().unwrap().pending, 2);
+    assert_eq!(q.claim_due(5).unwrap().len(), 2);
+}
+
+#[test]
+fn one_customer_in_order() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let first = q.enqueue(rec("same")).unwrap();
+    let second = q.enqueue(rec("same")).unwrap();
+    let other = q.enqueue(rec("other")).unwrap();
+    let c: Vec<RecordId> = q.claim_due(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(c, vec![first, other]);
+    q.ack(first).unwrap();
+    let c: Vec<RecordId> = q.claim_due(10).unwrap().iter().map(|c| c.id).collect();
+    assert_eq!(c, vec![second]);
+}
+
+#[test]
+fn tampered_payload_marked_corrupt() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let a = q.enqueue(rec("a")).unwrap();
+    let b = q.enqueue(rec("b")).unwrap();
+    let raw = Connection::open(f.db()).unwrap();
+    // Move b's sealed payload onto a: the AAD (customer id) no longer matches.
+    raw.execute(
+        "UPDATE records SET (nonce, payload) = (SELECT nonce, payload FROM records WHERE id = ?2) WHERE id = ?1",
+        [a.0, b.0],
+    )
+    .unwrap();
+    let c = q.claim_due(10).unwrap();
+    assert_eq!(c.len(), 1);
+    assert_eq!(c[0].id, b);
+    let info = q.list().unwrap();
+    assert_eq!(info[0].state, RecordState::Failed);
+    assert!(info[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .starts_with("corrupt"));
+}
+
+#[test]
+fn purge_all_empties() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    q.enqueue_many((0..10).map(|i| rec(&format!("c{i}"))).collect())
+        .unwrap();
+    assert_eq!(q.purge_all().unwrap(), 10);
+    assert_eq!(q.stats().unwrap().held, 0);
+}

@@ -1,0 +1,1 @@
+//! Drains the queue through a `Deliver` (the gateway client).
