@@ -18,3 +18,7 @@ pub use mask::mask_text;
 pub use store::{
     Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo, RecordState,
 };
+pub use uploader::{
+    Backoff, Deliver, DeliverFuture, DeliverResult, FinalAnswer, FlushReport, Saved, UploadEvent,
+    Uploader, UploaderConfig, UploaderTask,
+};

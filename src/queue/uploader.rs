@@ -1,1 +1,448 @@
-//! Drains the queue through a `Deliver` (the gateway client).
+//! Drains the queue through a [`Deliver`] (the gateway client) with a concurrency limit.
+//!
+//! Saved → the row is deleted; declined/rejected → kept `failed` with the reason (payload
+//! wiped); transient → back to pending after an exponential, jittered, capped backoff;
+//! auth failure → the record is handed back, uploads pause and [`UploadEvent::AuthFailed`] is
+//! raised until [`Uploader::resume`]. Rows left `sending` by a crash are recovered on start.
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch, Notify};
+use tokio::task::JoinSet;
+
+use super::error::QueueError;
+use super::mask::mask_text;
+use super::store::{Claimed, Queue, RecordId};
+
+mod backoff;
+pub use backoff::Backoff;
+
+/// What [`Deliver::deliver`] returns.
+pub type DeliverFuture<'a> = Pin<Box<dyn Future<Output = DeliverResult> + Send + 'a>>;
+
+/// Sends one payload (a serialized Customer request) and classifies the answer. Object-safe
+/// so the uploader can hold `Arc<dyn Deliver>`; implement with `Box::pin(async move { … })`.
+pub trait Deliver: Send + Sync {
+    fn deliver<'a>(&'a self, payload: &'a [u8]) -> DeliverFuture<'a>;
+}
+
+/// The gateway's answer to one delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliverResult {
+    /// A final answer: the record leaves the pending set.
+    Final(FinalAnswer),
+    /// Network error, timeout, 5xx, lost response: try again later (the upsert makes it safe).
+    Transient(String),
+    /// The API key was refused: retrying cannot help until an operator fixes it.
+    AuthFailed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinalAnswer {
+    Saved(Saved),
+    Declined(String),
+    Rejected(String),
+}
+
+/// What the gateway gave back for a saved customer (a token, not card data).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Saved {
+    pub token: Option<String>,
+}
+
+/// Raised on the broadcast channel from [`Uploader::subscribe`]. Reasons are masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadEvent {
+    Saved {
+        id: RecordId,
+        customer_id: String,
+        token: Option<String>,
+    },
+    Declined {
+        id: RecordId,
+        customer_id: String,
+        reason: String,
+    },
+    Rejected {
+        id: RecordId,
+        customer_id: String,
+        reason: String,
+    },
+    Retrying {
+        id: RecordId,
+        customer_id: String,
+        attempts: u32,
+        at_ms: i64,
+        reason: String,
+    },
+    /// Uploads are paused until [`Uploader::resume`].
+    AuthFailed {
+        reason: String,
+    },
+    Resumed,
+    /// Records dropped for age (never sent).
+    Expired {
+        count: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct UploaderConfig {
+    /// Deliveries in flight at most.
+    pub concurrency: usize,
+    pub backoff: Backoff,
+    /// Longest idle sleep of the background loop between looks at the queue.
+    pub idle_poll: Duration,
+}
+
+impl Default for UploaderConfig {
+    fn default() -> Self {
+        UploaderConfig {
+            concurrency: 4,
+            backoff: Backoff::default(),
+            idle_poll: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The outcome of [`Uploader::flush_once`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlushReport {
+    /// Saved and deleted.
+    pub sent: u64,
+    /// Declined, rejected or corrupt: kept as failed.
+    pub failed: u64,
+    /// Transient failures, rescheduled.
+    pub retried: u64,
+    /// Dropped for age.
+    pub expired: u64,
+    /// Still pending or sending afterwards.
+    pub remaining: u64,
+    /// Uploads are paused on an authentication failure.
+    pub auth_failed: bool,
+}
+
+struct Inner {
+    queue: Arc<Queue>,
+    deliver: Arc<dyn Deliver>,
+    cfg: UploaderConfig,
+    paused: watch::Sender<bool>,
+    events: broadcast::Sender<UploadEvent>,
+    nudge: Notify,
+}
+
+/// Cheap to clone; clones share the pause state and event channel.
+#[derive(Clone)]
+pub struct Uploader {
+    inner: Arc<Inner>,
+}
+
+/// The background loop started by [`Uploader::start`].
+pub struct UploaderTask {
+    stop: watch::Sender<bool>,
+    join: tokio::task::JoinHandle<Result<(), QueueError>>,
+}
+
+impl UploaderTask {
+    /// Graceful stop: claims nothing more, waits for the deliveries in flight, keeps the rest.
+    pub async fn stop(self) -> Result<(), QueueError> {
+        let _ = self.stop.send(true);
+        self.join
+            .await
+            .map_err(|_| QueueError::Storage("uploader task panicked".into()))?
+    }
+}
+
+/// What one delivery did to its row.
+enum Outcome {
+    Sent,
+    Failed,
+    Retried,
+    Paused,
+}
+
+async fn blocking<T, F>(queue: &Arc<Queue>, f: F) -> Result<T, QueueError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Queue) -> Result<T, QueueError> + Send + 'static,
+{
+    let q = queue.clone();
+    tokio::task::spawn_blocking(move || f(&q))
+        .await
+        .map_err(|_| QueueError::Storage("queue task panicked".into()))?
+}
+
+impl Uploader {
+    /// Recovers rows left `sending` by a crash (they go back to pending), then is ready.
+    pub fn new(
+        queue: Arc<Queue>,
+        deliver: Arc<dyn Deliver>,
+        cfg: UploaderConfig,
+    ) -> Result<Self, QueueError> {
+        let recovered = queue.recover()?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "queue: records left sending by a previous run are pending again"
+            );
+        }
+        let (events, _) = broadcast::channel(1024);
+        Ok(Uploader {
+            inner: Arc::new(Inner {
+                queue,
+                deliver,
+                cfg: UploaderConfig {
+                    concurrency: cfg.concurrency.max(1),
+                    ..cfg
+                },
+                paused: watch::Sender::new(false),
+                events,
+                nudge: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<UploadEvent> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        *self.inner.paused.borrow()
+    }
+
+    /// Lifts an authentication pause (the operator fixed the key).
+    pub fn resume(&self) {
+        if self
+            .inner
+            .paused
+            .send_if_modified(|p| std::mem::replace(p, false))
+        {
+            let _ = self.inner.events.send(UploadEvent::Resumed);
+        }
+    }
+
+    /// Wakes the background loop (call after an enqueue).
+    pub fn nudge(&self) {
+        self.inner.nudge.notify_one();
+    }
+
+    /// Sends every record due now (each at most once), then returns. Records that fail
+    /// transiently are rescheduled and counted in `remaining`.
+    pub async fn flush_once(&self) -> Result<FlushReport, QueueError> {
+        let (_keep, stop) = watch::channel(false);
+        drain(self.inner.clone(), true, stop).await
+    }
+
+    /// Starts the background loop on the current tokio runtime.
+    pub fn start(&self) -> UploaderTask {
+        let (tx, rx) = watch::channel(false);
+        let inner = self.inner.clone();
+        let join = tokio::spawn(async move { drain(inner, false, rx).await.map(|_| ()) });
+        UploaderTask { stop: tx, join }
+    }
+}
+
+async fn purge_expired(inner: &Arc<Inner>) -> Result<u64, QueueError> {
+    let n = blocking(&inner.queue, |q| q.purge_expired()).await?;
+    if n > 0 {
+        tracing::warn!(
+            count = n,
+            "queue: records expired before the gateway answered; dropped unsent"
+        );
+        let _ = inner.events.send(UploadEvent::Expired { count: n });
+    }
+    Ok(n)
+}
+
+/// The one loop behind `flush_once` (`once`) and the background task.
+async fn drain(
+    inner: Arc<Inner>,
+    once: bool,
+    mut stop: watch::Receiver<bool>,
+) -> Result<FlushReport, QueueError> {
+    let mut report = FlushReport {
+        expired: purge_expired(&inner).await?,
+        ..FlushReport::default()
+    };
+    let mut paused = inner.paused.subscribe();
+    let mut tasks: JoinSet<Result<Outcome, QueueError>> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, (RecordId, u32)> = HashMap::new();
+    let mut stop_gone = false;
+    loop {
+        let stopping = stop_gone || *stop.borrow_and_update();
+        let is_paused = *paused.borrow_and_update();
+        let free = inner.cfg.concurrency.saturating_sub(tasks.len());
+        let mut claimed_all_free = false;
+        if !stopping && !is_paused && free > 0 {
+            let claimed = blocking(&inner.queue, move |q| q.claim_due(free)).await?;
+            claimed_all_free = claimed.len() == free;
+            for c in claimed {
+                let key = (c.id, c.attempts);
+                let handle = tasks.spawn(deliver_one(inner.clone(), c));
+                in_flight.insert(handle.id(), key);
+            }
+        }
+        if tasks.is_empty() && (once || stopping) {
+            break;
+        }
+        if claimed_all_free && !tasks.is_empty() && tasks.len() < inner.cfg.concurrency {
+            continue;
+        }
+        let idle_wait = if tasks.is_empty() {
+            idle_wait(&inner, is_paused).await?
+        } else {
+            inner.cfg.idle_poll
+        };
+        tokio::select! {
+            biased;
+            done = tasks.join_next_with_id(), if !tasks.is_empty() => match done {
+                Some(Ok((task, outcome))) => {
+                    in_flight.remove(&task);
+                    match outcome? {
+                        Outcome::Sent => report.sent += 1,
+                        Outcome::Failed => report.failed += 1,
+                        Outcome::Retried => report.retried += 1,
+                        Outcome::Paused => {}
+                    }
+                }
+                Some(Err(e)) => {
+                    // The deliverer panicked: keep the record for a later try (with backoff,
+                    // so a deliverer that always panics cannot spin the loop).
+                    if let Some((id, attempts)) = in_flight.remove(&e.id()) {
+                        tracing::error!(record = id.0, "queue: deliverer panicked; record kept");
+                        let delay = inner.cfg.backoff.delay_random(attempts);
+                        blocking(&inner.queue, move |q| {
+                            let at = q.now_ms().saturating_add(
+                                i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
+                            );
+                            q.retry_later(id, "deliverer panicked", at)
+                        })
+                        .await?;
+                        report.retried += 1;
+                    }
+                }
+                None => {}
+            },
+            changed = stop.changed(), if !stopping => {
+                if changed.is_err() {
+                    stop_gone = true;
+                }
+            }
+            _ = paused.changed() => {}
+            _ = inner.nudge.notified(), if !once => {}
+            _ = tokio::time::sleep(idle_wait), if tasks.is_empty() => {
+                report.expired += purge_expired(&inner).await?;
+            }
+        }
+    }
+    let stats = blocking(&inner.queue, |q| q.stats()).await?;
+    report.remaining = stats.pending + stats.sending;
+    report.auth_failed = *inner.paused.borrow();
+    Ok(report)
+}
+
+/// How long the idle background loop sleeps: until the next record is due, within bounds.
+async fn idle_wait(inner: &Arc<Inner>, paused: bool) -> Result<Duration, QueueError> {
+    if paused {
+        return Ok(inner.cfg.idle_poll);
+    }
+    let (due, now) = blocking(&inner.queue, |q| Ok((q.next_due_ms()?, q.now_ms()))).await?;
+    // A floor keeps a record that is due but blocked behind its customer's older one from
+    // turning the loop into a spin.
+    let floor = Duration::from_millis(50).min(inner.cfg.idle_poll);
+    Ok(match due {
+        Some(at) => Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+            .clamp(floor, inner.cfg.idle_poll.max(floor)),
+        None => inner.cfg.idle_poll,
+    })
+}
+
+async fn deliver_one(inner: Arc<Inner>, claimed: Claimed) -> Result<Outcome, QueueError> {
+    let Claimed {
+        id,
+        customer_id,
+        attempts,
+        payload,
+        ..
+    } = claimed;
+    let result = inner.deliver.deliver(&payload).await;
+    drop(payload);
+    let q = &inner.queue;
+    match result {
+        DeliverResult::Final(FinalAnswer::Saved(saved)) => {
+            blocking(q, move |q| q.ack(id)).await?;
+            tracing::debug!(record = id.0, "queue: saved and deleted");
+            let _ = inner.events.send(UploadEvent::Saved {
+                id,
+                customer_id,
+                token: saved.token,
+            });
+            Ok(Outcome::Sent)
+        }
+        DeliverResult::Final(FinalAnswer::Declined(reason)) => {
+            let reason = mask_text(&reason);
+            let stored = format!("declined: {reason}");
+            blocking(q, move |q| q.fail(id, &stored)).await?;
+            let _ = inner.events.send(UploadEvent::Declined {
+                id,
+                customer_id,
+                reason,
+            });
+            Ok(Outcome::Failed)
+        }
+        DeliverResult::Final(FinalAnswer::Rejected(reason)) => {
+            let reason = mask_text(&reason);
+            let stored = format!("rejected: {reason}");
+            blocking(q, move |q| q.fail(id, &stored)).await?;
+            let _ = inner.events.send(UploadEvent::Rejected {
+                id,
+                customer_id,
+                reason,
+            });
+            Ok(Outcome::Failed)
+        }
+        DeliverResult::Transient(reason) => {
+            let reason = mask_text(&reason);
+            let delay = inner.cfg.backoff.delay_random(attempts);
+            let at_ms = q
+                .now_ms()
+                .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            let stored = reason.clone();
+            blocking(q, move |q| q.retry_later(id, &stored, at_ms)).await?;
+            tracing::info!(
+                record = id.0,
+                attempts,
+                delay_ms = delay.as_millis() as u64,
+                "queue: transient failure, will retry"
+            );
+            let _ = inner.events.send(UploadEvent::Retrying {
+                id,
+                customer_id,
+                attempts,
+                at_ms,
+                reason,
+            });
+            Ok(Outcome::Retried)
+        }
+        DeliverResult::AuthFailed(reason) => {
+            let reason = mask_text(&reason);
+            let stored = format!("auth failed: {reason}");
+            blocking(q, move |q| q.release(id, &stored)).await?;
+            if inner
+                .paused
+                .send_if_modified(|p| !std::mem::replace(p, true))
+            {
+                tracing::error!("queue: gateway refused the API key; uploads paused");
+                let _ = inner.events.send(UploadEvent::AuthFailed { reason });
+            }
+            Ok(Outcome::Paused)
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "uploader_tests.rs"]
+mod tests;
