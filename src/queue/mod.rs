@@ -12,6 +12,9 @@ mod seal;
 mod store;
 pub mod uploader;
 
+/// Queue file used when none is configured (`--queue`, `CARDLANE_QUEUE`, `[queue] path`).
+pub const DEFAULT_PATH: &str = "cardlane-queue.db";
+
 pub use error::QueueError;
 pub use key::{KeySource, QueueKey, KEY_ENV};
 pub use mask::mask_text;
