@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS records (
 );
 CREATE INDEX IF NOT EXISTS records_due ON records (state, next_attempt);
 CREATE INDEX IF NOT EXISTS records_customer ON records (customer_id, id);
+-- The cap count and expiry purge look at `created` only.
+CREATE INDEX IF NOT EXISTS records_created ON records (created);
 ";
 
 /// Limits and key for [`Queue::open`].
