@@ -376,6 +376,12 @@ impl Queue {
     /// never overwrite a newer one at the gateway. A row that fails authentication is marked
     /// failed (`corrupt`) instead of being handed out.
     pub fn claim_due(&self, n: usize) -> Result<Vec<Claimed>, QueueError> {
+        self.claim_due_by(n, self.now_ms())
+    }
+
+    /// [`Queue::claim_due`] for records due by `due_by_ms` (a flush that started earlier
+    /// passes its start, so a record rescheduled during the flush is not tried twice).
+    pub fn claim_due_by(&self, n: usize, due_by_ms: i64) -> Result<Vec<Claimed>, QueueError> {
         let sealer = self.sealer.as_ref().ok_or(QueueError::NoKey)?;
         if n == 0 {
             return Ok(Vec::new());
@@ -395,7 +401,11 @@ impl Queue {
                  ORDER BY next_attempt, id LIMIT ?3",
             )?;
             let rows = select.query_map(
-                params![now, cutoff, i64::try_from(n).unwrap_or(i64::MAX)],
+                params![
+                    due_by_ms.min(now),
+                    cutoff,
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                ],
                 |r| {
                     Ok((
                         r.get::<_, i64>(0)?,

@@ -229,8 +229,8 @@ impl Uploader {
         self.inner.nudge.notify_one();
     }
 
-    /// Sends every record due now (each at most once), then returns. Records that fail
-    /// transiently are rescheduled and counted in `remaining`.
+    /// Sends every record due when it starts (each at most once, so it always ends), then
+    /// returns. Records that fail transiently are rescheduled and counted in `remaining`.
     pub async fn flush_once(&self) -> Result<FlushReport, QueueError> {
         let (_keep, stop) = watch::channel(false);
         drain(self.inner.clone(), true, stop).await
@@ -271,14 +271,15 @@ async fn drain(
     let mut tasks: JoinSet<Result<Outcome, QueueError>> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, (RecordId, u32)> = HashMap::new();
     let mut stop_gone = false;
+    // A flush tries what was due when it started, each record at most once.
+    let flush_start = inner.queue.now_ms();
     loop {
         let stopping = stop_gone || *stop.borrow_and_update();
         let is_paused = *paused.borrow_and_update();
         let free = inner.cfg.concurrency.saturating_sub(tasks.len());
-        let mut claimed_all_free = false;
         if !stopping && !is_paused && free > 0 {
-            let claimed = blocking(&inner.queue, move |q| q.claim_due(free)).await?;
-            claimed_all_free = claimed.len() == free;
+            let due_by = if once { flush_start } else { i64::MAX };
+            let claimed = blocking(&inner.queue, move |q| q.claim_due_by(free, due_by)).await?;
             for c in claimed {
                 let key = (c.id, c.attempts);
                 let handle = tasks.spawn(deliver_one(inner.clone(), c));
@@ -287,9 +288,6 @@ async fn drain(
         }
         if tasks.is_empty() && (once || stopping) {
             break;
-        }
-        if claimed_all_free && !tasks.is_empty() && tasks.len() < inner.cfg.concurrency {
-            continue;
         }
         let idle_wait = if tasks.is_empty() {
             idle_wait(&inner, is_paused).await?
@@ -315,10 +313,7 @@ async fn drain(
                         tracing::error!(record = id.0, "queue: deliverer panicked; record kept");
                         let delay = inner.cfg.backoff.delay_random(attempts);
                         blocking(&inner.queue, move |q| {
-                            let at = q.now_ms().saturating_add(
-                                i64::try_from(delay.as_millis()).unwrap_or(i64::MAX),
-                            );
-                            q.retry_later(id, "deliverer panicked", at)
+                            q.retry_later(id, "deliverer panicked", retry_at(q, delay))
                         })
                         .await?;
                         report.retried += 1;
@@ -358,6 +353,12 @@ async fn idle_wait(inner: &Arc<Inner>, paused: bool) -> Result<Duration, QueueEr
             .clamp(floor, inner.cfg.idle_poll.max(floor)),
         None => inner.cfg.idle_poll,
     })
+}
+
+/// Retry time for a record: strictly after now, so a running flush never picks it again.
+fn retry_at(q: &Queue, delay: Duration) -> i64 {
+    let ms = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX).max(1);
+    q.now_ms().saturating_add(ms)
 }
 
 async fn deliver_one(inner: Arc<Inner>, claimed: Claimed) -> Result<Outcome, QueueError> {
@@ -407,9 +408,7 @@ async fn deliver_one(inner: Arc<Inner>, claimed: Claimed) -> Result<Outcome, Que
         DeliverResult::Transient(reason) => {
             let reason = mask_text(&reason);
             let delay = inner.cfg.backoff.delay_random(attempts);
-            let at_ms = q
-                .now_ms()
-                .saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
+            let at_ms = retry_at(q, delay);
             let stored = reason.clone();
             blocking(q, move |q| q.retry_later(id, &stored, at_ms)).await?;
             tracing::info!(

@@ -388,3 +388,25 @@ async fn new_recovers_rows_left_sending() {
     let up = Uploader::new(e.queue.clone(), Fake::saving(), cfg(1)).unwrap();
     assert_eq!(up.flush_once().await.unwrap().sent, 2);
 }
+
+#[tokio::test]
+async fn flush_tries_each_record_once_even_without_backoff() {
+    let e = env();
+    fill(&e.queue, 4);
+    let fake = Fake::new(|_, _| DeliverResult::Transient("connection refused".into()));
+    let up = Uploader::new(
+        e.queue.clone(),
+        fake.clone(),
+        UploaderConfig {
+            backoff: Backoff {
+                base: Duration::ZERO,
+                max: Duration::ZERO,
+            },
+            ..cfg(2)
+        },
+    )
+    .unwrap();
+    let r = up.flush_once().await.unwrap();
+    assert_eq!((r.sent, r.retried, r.remaining), (0, 4, 4));
+    assert!(fake.calls().values().all(|n| *n == 1));
+}
