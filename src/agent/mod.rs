@@ -1,1 +1,2 @@
 //! The pipeline, configuration, the local API for kiosks.
+pub mod config;
