@@ -1,2 +1,4 @@
 //! The pipeline, configuration, the local API for kiosks.
+pub mod captures;
 pub mod config;
+pub mod events;
