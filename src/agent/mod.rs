@@ -2,3 +2,4 @@
 pub mod captures;
 pub mod config;
 pub mod events;
+pub mod metrics;
