@@ -1,4 +1,5 @@
 //! The pipeline, configuration, the local API for kiosks.
+pub mod api;
 pub mod captures;
 pub mod config;
 pub mod events;
