@@ -288,7 +288,8 @@ impl Captures {
     }
 
     /// Gives a taken capture back (its swipe could not be used, e.g. a bad read) so that the
-    /// next swipe serves it. It keeps its place in line and its deadline.
+    /// next swipe serves it. It keeps its place in line and its deadline, even if that puts its
+    /// reader over `max_waiting` for a while (the limit applies to arming).
     pub fn release(&self, id: &str) -> Result<(), CaptureError> {
         let mut inner = self.lock();
         let e = inner.entries.get_mut(id).ok_or(CaptureError::Unknown)?;
@@ -633,6 +634,95 @@ mod tests {
         assert!(c.get(&ids[1]).is_none());
         assert!(c.get(&ids[2]).is_some());
         assert!(c.get(&ids[4]).is_some());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Arm(Option<u8>, u64),
+        Swipe(u8),
+        Cancel(usize),
+        Complete(usize),
+        Release(usize),
+        Wait(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (proptest::option::of(0u8..3), 1u64..20).prop_map(|(r, t)| Step::Arm(r, t)),
+            (0u8..3).prop_map(Step::Swipe),
+            (0usize..16).prop_map(Step::Cancel),
+            (0usize..16).prop_map(Step::Complete),
+            (0usize..16).prop_map(Step::Release),
+            (0u64..10).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of calls: no panic, arming is refused exactly at the limit,
+        /// a swipe only ever gets a capture for its reader or any reader, and never one that
+        /// another swipe holds.
+        #[test]
+        fn random_sequences_keep_the_rules(steps in proptest::collection::vec(step(), 0..60)) {
+            let c = Captures::new(2);
+            let mut now = Instant::now();
+            let mut ids: Vec<String> = Vec::new();
+            let mut held: std::collections::HashSet<String> = Default::default();
+            for s in steps {
+                match s {
+                    Step::Arm(r, t) => {
+                        let reader = r.map(|r| format!("r{r}"));
+                        // Time-outs first, so the count is what arm_at will see.
+                        let _ = c.get_at("", now);
+                        let before = c
+                            .lock()
+                            .entries
+                            .values()
+                            .filter(|e| e.armed() && e.reader == reader)
+                            .count();
+                        match c.arm_at(reader, fields("p"), Duration::from_secs(t), now) {
+                            Ok(id) => {
+                                proptest::prop_assert!(before < 2);
+                                ids.push(id);
+                            }
+                            Err(e) => {
+                                proptest::prop_assert!(before >= 2);
+                                proptest::prop_assert_eq!(e.code(), "capture-limit");
+                            }
+                        }
+                    }
+                    Step::Swipe(r) => {
+                        let name = format!("r{r}");
+                        if let Some(a) = c.take_for_swipe_at(&name, now) {
+                            proptest::prop_assert!(a.reader.as_deref().map_or(true, |x| x == name));
+                            proptest::prop_assert!(held.insert(a.id.clone()), "taken twice");
+                        }
+                    }
+                    Step::Cancel(i) => {
+                        if let Some(id) = ids.get(i) {
+                            let _ = c.cancel_at(id, now);
+                        }
+                    }
+                    Step::Complete(i) => {
+                        if let Some(id) = ids.get(i) {
+                            if c.complete(id, saved("x")).is_ok() {
+                                held.remove(id);
+                            }
+                        }
+                    }
+                    Step::Release(i) => {
+                        if let Some(id) = ids.get(i) {
+                            if c.release(id).is_ok() {
+                                held.remove(id);
+                            }
+                        }
+                    }
+                    Step::Wait(secs) => now += Duration::from_secs(secs),
+                }
+                let inner = c.lock();
+                proptest::prop_assert_eq!(inner.entries.len(), inner.order.len());
+            }
+        }
     }
 
     #[test]

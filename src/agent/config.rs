@@ -287,6 +287,69 @@ impl Default for DevicesConfig {
     }
 }
 
+/// A complete configuration with every key at its default (readers aside), for the README and
+/// `cardlane run` users. A test checks that it parses to exactly [`Config::default`] plus its
+/// two readers.
+pub const EXAMPLE: &str = r#"# cardlane run --config /etc/cardlane/cardlane.toml
+[gateway]
+base_url = "https://apisandbox.onepay.com"  # http:// only to a loopback host (the simulator)
+customer_path = "/Customer"
+# api_key_file = "/etc/cardlane/api-key"    # or CARDLANE_API_KEY in the environment
+connect_timeout = "5s"
+total_timeout = "30s"
+
+[gateway.retry]
+initial_backoff = "1s"                      # doubles up to max_backoff
+max_backoff = "5m"
+max_attempts = 0                            # 0: until the record expires (queue.max_age)
+
+[queue]
+path = "/var/lib/cardlane/queue.db"
+max_records = 1000
+max_age = "48h"
+
+[api]
+enabled = true
+listen = "127.0.0.1:7878"                   # loopback unless allow_remote = true
+token_file = "/var/lib/cardlane/api-token"  # created 0600 with a random token if missing
+allow_remote = false
+capture_timeout = "60s"                     # when a capture gives no timeout_s
+max_capture_timeout = "10m"
+max_waiting_captures = 4                    # per reader; one more gets 409
+
+[[readers]]
+id = "front"
+device = "serial:/dev/ttyUSB0@9600"
+# profile = "idtech-securemag-serial"       # forced profile; matched from ids otherwise
+
+[[readers]]
+device = "hid:0801:0011"                    # id defaults to the selector
+
+[lane]
+on_swipe = "save"                           # no capture armed: "save" (Track 1 name) or "ignore"
+# client_ip = "10.0.0.5"
+# device_code = "IDTECH"
+customer_id_prefix = "CL"
+allow_clear_text = false                    # clear-text (non-encrypting) readers
+
+[lane.entry_modes]
+swipe = "90"
+contactless_msd = "91"
+chip = "05"
+contactless_chip = "07"
+fallback = "80"
+manual = "01"
+
+[log]
+format = "human"                            # or "json"
+level = "info"                              # CARDLANE_LOG wins
+
+[devices]
+# profiles_dir = "/etc/cardlane/devices"    # extra reader profiles
+hotplug = true
+poll_interval = "1s"
+"#;
+
 impl Config {
     /// Reads and checks a configuration file.
     pub fn load(path: &Path) -> Result<Config> {
@@ -885,6 +948,7 @@ fn parse_devices(s: Section<'_>) -> Result<DevicesConfig> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prop_assert_eq;
 
     fn err(text: &str) -> ConfigError {
         match Config::from_toml_str(text) {
@@ -1259,6 +1323,44 @@ poll_interval = "250ms"
         assert_eq!(c.gateway.base_url, "http://[::1]:8080");
         let c = Config::from_toml_str("[api]\nlisten = \"[::1]:7878\"").unwrap();
         assert!(c.api.listen.is_ipv6());
+    }
+
+    #[test]
+    fn example_is_the_defaults_plus_two_readers() {
+        let c = Config::from_toml_str(EXAMPLE).unwrap();
+        assert_eq!(c.readers.len(), 2);
+        assert_eq!(c.readers[0].id, "front");
+        assert_eq!(c.readers[1].id, "hid:0801:0011");
+        assert_eq!(
+            Config {
+                readers: Vec::new(),
+                ..c
+            },
+            Config::default()
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            let _ = Config::from_toml_str(&text);
+            let _ = parse_duration(&text);
+            let _ = check_base_url(&text);
+        }
+
+        #[test]
+        fn mutated_example_never_panics(cut in 0usize..2000, insert in "[\\[\\]=\"a-z0-9.\n ]{0,12}") {
+            let mut text = EXAMPLE.to_string();
+            let at = text.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(text.len());
+            text.insert_str(at, &insert);
+            let _ = Config::from_toml_str(&text);
+        }
+
+        #[test]
+        fn durations_round_trip(n in 0u64..1_000_000, unit in 0usize..5) {
+            let (suffix, ms) = [("ms", 1u64), ("s", 1000), ("m", 60_000), ("h", 3_600_000), ("d", 86_400_000)][unit];
+            prop_assert_eq!(parse_duration(&format!("{n}{suffix}")), Some(Duration::from_millis(n * ms)));
+        }
     }
 
     #[test]

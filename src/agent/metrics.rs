@@ -509,6 +509,19 @@ mod tests {
             .all(|l| l.starts_with('#') || l.starts_with("cardlane_")));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_label_value_round_trips(reader in "\\PC{0,40}", format in "[a-z\\-\"\\\\\n]{0,20}") {
+            let m = Metrics::new();
+            m.swipe(&reader, &format);
+            let (_, _, s) = parse(&m.render());
+            proptest::prop_assert_eq!(
+                value(&s, "cardlane_swipes_total", &[("reader", &reader), ("format", &format)]),
+                Some(1.0)
+            );
+        }
+    }
+
     #[test]
     fn numbers() {
         assert_eq!(number(1.0), "1");
