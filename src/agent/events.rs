@@ -73,6 +73,7 @@ pub enum LaneEvent {
         format: Option<String>,
         entry_mode: Option<String>,
         masked_pan: Option<MaskedPanText>,
+        #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
         capture_id: Option<String>,
         error_code: Option<String>,
@@ -84,6 +85,7 @@ pub enum LaneEvent {
         customer_id: String,
         token: Option<String>,
         masked_pan: Option<MaskedPanText>,
+        #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
     /// Durable in the queue, not yet acknowledged by the gateway.
@@ -92,6 +94,7 @@ pub enum LaneEvent {
         capture_id: Option<String>,
         customer_id: String,
         masked_pan: Option<MaskedPanText>,
+        #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
     /// A final failure: declined, rejected, or could not be kept.
@@ -102,8 +105,27 @@ pub enum LaneEvent {
         code: String,
         error: String,
         masked_pan: Option<MaskedPanText>,
+        #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
+}
+
+/// Writes at most the last four characters of `last4`, whatever the caller put there.
+fn last4_only<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        None => s.serialize_none(),
+        Some(text) => {
+            let tail: String = text
+                .chars()
+                .rev()
+                .take(4)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            s.serialize_str(&tail)
+        }
+    }
 }
 
 impl LaneEvent {
@@ -216,6 +238,20 @@ mod tests {
             d.to_json(),
             r#"{"type":"reader-detached","reader":"r","reason":null}"#
         );
+    }
+
+    #[test]
+    fn last4_never_carries_more_than_four() {
+        let e = LaneEvent::Queued {
+            reader: None,
+            capture_id: None,
+            customer_id: "CL2".into(),
+            masked_pan: None,
+            last4: Some("4005571701111111".into()),
+        };
+        let json = e.to_json();
+        assert!(json.contains("\"last4\":\"1111\""), "{json}");
+        assert!(!json.contains("4005571701111111"));
     }
 
     #[tokio::test]

@@ -28,6 +28,8 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         .and_then(|v| bearer(v.as_bytes()))
         .is_some_and(|t| state.api.token.verify(t));
     if !authorized {
+        // The path only: never headers, which may hold a (wrong) token.
+        tracing::warn!(path = %req.uri().path(), "local API: request without a valid token refused");
         return refuse(req.into_body(), ApiError::unauthorized()).await;
     }
     let declared = req

@@ -196,3 +196,28 @@ pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<ServerHa
     });
     Ok(ServerHandle { addr, stop, task })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_is_loopback_unless_allowed() {
+        let e = bind("0.0.0.0:0".parse().unwrap(), false).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        let l = bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
+        assert!(l.local_addr().unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn settings_follow_the_config() {
+        let c = ApiConfig {
+            capture_timeout: Duration::from_secs(5),
+            max_capture_timeout: Duration::from_secs(9),
+            ..ApiConfig::default()
+        };
+        let s = ApiSettings::from(&c);
+        assert_eq!(s.default_capture_timeout, Duration::from_secs(5));
+        assert_eq!(s.max_capture_timeout, Duration::from_secs(9));
+    }
+}
