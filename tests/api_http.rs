@@ -319,6 +319,7 @@ async fn bad_requests_name_the_field() {
         ),
         (json!({"customer": {"zip": 32503}}), "zip"),
         (json!({"customer": {}, "colour": "red"}), "colour"),
+        (json!({"4111111111111111 x": 1}), "body"),
         (json!({"customer": []}), "customer"),
         (json!({"reader": 7}), "reader"),
         (json!({"reader": "side-door"}), "reader"),

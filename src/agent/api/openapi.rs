@@ -169,7 +169,6 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "The agent's API for kiosks and supervisors. Every route needs `Authorization: Bearer <token>` (the token file named by `api.token_file`)."
         },
-        "servers": [{"url": "http://127.0.0.1:7878"}],
         "security": [{"bearer": []}],
         "paths": paths,
         "components": {

@@ -152,10 +152,19 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         .keys()
         .find(|k| !["reader", "customer", "timeout_s"].contains(&k.as_str()))
     {
-        return Err(ApiError::field(
-            unknown,
-            format!("unknown field `{unknown}`"),
-        ));
+        // Name the key only when it looks like one: the body is not echoed back.
+        let plain = unknown.len() <= 64
+            && unknown
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        return Err(if plain {
+            ApiError::field(unknown, format!("unknown field `{unknown}`"))
+        } else {
+            ApiError::field(
+                "body",
+                "the body has an unknown field (expected reader, customer, timeout_s)",
+            )
+        });
     }
     let reader = match body.remove("reader") {
         None | Some(Value::Null) => None,
