@@ -1,1 +1,6 @@
 //! The pipeline, configuration, the local API for kiosks.
+pub mod api;
+pub mod captures;
+pub mod config;
+pub mod events;
+pub mod metrics;

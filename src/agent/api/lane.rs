@@ -1,0 +1,82 @@
+//! What the API needs from the running agent. The pipeline implements [`Lane`]; tests use a
+//! fake. Captures are not part of it: they live in [`crate::agent::captures::Captures`], which
+//! the pipeline consults on every swipe.
+
+use serde::Serialize;
+
+use crate::agent::events::MaskedPanText;
+
+/// The agent as the API sees it. Calls may block briefly (the queue is a database): the API
+/// runs them on the blocking pool.
+pub trait Lane: Send + Sync + 'static {
+    /// Configured and hot-plugged readers, attached or not.
+    fn readers(&self) -> Vec<ReaderInfo>;
+    /// What the durable queue holds.
+    fn queue(&self) -> QueueInfo;
+    /// The gateway as last seen by the uploader.
+    fn gateway(&self) -> GatewayState;
+    /// Checks the `customer` object a kiosk posts with a capture (Customer API rules: lengths,
+    /// `zip` 5 or 9 digits, `phone_number` 10 digits, …). `Err` names the first bad field.
+    fn validate_customer(&self, fields: &serde_json::Value) -> Result<(), FieldError>;
+}
+
+/// A customer field the gateway would refuse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// The key as the kiosk sent it inside `customer`, e.g. `zip`.
+    pub field: String,
+    /// Why, for people; never the value itself.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReaderState {
+    Connected,
+    Disconnected,
+    /// Present but unusable (permissions, no matching profile, …): see `error`.
+    Error,
+}
+
+/// One reader for `GET /v1/readers` and health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReaderInfo {
+    /// The name captures, events and metrics use.
+    pub id: String,
+    /// The device selector.
+    pub device: String,
+    pub profile: Option<String>,
+    pub transport: Option<String>,
+    pub state: ReaderState,
+    /// From the configuration (as opposed to found by hot-plug).
+    pub configured: bool,
+    pub error: Option<String>,
+}
+
+/// Queue summary and records for `GET /v1/queue` (health shows `held` and `oldest_age_s`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
+pub struct QueueInfo {
+    pub held: u64,
+    /// 0 when the queue is empty.
+    pub oldest_age_s: u64,
+    pub records: Vec<QueueRecordInfo>,
+}
+
+/// A queued record as operators may see it: never card data beyond the masked PAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueueRecordInfo {
+    pub customer_id: String,
+    pub state: String,
+    pub attempts: u32,
+    pub age_s: u64,
+    pub last_error: Option<String>,
+    pub masked_pan: Option<MaskedPanText>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GatewayState {
+    Reachable,
+    Unreachable,
+    AuthFailed,
+}

@@ -1,0 +1,223 @@
+//! The local API for kiosks and supervisors (design.md §3): bearer token on every route, bodies
+//! up to 64 KiB, loopback by default, JSON errors that name the bad field.
+//!
+//! ```text
+//! GET    /v1/health         GET /v1/readers      GET /v1/queue
+//! POST   /v1/captures       GET|DELETE /v1/captures/{id}
+//! GET    /v1/events (SSE)   GET /metrics         GET /v1/openapi.json
+//! ```
+//! The agent plugs in through [`Lane`]; captures go through the shared
+//! [`Captures`] registry, events through the [`EventHub`].
+
+mod error;
+mod guard;
+mod lane;
+mod openapi;
+mod routes;
+pub mod token;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::routing::MethodRouter;
+use axum::Router;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use error::ApiError;
+pub use guard::BODY_LIMIT;
+pub use lane::{
+    FieldError, GatewayState, Lane, QueueInfo, QueueRecordInfo, ReaderInfo, ReaderState,
+};
+pub use openapi::document as openapi_document;
+pub use routes::Op;
+pub use token::ApiToken;
+
+use crate::agent::captures::Captures;
+use crate::agent::config::ApiConfig;
+use crate::agent::events::EventHub;
+use crate::agent::metrics::Metrics;
+
+/// Capture time-outs as the API applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// For a capture posted without `timeout_s`.
+    pub default_capture_timeout: Duration,
+    /// Largest `timeout_s` accepted.
+    pub max_capture_timeout: Duration,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings::from(&ApiConfig::default())
+    }
+}
+
+impl From<&ApiConfig> for ApiSettings {
+    fn from(c: &ApiConfig) -> Self {
+        ApiSettings {
+            default_capture_timeout: c.capture_timeout,
+            max_capture_timeout: c.max_capture_timeout,
+        }
+    }
+}
+
+/// Everything the API serves from. Cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub lane: Arc<dyn Lane>,
+    pub captures: Arc<Captures>,
+    pub events: EventHub,
+    pub metrics: Arc<Metrics>,
+    pub settings: ApiSettings,
+    token: Arc<ApiToken>,
+}
+
+impl ApiState {
+    pub fn new(
+        lane: Arc<dyn Lane>,
+        captures: Arc<Captures>,
+        events: EventHub,
+        metrics: Arc<Metrics>,
+        token: ApiToken,
+        settings: ApiSettings,
+    ) -> ApiState {
+        ApiState {
+            lane,
+            captures,
+            events,
+            metrics,
+            settings,
+            token: Arc::new(token),
+        }
+    }
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("captures", &self.captures)
+            .field("events", &self.events)
+            .field("settings", &self.settings)
+            .field("token", &self.token)
+            .finish()
+    }
+}
+
+/// The state handlers see: the API state plus the shutdown signal long-lived streams watch.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) api: ApiState,
+    pub(crate) shutdown: watch::Receiver<bool>,
+}
+
+fn build_router(state: AppState) -> Router {
+    let mut by_path: BTreeMap<&'static str, MethodRouter<AppState>> = BTreeMap::new();
+    for op in Op::ALL {
+        let mr = by_path.remove(op.path()).unwrap_or_default();
+        by_path.insert(op.path(), op.attach(mr));
+    }
+    let mut router: Router<AppState> = Router::new();
+    for (path, mr) in by_path {
+        router = router.route(path, mr);
+    }
+    router
+        .fallback(|| async {
+            ApiError::not_found("no-route", "no such route (see GET /v1/openapi.json)")
+        })
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .with_state(state)
+}
+
+/// The router alone (no shutdown signal), e.g. to mount under another server.
+pub fn router(state: ApiState) -> Router {
+    let (_tx, rx) = watch::channel(false);
+    build_router(AppState {
+        api: state,
+        shutdown: rx,
+    })
+}
+
+/// Binds the API's listener. Refuses a non-loopback address unless `allow_remote`.
+pub async fn bind(addr: SocketAddr, allow_remote: bool) -> std::io::Result<TcpListener> {
+    if !allow_remote && !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            "the API listens on loopback only unless api.allow_remote is set",
+        ));
+    }
+    TcpListener::bind(addr).await
+}
+
+/// A running server. Dropping it leaves the server running; call [`ServerHandle::shutdown`].
+#[derive(Debug)]
+pub struct ServerHandle {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl ServerHandle {
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, ends event streams, lets requests in flight finish, then returns.
+    pub async fn shutdown(self) -> std::io::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Serves the API on `listener` until [`ServerHandle::shutdown`]. Must be called inside a
+/// tokio runtime.
+pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<ServerHandle> {
+    let addr = listener.local_addr()?;
+    let (stop, rx) = watch::channel(false);
+    let router = build_router(AppState {
+        api: state,
+        shutdown: rx.clone(),
+    });
+    let mut signal = rx;
+    let task = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                if signal.wait_for(|s| *s).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+            .await
+    });
+    Ok(ServerHandle { addr, stop, task })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn bind_is_loopback_unless_allowed() {
+        let e = bind("0.0.0.0:0".parse().unwrap(), false).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
+        let l = bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
+        assert!(l.local_addr().unwrap().ip().is_loopback());
+    }
+
+    #[test]
+    fn settings_follow_the_config() {
+        let c = ApiConfig {
+            capture_timeout: Duration::from_secs(5),
+            max_capture_timeout: Duration::from_secs(9),
+            ..ApiConfig::default()
+        };
+        let s = ApiSettings::from(&c);
+        assert_eq!(s.default_capture_timeout, Duration::from_secs(5));
+        assert_eq!(s.max_capture_timeout, Duration::from_secs(9));
+    }
+}

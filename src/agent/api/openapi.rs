@@ -1,0 +1,199 @@
+//! The OpenAPI 3 document served at `/v1/openapi.json`, built from [`Op::ALL`] so that it lists
+//! exactly the routes the router serves.
+
+use serde_json::{json, Map, Value};
+
+use super::guard::BODY_LIMIT;
+use super::routes::Op;
+
+fn error_ref(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    })
+}
+
+fn json_ok(description: &str, schema: &str) -> Value {
+    json!({
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+    })
+}
+
+fn operation(op: Op) -> Value {
+    let (id, summary, mut responses) = match op {
+        Op::Health => (
+            "getHealth",
+            "Readers, queue and gateway at a glance.",
+            json!({"200": json_ok("Health", "Health")}),
+        ),
+        Op::Readers => (
+            "listReaders",
+            "Attached and configured readers and their state.",
+            json!({"200": json_ok("Readers", "Readers")}),
+        ),
+        Op::ArmCapture => (
+            "armCapture",
+            "Arms the next swipe on a reader (or any reader); its card data joins these customer fields.",
+            json!({
+                "202": json_ok("Armed, waiting for a swipe", "Capture"),
+                "400": error_ref("A bad field; `error.field` names it"),
+                "409": error_ref("Too many captures already waiting for this reader"),
+                "413": error_ref(&format!("Body over {BODY_LIMIT} bytes")),
+            }),
+        ),
+        Op::GetCapture => (
+            "getCapture",
+            "A capture's state and, once known, the gateway's outcome.",
+            json!({
+                "200": json_ok("The capture", "Capture"),
+                "404": error_ref("No such capture"),
+            }),
+        ),
+        Op::CancelCapture => (
+            "cancelCapture",
+            "Cancels a capture that has no swipe yet.",
+            json!({
+                "200": json_ok("Cancelled", "Capture"),
+                "404": error_ref("No such capture"),
+                "409": error_ref("Already finished, or a swipe is being processed"),
+            }),
+        ),
+        Op::Events => (
+            "streamEvents",
+            "Server-Sent Events: reader-attached, reader-detached, swipe, saved, queued, failed (card data masked).",
+            json!({"200": {
+                "description": "An event stream; `event:` is the kind, `data:` a LaneEvent",
+                "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/LaneEvent"}}}
+            }}),
+        ),
+        Op::Queue => (
+            "getQueue",
+            "What the durable queue holds (masked PANs only).",
+            json!({"200": json_ok("The queue", "Queue")}),
+        ),
+        Op::Metrics => (
+            "getMetrics",
+            "Prometheus text exposition, names prefixed `cardlane_`.",
+            json!({"200": {
+                "description": "Metrics",
+                "content": {"text/plain": {"schema": {"type": "string"}}}
+            }}),
+        ),
+        Op::OpenApi => (
+            "getOpenApi",
+            "This document.",
+            json!({"200": {
+                "description": "OpenAPI 3 document",
+                "content": {"application/json": {"schema": {"type": "object"}}}
+            }}),
+        ),
+    };
+    if let Some(r) = responses.as_object_mut() {
+        r.insert("401".into(), error_ref("Missing or wrong bearer token"));
+    }
+    let mut o = json!({"operationId": id, "summary": summary, "responses": responses});
+    if let Some(obj) = o.as_object_mut() {
+        if matches!(op, Op::GetCapture | Op::CancelCapture) {
+            obj.insert(
+                "parameters".into(),
+                json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]),
+            );
+        }
+        if op == Op::ArmCapture {
+            obj.insert(
+                "requestBody".into(),
+                json!({"required": true, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/CaptureRequest"}}}}),
+            );
+        }
+    }
+    o
+}
+
+fn schemas() -> Value {
+    let nullable_string = json!({"type": "string", "nullable": true});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}}}},
+        "Reader": {"type": "object", "required": ["id", "device", "state"], "properties": {
+            "id": {"type": "string"}, "device": {"type": "string"},
+            "profile": nullable_string, "transport": nullable_string,
+            "state": {"type": "string", "enum": ["connected", "disconnected", "error"]},
+            "configured": {"type": "boolean"}, "error": nullable_string}},
+        "Readers": {"type": "object", "properties": {"readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}}}},
+        "Health": {"type": "object", "required": ["status", "readers", "queue", "gateway"], "properties": {
+            "status": {"type": "string", "enum": ["ok"]},
+            "readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}},
+            "queue": {"type": "object", "properties": {"held": {"type": "integer"}, "oldest_age_s": {"type": "integer"}}},
+            "gateway": {"type": "string", "enum": ["reachable", "unreachable", "auth-failed"]}}},
+        "CaptureRequest": {"type": "object", "additionalProperties": false, "properties": {
+            "reader": {"type": "string", "description": "Reader id or device selector; absent: any reader"},
+            "customer": {"type": "object", "description": "Customer API `customer` fields"},
+            "timeout_s": {"type": "number", "exclusiveMinimum": 0}}},
+        "Capture": {"type": "object", "required": ["id", "state"], "properties": {
+            "id": {"type": "string"},
+            "state": {"type": "string", "enum": ["waiting", "saved", "queued", "declined", "rejected", "failed", "timed-out", "cancelled"]},
+            "reader": nullable_string, "swiped": {"type": "boolean"},
+            "customer_id": nullable_string, "token": nullable_string,
+            "masked_pan": nullable_string, "error": nullable_string}},
+        "Queue": {"type": "object", "properties": {
+            "held": {"type": "integer"}, "oldest_age_s": {"type": "integer"},
+            "records": {"type": "array", "items": {"type": "object", "properties": {
+                "customer_id": {"type": "string"}, "state": {"type": "string"},
+                "attempts": {"type": "integer"}, "age_s": {"type": "integer"},
+                "last_error": nullable_string, "masked_pan": nullable_string}}}}},
+        "LaneEvent": {"type": "object", "required": ["type"], "properties": {
+            "type": {"type": "string", "enum": ["reader-attached", "reader-detached", "swipe", "saved", "queued", "failed"]},
+            "reader": nullable_string, "masked_pan": nullable_string, "last4": nullable_string,
+            "capture_id": nullable_string, "customer_id": nullable_string}}
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for op in Op::ALL {
+        let entry = paths
+            .entry(op.path())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if let Some(obj) = entry.as_object_mut() {
+            obj.insert(op.method().as_str().to_ascii_lowercase(), operation(op));
+        }
+    }
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "cardlane local API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The agent's API for kiosks and supervisors. Every route needs `Authorization: Bearer <token>` (the token file named by `api.token_file`)."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "schemas": schemas()
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_ref_resolves() {
+        let doc = document();
+        let text = doc.to_string();
+        let schemas = doc["components"]["schemas"].as_object().unwrap();
+        for part in text.split("#/components/schemas/").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            assert!(schemas.contains_key(&name), "{name}");
+        }
+        assert_eq!(doc["openapi"], "3.0.3");
+    }
+}

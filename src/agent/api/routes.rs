@@ -1,0 +1,317 @@
+//! The routes of design.md §3. [`Op::ALL`] is the one list: the router and the OpenAPI
+//! document are both built from it.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use axum::Json;
+use futures_util::StreamExt;
+use serde_json::{json, Map, Value};
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::error::ApiError;
+use super::guard::read_body;
+use super::lane::Lane;
+use super::AppState;
+use crate::agent::captures::{CaptureError, CaptureStatus};
+use crate::agent::metrics;
+
+/// One operation of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Health,
+    Readers,
+    ArmCapture,
+    GetCapture,
+    CancelCapture,
+    Events,
+    Queue,
+    Metrics,
+    OpenApi,
+}
+
+impl Op {
+    pub const ALL: [Op; 9] = [
+        Op::Health,
+        Op::Readers,
+        Op::ArmCapture,
+        Op::GetCapture,
+        Op::CancelCapture,
+        Op::Events,
+        Op::Queue,
+        Op::Metrics,
+        Op::OpenApi,
+    ];
+
+    pub fn method(self) -> Method {
+        match self {
+            Op::ArmCapture => Method::POST,
+            Op::CancelCapture => Method::DELETE,
+            _ => Method::GET,
+        }
+    }
+
+    /// The path, in the `{param}` syntax shared by axum and OpenAPI.
+    pub fn path(self) -> &'static str {
+        match self {
+            Op::Health => "/v1/health",
+            Op::Readers => "/v1/readers",
+            Op::ArmCapture => "/v1/captures",
+            Op::GetCapture | Op::CancelCapture => "/v1/captures/{id}",
+            Op::Events => "/v1/events",
+            Op::Queue => "/v1/queue",
+            Op::Metrics => "/metrics",
+            Op::OpenApi => "/v1/openapi.json",
+        }
+    }
+
+    /// Adds this operation's handler to the method router of its path.
+    pub(crate) fn attach(self, mr: MethodRouter<AppState>) -> MethodRouter<AppState> {
+        match self {
+            Op::Health => mr.get(health),
+            Op::Readers => mr.get(readers),
+            Op::ArmCapture => mr.post(arm_capture),
+            Op::GetCapture => mr.get(get_capture),
+            Op::CancelCapture => mr.delete(cancel_capture),
+            Op::Events => mr.get(events),
+            Op::Queue => mr.get(queue),
+            Op::Metrics => mr.get(metrics_text),
+            Op::OpenApi => mr.get(openapi),
+        }
+    }
+}
+
+/// Runs a (possibly blocking) `Lane` call off the async workers.
+async fn with_lane<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&dyn Lane) -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let lane = state.api.lane.clone();
+    tokio::task::spawn_blocking(move || f(lane.as_ref()))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the agent failed to answer",
+            )
+        })
+}
+
+async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let (readers, queue, gateway) =
+        with_lane(&state, |l| (l.readers(), l.queue(), l.gateway())).await?;
+    Ok(Json(json!({
+        "status": "ok",
+        "readers": readers,
+        "queue": {"held": queue.held, "oldest_age_s": queue.oldest_age_s},
+        "gateway": gateway,
+    })))
+}
+
+async fn readers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let readers = with_lane(&state, |l| l.readers()).await?;
+    Ok(Json(json!({ "readers": readers })))
+}
+
+async fn queue(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let queue = with_lane(&state, |l| l.queue()).await?;
+    Ok(Json(json!(queue)))
+}
+
+/// `POST /v1/captures` `{"reader":SEL?,"customer":{…},"timeout_s":N?}`.
+async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
+    let bytes = read_body(body).await?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        // Position only: serde's message can quote the input.
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-json",
+            format!(
+                "the body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let Value::Object(mut body) = value else {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad-json",
+            "the body must be a JSON object",
+        ));
+    };
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["reader", "customer", "timeout_s"].contains(&k.as_str()))
+    {
+        // Name the key only when it looks like one: the body is not echoed back.
+        let plain = unknown.len() <= 64
+            && unknown
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        return Err(if plain {
+            ApiError::field(unknown, format!("unknown field `{unknown}`"))
+        } else {
+            ApiError::field(
+                "body",
+                "the body has an unknown field (expected reader, customer, timeout_s)",
+            )
+        });
+    }
+    let reader = match body.remove("reader") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(ApiError::field("reader", "`reader` must be a string")),
+    };
+    let customer = match body.remove("customer") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => return Err(ApiError::field("customer", "`customer` must be an object")),
+    };
+    let settings = &state.api.settings;
+    let timeout = match body.remove("timeout_s") {
+        None | Some(Value::Null) => settings.default_capture_timeout,
+        Some(Value::Number(n)) => {
+            let max = settings.max_capture_timeout.as_secs_f64();
+            match n.as_f64() {
+                Some(s) if s > 0.0 && s <= max => Duration::from_secs_f64(s),
+                _ => {
+                    return Err(ApiError::field(
+                        "timeout_s",
+                        format!(
+                            "`timeout_s` must be a number of seconds above 0 and at most {max}"
+                        ),
+                    ))
+                }
+            }
+        }
+        Some(_) => return Err(ApiError::field("timeout_s", "`timeout_s` must be a number")),
+    };
+    let customer_value = Value::Object(customer);
+    let (check, known) = with_lane(&state, move |l| {
+        let check = l.validate_customer(&customer_value);
+        (check.map(|()| customer_value), l.readers())
+    })
+    .await?;
+    let customer = match check {
+        Ok(Value::Object(m)) => m,
+        Ok(_) => Map::new(),
+        Err(fe) => {
+            let message = format!("customer field `{}`: {}", fe.field, fe.message);
+            return Err(ApiError::field(&fe.field, message));
+        }
+    };
+    // A capture is kept under the reader's id, whichever way the kiosk named it.
+    let reader = match reader {
+        None => None,
+        Some(sel) => match known.iter().find(|r| r.id == sel || r.device == sel) {
+            Some(r) => Some(r.id.clone()),
+            None => {
+                return Err(ApiError::field(
+                    "reader",
+                    "no such reader (see GET /v1/readers)",
+                ))
+            }
+        },
+    };
+    let id = state
+        .api
+        .captures
+        .arm(reader, customer, timeout)
+        .map_err(capture_error)?;
+    let status = state
+        .api
+        .captures
+        .get(&id)
+        .ok_or_else(|| capture_error(CaptureError::Unknown))?;
+    let location = format!("/v1/captures/{id}");
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        Json(status),
+    )
+        .into_response())
+}
+
+fn capture_error(e: CaptureError) -> ApiError {
+    let status = match e {
+        CaptureError::Unknown => StatusCode::NOT_FOUND,
+        CaptureError::LimitReached { .. }
+        | CaptureError::Finished(_)
+        | CaptureError::Swiped
+        | CaptureError::NotSwiped => StatusCode::CONFLICT,
+        CaptureError::BadOutcome(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError::new(status, e.code(), e.to_string())
+}
+
+async fn get_capture(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CaptureStatus>, ApiError> {
+    state
+        .api
+        .captures
+        .get(&id)
+        .map(Json)
+        .ok_or_else(|| capture_error(CaptureError::Unknown))
+}
+
+async fn cancel_capture(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<CaptureStatus>, ApiError> {
+    state
+        .api
+        .captures
+        .cancel(&id)
+        .map(Json)
+        .map_err(capture_error)
+}
+
+/// `GET /v1/events`: Server-Sent Events, one per lane event, `event:` naming its kind.
+async fn events(State(state): State<AppState>) -> impl IntoResponse {
+    let rx = state.api.events.subscribe();
+    let mut shutdown = state.shutdown.clone();
+    let stopped = async move {
+        // A dropped sender means nobody can ask for shutdown: keep streaming.
+        if shutdown.wait_for(|stop| *stop).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let hello = futures_util::stream::once(async { Event::default().comment("connected") });
+    let stream = BroadcastStream::new(rx).map(|item| match item {
+        Ok(ev) => Event::default().event(ev.kind()).data(ev.to_json()),
+        Err(BroadcastStreamRecvError::Lagged(n)) => {
+            Event::default().comment(format!("missed {n} events"))
+        }
+    });
+    let stream = hello
+        .chain(stream)
+        .map(Ok::<_, Infallible>)
+        .take_until(stopped);
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// `GET /metrics`: gauges that mirror the lane are refreshed from it first.
+async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (queue, readers) = with_lane(&state, |l| (l.queue(), l.readers())).await?;
+    let m = &state.api.metrics;
+    m.set_queue(queue.held, Duration::from_secs(queue.oldest_age_s));
+    for r in &readers {
+        m.set_reader_connected(&r.id, r.state == super::lane::ReaderState::Connected);
+    }
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.render()).into_response())
+}
+
+async fn openapi() -> Json<Value> {
+    Json(super::openapi::document())
+}

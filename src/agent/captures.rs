@@ -1,0 +1,738 @@
+//! The capture registry: a kiosk arms "the next swipe" with customer fields, the pipeline takes
+//! the armed capture when a swipe arrives and reports the gateway's outcome back.
+//!
+//! Policy when several captures wait on one reader: first armed, first served (FIFO). A capture
+//! for "any reader" competes with reader-specific ones by arming order. At most
+//! `max_waiting` captures may wait per reader (and per "any reader"); one more is refused with
+//! [`CaptureError::LimitReached`] (the API answers 409), so a runaway kiosk cannot pile up swipes
+//! meant for people who already left.
+//!
+//! Time-outs are applied lazily on every call, so no task runs per capture. A capture's clock
+//! starts when it is armed, not when it reaches the head of the line. A capture that has a swipe
+//! no longer times out: its record is on its way to the gateway.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::events::MaskedPanText;
+
+/// Customer fields as posted by the kiosk (Customer API `customer` object).
+pub type CustomerFields = Map<String, Value>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CaptureState {
+    Waiting,
+    Saved,
+    Queued,
+    Declined,
+    Rejected,
+    Failed,
+    TimedOut,
+    Cancelled,
+}
+
+impl CaptureState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureState::Waiting => "waiting",
+            CaptureState::Saved => "saved",
+            CaptureState::Queued => "queued",
+            CaptureState::Declined => "declined",
+            CaptureState::Rejected => "rejected",
+            CaptureState::Failed => "failed",
+            CaptureState::TimedOut => "timed-out",
+            CaptureState::Cancelled => "cancelled",
+        }
+    }
+
+    /// No further change is possible. `queued` is not final: the upload may still succeed.
+    pub fn is_final(self) -> bool {
+        !matches!(self, CaptureState::Waiting | CaptureState::Queued)
+    }
+}
+
+/// What the pipeline reports for a capture's swipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureOutcome {
+    /// `saved`, `queued`, `declined`, `rejected` or `failed`.
+    pub state: CaptureState,
+    pub customer_id: Option<String>,
+    pub token: Option<String>,
+    pub masked_pan: Option<MaskedPanText>,
+    /// Reason text for people; never card data.
+    pub error: Option<String>,
+}
+
+/// A capture handed to the pipeline for one swipe.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ArmedCapture {
+    pub id: String,
+    pub reader: Option<String>,
+    pub customer: CustomerFields,
+}
+
+/// What `GET /v1/captures/{id}` shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaptureStatus {
+    pub id: String,
+    pub state: CaptureState,
+    pub reader: Option<String>,
+    /// A swipe has been taken for this capture and its outcome is pending or known.
+    pub swiped: bool,
+    pub customer_id: Option<String>,
+    pub token: Option<String>,
+    pub masked_pan: Option<MaskedPanText>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    #[error("no such capture")]
+    Unknown,
+    #[error("{waiting} captures are already waiting for {}; the limit is {limit}: wait for one to finish or cancel one", reader_name(.reader))]
+    LimitReached {
+        reader: Option<String>,
+        waiting: usize,
+        limit: usize,
+    },
+    #[error("the capture is already {}", .0.as_str())]
+    Finished(CaptureState),
+    #[error("the capture already has a swipe; its outcome is pending")]
+    Swiped,
+    #[error("the capture has no swipe yet")]
+    NotSwiped,
+    #[error("`{}` is not an outcome", .0.as_str())]
+    BadOutcome(CaptureState),
+}
+
+fn reader_name(reader: &Option<String>) -> String {
+    match reader {
+        Some(r) => format!("reader `{r}`"),
+        None => "any reader".into(),
+    }
+}
+
+impl CaptureError {
+    /// Stable reason code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CaptureError::Unknown => "unknown-capture",
+            CaptureError::LimitReached { .. } => "capture-limit",
+            CaptureError::Finished(_) => "capture-finished",
+            CaptureError::Swiped => "capture-swiped",
+            CaptureError::NotSwiped => "capture-not-swiped",
+            CaptureError::BadOutcome(_) => "bad-outcome",
+        }
+    }
+}
+
+struct Entry {
+    reader: Option<String>,
+    /// Dropped once the capture is final, to keep personal data no longer than needed.
+    customer: Option<CustomerFields>,
+    deadline: Instant,
+    state: CaptureState,
+    swiped: bool,
+    customer_id: Option<String>,
+    token: Option<String>,
+    masked_pan: Option<MaskedPanText>,
+    error: Option<String>,
+}
+
+impl Entry {
+    fn armed(&self) -> bool {
+        self.state == CaptureState::Waiting && !self.swiped
+    }
+
+    fn status(&self, id: &str) -> CaptureStatus {
+        CaptureStatus {
+            id: id.to_string(),
+            state: self.state,
+            reader: self.reader.clone(),
+            swiped: self.swiped,
+            customer_id: self.customer_id.clone(),
+            token: self.token.clone(),
+            masked_pan: self.masked_pan.clone(),
+            error: self.error.clone(),
+        }
+    }
+
+    fn finish(&mut self, state: CaptureState) {
+        self.state = state;
+        if state.is_final() {
+            self.customer = None;
+        }
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// Ids in arming order: the FIFO.
+    order: VecDeque<String>,
+}
+
+/// The registry. Shared between the API and the pipeline behind an `Arc`.
+pub struct Captures {
+    inner: Mutex<Inner>,
+    max_waiting: usize,
+    /// Finished captures kept for `GET` before the oldest are forgotten.
+    retain: usize,
+}
+
+impl std::fmt::Debug for Captures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let held = self.lock().entries.len();
+        f.debug_struct("Captures")
+            .field("held", &held)
+            .field("max_waiting", &self.max_waiting)
+            .finish()
+    }
+}
+
+impl Captures {
+    /// `max_waiting`: captures allowed to wait per reader (at least 1).
+    pub fn new(max_waiting: usize) -> Captures {
+        Captures {
+            inner: Mutex::new(Inner::default()),
+            max_waiting: max_waiting.max(1),
+            retain: 1024,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves plain data behind; keep serving.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Arms the next swipe on `reader` (or on any reader). Returns the capture's id.
+    pub fn arm(
+        &self,
+        reader: Option<String>,
+        customer: CustomerFields,
+        timeout: Duration,
+    ) -> Result<String, CaptureError> {
+        self.arm_at(reader, customer, timeout, Instant::now())
+    }
+
+    fn arm_at(
+        &self,
+        reader: Option<String>,
+        customer: CustomerFields,
+        timeout: Duration,
+        now: Instant,
+    ) -> Result<String, CaptureError> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, now);
+        let waiting = inner
+            .entries
+            .values()
+            .filter(|e| e.armed() && e.reader == reader)
+            .count();
+        if waiting >= self.max_waiting {
+            return Err(CaptureError::LimitReached {
+                reader,
+                waiting,
+                limit: self.max_waiting,
+            });
+        }
+        let id = new_id();
+        let deadline = now.checked_add(timeout).unwrap_or(now);
+        inner.entries.insert(
+            id.clone(),
+            Entry {
+                reader,
+                customer: Some(customer),
+                deadline,
+                state: CaptureState::Waiting,
+                swiped: false,
+                customer_id: None,
+                token: None,
+                masked_pan: None,
+                error: None,
+            },
+        );
+        inner.order.push_back(id.clone());
+        Ok(id)
+    }
+
+    /// For a swipe on `reader`: the oldest armed capture for that reader or for any reader.
+    /// The capture stays `waiting` (with `swiped: true`) until [`Captures::complete`].
+    pub fn take_for_swipe(&self, reader: &str) -> Option<ArmedCapture> {
+        self.take_for_swipe_at(reader, Instant::now())
+    }
+
+    fn take_for_swipe_at(&self, reader: &str, now: Instant) -> Option<ArmedCapture> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, now);
+        let Inner { entries, order } = &mut *inner;
+        for id in order.iter() {
+            let Some(e) = entries.get_mut(id) else {
+                continue;
+            };
+            if e.armed() && e.reader.as_deref().map_or(true, |r| r == reader) {
+                e.swiped = true;
+                return Some(ArmedCapture {
+                    id: id.clone(),
+                    reader: e.reader.clone(),
+                    customer: e.customer.clone().unwrap_or_default(),
+                });
+            }
+        }
+        None
+    }
+
+    /// Gives a taken capture back (its swipe could not be used, e.g. a bad read) so that the
+    /// next swipe serves it. It keeps its place in line and its deadline, even if that puts its
+    /// reader over `max_waiting` for a while (the limit applies to arming).
+    pub fn release(&self, id: &str) -> Result<(), CaptureError> {
+        let mut inner = self.lock();
+        let e = inner.entries.get_mut(id).ok_or(CaptureError::Unknown)?;
+        if e.state != CaptureState::Waiting {
+            return Err(CaptureError::Finished(e.state));
+        }
+        e.swiped = false;
+        Ok(())
+    }
+
+    /// Records the outcome of a capture's swipe. `queued` may later be followed by another
+    /// outcome once the upload finishes.
+    pub fn complete(&self, id: &str, outcome: CaptureOutcome) -> Result<(), CaptureError> {
+        if matches!(
+            outcome.state,
+            CaptureState::Waiting | CaptureState::TimedOut | CaptureState::Cancelled
+        ) {
+            return Err(CaptureError::BadOutcome(outcome.state));
+        }
+        let mut inner = self.lock();
+        let e = inner.entries.get_mut(id).ok_or(CaptureError::Unknown)?;
+        if e.state.is_final() {
+            return Err(CaptureError::Finished(e.state));
+        }
+        if !e.swiped {
+            return Err(CaptureError::NotSwiped);
+        }
+        e.customer_id = outcome.customer_id.or(e.customer_id.take());
+        e.token = outcome.token.or(e.token.take());
+        e.masked_pan = outcome.masked_pan.or(e.masked_pan.take());
+        e.error = outcome.error;
+        e.finish(outcome.state);
+        self.trim(&mut inner);
+        Ok(())
+    }
+
+    /// Cancels a capture that has no swipe yet.
+    pub fn cancel(&self, id: &str) -> Result<CaptureStatus, CaptureError> {
+        self.cancel_at(id, Instant::now())
+    }
+
+    fn cancel_at(&self, id: &str, now: Instant) -> Result<CaptureStatus, CaptureError> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, now);
+        let e = inner.entries.get_mut(id).ok_or(CaptureError::Unknown)?;
+        if e.state != CaptureState::Waiting {
+            return Err(CaptureError::Finished(e.state));
+        }
+        if e.swiped {
+            return Err(CaptureError::Swiped);
+        }
+        e.finish(CaptureState::Cancelled);
+        let status = e.status(id);
+        self.trim(&mut inner);
+        Ok(status)
+    }
+
+    pub fn get(&self, id: &str) -> Option<CaptureStatus> {
+        self.get_at(id, Instant::now())
+    }
+
+    fn get_at(&self, id: &str, now: Instant) -> Option<CaptureStatus> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, now);
+        inner.entries.get(id).map(|e| e.status(id))
+    }
+
+    /// Captures armed and not yet swiped, oldest first.
+    pub fn waiting(&self) -> Vec<CaptureStatus> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, Instant::now());
+        let inner = &*inner;
+        inner
+            .order
+            .iter()
+            .filter_map(|id| {
+                inner
+                    .entries
+                    .get(id)
+                    .filter(|e| e.armed())
+                    .map(|e| e.status(id))
+            })
+            .collect()
+    }
+
+    /// Time-outs: armed captures past their deadline.
+    fn sweep(&self, inner: &mut Inner, now: Instant) {
+        let mut changed = false;
+        for e in inner.entries.values_mut() {
+            if e.armed() && now >= e.deadline {
+                e.error = Some("no swipe before the capture's time-out".into());
+                e.finish(CaptureState::TimedOut);
+                changed = true;
+            }
+        }
+        if changed {
+            self.trim(inner);
+        }
+    }
+
+    /// Forgets the oldest final captures beyond `retain`.
+    fn trim(&self, inner: &mut Inner) {
+        let finals = inner
+            .entries
+            .values()
+            .filter(|e| e.state.is_final())
+            .count();
+        let mut excess = finals.saturating_sub(self.retain);
+        if excess == 0 {
+            return;
+        }
+        let Inner { entries, order } = inner;
+        order.retain(|id| {
+            let drop = excess > 0 && entries.get(id).is_some_and(|e| e.state.is_final());
+            if drop {
+                entries.remove(id);
+                excess -= 1;
+            }
+            !drop
+        });
+    }
+}
+
+fn new_id() -> String {
+    let bytes: [u8; 8] = rand::random();
+    format!("cap_{}", hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(name: &str) -> CustomerFields {
+        let mut m = Map::new();
+        m.insert("first_name".into(), Value::String(name.into()));
+        m
+    }
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn saved(customer_id: &str) -> CaptureOutcome {
+        CaptureOutcome {
+            state: CaptureState::Saved,
+            customer_id: Some(customer_id.into()),
+            token: Some("1234567890".into()),
+            masked_pan: MaskedPanText::new("400557******1111"),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn arm_take_complete() {
+        let c = Captures::new(4);
+        let id = c.arm(Some("front".into()), fields("Oscar"), MIN).unwrap();
+        assert!(id.starts_with("cap_") && id.len() == 20);
+        assert_eq!(c.get(&id).unwrap().state, CaptureState::Waiting);
+        assert!(c.take_for_swipe("back").is_none(), "other reader");
+        let taken = c.take_for_swipe("front").unwrap();
+        assert_eq!(taken.id, id);
+        assert_eq!(taken.customer["first_name"], "Oscar");
+        let s = c.get(&id).unwrap();
+        assert_eq!((s.state, s.swiped), (CaptureState::Waiting, true));
+        assert!(c.take_for_swipe("front").is_none(), "taken once");
+        c.complete(&id, saved("CL1")).unwrap();
+        let s = c.get(&id).unwrap();
+        assert_eq!(s.state, CaptureState::Saved);
+        assert_eq!(s.customer_id.as_deref(), Some("CL1"));
+        assert_eq!(s.masked_pan.unwrap().as_str(), "400557******1111");
+        assert_eq!(
+            c.complete(&id, saved("CL1")),
+            Err(CaptureError::Finished(CaptureState::Saved))
+        );
+    }
+
+    #[test]
+    fn fifo_across_specific_and_any_reader() {
+        let c = Captures::new(4);
+        let a = c.arm(None, fields("a"), MIN).unwrap();
+        let b = c.arm(Some("front".into()), fields("b"), MIN).unwrap();
+        let d = c.arm(Some("front".into()), fields("d"), MIN).unwrap();
+        assert_eq!(c.take_for_swipe("front").unwrap().id, a);
+        assert_eq!(c.take_for_swipe("back").map(|x| x.id), None);
+        assert_eq!(c.take_for_swipe("front").unwrap().id, b);
+        assert_eq!(c.take_for_swipe("front").unwrap().id, d);
+        assert!(c.take_for_swipe("front").is_none());
+    }
+
+    #[test]
+    fn limit_refuses_one_more_per_reader() {
+        let c = Captures::new(2);
+        c.arm(Some("r".into()), fields("1"), MIN).unwrap();
+        let second = c.arm(Some("r".into()), fields("2"), MIN).unwrap();
+        let err = c.arm(Some("r".into()), fields("3"), MIN).unwrap_err();
+        assert_eq!(
+            err,
+            CaptureError::LimitReached {
+                reader: Some("r".into()),
+                waiting: 2,
+                limit: 2
+            }
+        );
+        assert_eq!(err.code(), "capture-limit");
+        assert!(err.to_string().contains("reader `r`"));
+        // Another reader and "any reader" have their own lines.
+        c.arm(Some("s".into()), fields("4"), MIN).unwrap();
+        c.arm(None, fields("5"), MIN).unwrap();
+        // Once one is cancelled there is room again.
+        c.cancel(&second).unwrap();
+        c.arm(Some("r".into()), fields("6"), MIN).unwrap();
+    }
+
+    #[test]
+    fn time_out_is_lazy_and_spares_swiped_captures() {
+        let c = Captures::new(4);
+        let t0 = Instant::now();
+        let short = c
+            .arm_at(Some("r".into()), fields("s"), Duration::from_secs(5), t0)
+            .unwrap();
+        let long = c
+            .arm_at(Some("r".into()), fields("l"), Duration::from_secs(50), t0)
+            .unwrap();
+        let other = c
+            .arm_at(Some("q".into()), fields("o"), Duration::from_secs(5), t0)
+            .unwrap();
+        assert_eq!(
+            c.take_for_swipe_at("q", t0 + Duration::from_secs(1))
+                .unwrap()
+                .id,
+            other
+        );
+        let later = t0 + Duration::from_secs(6);
+        let s = c.get_at(&short, later).unwrap();
+        assert_eq!(s.state, CaptureState::TimedOut);
+        assert!(s.error.is_some());
+        assert_eq!(c.get_at(&long, later).unwrap().state, CaptureState::Waiting);
+        // Swiped before its deadline: not timed out.
+        assert_eq!(
+            c.get_at(&other, later).unwrap().state,
+            CaptureState::Waiting
+        );
+        // The timed-out one is skipped: the next swipe goes to the long one.
+        assert_eq!(c.take_for_swipe_at("r", later).unwrap().id, long);
+        assert_eq!(
+            c.cancel_at(&short, later),
+            Err(CaptureError::Finished(CaptureState::TimedOut))
+        );
+    }
+
+    #[test]
+    fn cancel_rules() {
+        let c = Captures::new(4);
+        let id = c.arm(None, fields("x"), MIN).unwrap();
+        let s = c.cancel(&id).unwrap();
+        assert_eq!(s.state, CaptureState::Cancelled);
+        assert!(c.take_for_swipe("r").is_none(), "cancelled is not served");
+        assert_eq!(
+            c.cancel(&id),
+            Err(CaptureError::Finished(CaptureState::Cancelled))
+        );
+        assert_eq!(c.cancel("cap_nope"), Err(CaptureError::Unknown));
+        let id2 = c.arm(None, fields("y"), MIN).unwrap();
+        c.take_for_swipe("r").unwrap();
+        assert_eq!(c.cancel(&id2), Err(CaptureError::Swiped));
+    }
+
+    #[test]
+    fn release_returns_the_capture_to_its_place() {
+        let c = Captures::new(4);
+        let first = c.arm(None, fields("1"), MIN).unwrap();
+        let _second = c.arm(None, fields("2"), MIN).unwrap();
+        assert_eq!(c.take_for_swipe("r").unwrap().id, first);
+        c.release(&first).unwrap();
+        let again = c.take_for_swipe("r").unwrap();
+        assert_eq!(again.id, first);
+        assert_eq!(again.customer["first_name"], "1");
+    }
+
+    #[test]
+    fn queued_then_saved() {
+        let c = Captures::new(4);
+        let id = c.arm(None, fields("q"), MIN).unwrap();
+        assert_eq!(c.complete(&id, saved("X")), Err(CaptureError::NotSwiped));
+        c.take_for_swipe("r").unwrap();
+        let queued = CaptureOutcome {
+            state: CaptureState::Queued,
+            customer_id: Some("CL9".into()),
+            token: None,
+            masked_pan: None,
+            error: Some("gateway unreachable".into()),
+        };
+        c.complete(&id, queued).unwrap();
+        assert_eq!(c.get(&id).unwrap().state, CaptureState::Queued);
+        c.complete(
+            &id,
+            CaptureOutcome {
+                customer_id: None,
+                ..saved("ignored")
+            },
+        )
+        .unwrap();
+        let s = c.get(&id).unwrap();
+        assert_eq!(s.state, CaptureState::Saved);
+        assert_eq!(
+            s.customer_id.as_deref(),
+            Some("CL9"),
+            "kept from the queued outcome"
+        );
+        assert_eq!(s.error, None);
+    }
+
+    #[test]
+    fn bad_outcomes_are_refused() {
+        let c = Captures::new(1);
+        let id = c.arm(None, fields("q"), MIN).unwrap();
+        c.take_for_swipe("r").unwrap();
+        for st in [
+            CaptureState::Waiting,
+            CaptureState::TimedOut,
+            CaptureState::Cancelled,
+        ] {
+            let o = CaptureOutcome {
+                state: st,
+                ..saved("x")
+            };
+            assert_eq!(c.complete(&id, o), Err(CaptureError::BadOutcome(st)));
+        }
+        assert_eq!(c.complete("cap_x", saved("x")), Err(CaptureError::Unknown));
+    }
+
+    #[test]
+    fn old_final_captures_are_forgotten() {
+        let mut c = Captures::new(1);
+        c.retain = 3;
+        let ids: Vec<String> = (0..5)
+            .map(|i| {
+                let id = c.arm(None, fields(&i.to_string()), MIN).unwrap();
+                c.cancel(&id).unwrap();
+                id
+            })
+            .collect();
+        assert!(c.get(&ids[0]).is_none());
+        assert!(c.get(&ids[1]).is_none());
+        assert!(c.get(&ids[2]).is_some());
+        assert!(c.get(&ids[4]).is_some());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Arm(Option<u8>, u64),
+        Swipe(u8),
+        Cancel(usize),
+        Complete(usize),
+        Release(usize),
+        Wait(u64),
+    }
+
+    fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (proptest::option::of(0u8..3), 1u64..20).prop_map(|(r, t)| Step::Arm(r, t)),
+            (0u8..3).prop_map(Step::Swipe),
+            (0usize..16).prop_map(Step::Cancel),
+            (0usize..16).prop_map(Step::Complete),
+            (0usize..16).prop_map(Step::Release),
+            (0u64..10).prop_map(Step::Wait),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the order of calls: no panic, arming is refused exactly at the limit,
+        /// a swipe only ever gets a capture for its reader or any reader, and never one that
+        /// another swipe holds.
+        #[test]
+        fn random_sequences_keep_the_rules(steps in proptest::collection::vec(step(), 0..60)) {
+            let c = Captures::new(2);
+            let mut now = Instant::now();
+            let mut ids: Vec<String> = Vec::new();
+            let mut held: std::collections::HashSet<String> = Default::default();
+            for s in steps {
+                match s {
+                    Step::Arm(r, t) => {
+                        let reader = r.map(|r| format!("r{r}"));
+                        // Time-outs first, so the count is what arm_at will see.
+                        let _ = c.get_at("", now);
+                        let before = c
+                            .lock()
+                            .entries
+                            .values()
+                            .filter(|e| e.armed() && e.reader == reader)
+                            .count();
+                        match c.arm_at(reader, fields("p"), Duration::from_secs(t), now) {
+                            Ok(id) => {
+                                proptest::prop_assert!(before < 2);
+                                ids.push(id);
+                            }
+                            Err(e) => {
+                                proptest::prop_assert!(before >= 2);
+                                proptest::prop_assert_eq!(e.code(), "capture-limit");
+                            }
+                        }
+                    }
+                    Step::Swipe(r) => {
+                        let name = format!("r{r}");
+                        if let Some(a) = c.take_for_swipe_at(&name, now) {
+                            proptest::prop_assert!(a.reader.as_deref().map_or(true, |x| x == name));
+                            proptest::prop_assert!(held.insert(a.id.clone()), "taken twice");
+                        }
+                    }
+                    Step::Cancel(i) => {
+                        if let Some(id) = ids.get(i) {
+                            let _ = c.cancel_at(id, now);
+                        }
+                    }
+                    Step::Complete(i) => {
+                        if let Some(id) = ids.get(i) {
+                            if c.complete(id, saved("x")).is_ok() {
+                                held.remove(id);
+                            }
+                        }
+                    }
+                    Step::Release(i) => {
+                        if let Some(id) = ids.get(i) {
+                            if c.release(id).is_ok() {
+                                held.remove(id);
+                            }
+                        }
+                    }
+                    Step::Wait(secs) => now += Duration::from_secs(secs),
+                }
+                let inner = c.lock();
+                proptest::prop_assert_eq!(inner.entries.len(), inner.order.len());
+            }
+        }
+    }
+
+    #[test]
+    fn state_names() {
+        assert_eq!(
+            serde_json::to_string(&CaptureState::TimedOut).unwrap(),
+            "\"timed-out\""
+        );
+        assert_eq!(CaptureState::TimedOut.as_str(), "timed-out");
+        assert!(!CaptureState::Queued.is_final());
+        assert!(CaptureState::Declined.is_final());
+    }
+}
