@@ -197,6 +197,42 @@ pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<ServerHa
     Ok(ServerHandle { addr, stop, task })
 }
 
+/// Why the API could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Token(#[from] token::TokenError),
+    #[error("api.listen {addr}: {reason}")]
+    Bind { addr: SocketAddr, reason: String },
+}
+
+/// What `cardlane run` calls: token file (created if missing), loopback check, bind, serve.
+pub async fn start(
+    config: &ApiConfig,
+    lane: Arc<dyn Lane>,
+    captures: Arc<Captures>,
+    events: EventHub,
+    metrics: Arc<Metrics>,
+) -> Result<ServerHandle, StartError> {
+    let token = token::load_or_create(&config.token_file)?;
+    let bind_err = |e: std::io::Error| StartError::Bind {
+        addr: config.listen,
+        reason: e.to_string(),
+    };
+    let listener = bind(config.listen, config.allow_remote)
+        .await
+        .map_err(bind_err)?;
+    let state = ApiState::new(
+        lane,
+        captures,
+        events,
+        metrics,
+        token,
+        ApiSettings::from(config),
+    );
+    serve(listener, state).map_err(bind_err)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,6 +243,55 @@ mod tests {
         assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied);
         let l = bind("127.0.0.1:0".parse().unwrap(), false).await.unwrap();
         assert!(l.local_addr().unwrap().ip().is_loopback());
+    }
+
+    struct NoLane;
+    impl Lane for NoLane {
+        fn readers(&self) -> Vec<ReaderInfo> {
+            Vec::new()
+        }
+        fn queue(&self) -> QueueInfo {
+            QueueInfo::default()
+        }
+        fn gateway(&self) -> GatewayState {
+            GatewayState::Reachable
+        }
+        fn validate_customer(&self, _: &serde_json::Value) -> Result<(), FieldError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn start_creates_the_token_and_listens() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ApiConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            token_file: dir.path().join("tok"),
+            ..ApiConfig::default()
+        };
+        let parts = || {
+            (
+                Arc::new(NoLane) as Arc<dyn Lane>,
+                Arc::new(Captures::new(1)),
+                EventHub::default(),
+                Arc::new(Metrics::new()),
+            )
+        };
+        let (l, c, e, m) = parts();
+        let handle = start(&config, l, c, e, m).await.unwrap();
+        assert!(config.token_file.exists());
+        let addr = handle.local_addr();
+        // The port is taken now: a second start names the address.
+        let (l, c, e, m) = parts();
+        let busy = ApiConfig {
+            listen: addr,
+            ..config.clone()
+        };
+        match start(&busy, l, c, e, m).await.unwrap_err() {
+            StartError::Bind { addr: a, .. } => assert_eq!(a, addr),
+            other => panic!("{other:?}"),
+        }
+        handle.shutdown().await.unwrap();
     }
 
     #[test]
