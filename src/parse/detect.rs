@@ -1,5 +1,5 @@
 //! Format detection and splitting an input into frames.
-use super::{idtech, tracks, ParseError};
+use super::{emv, idtech, magtek, tracks, vivo, ParseError};
 use crate::card::CardRead;
 
 /// Keyboard text: printable ASCII plus tab, CR, LF.
@@ -62,6 +62,9 @@ fn decode_text(input: &[u8]) -> Result<CardRead, ParseError> {
     if all_hex && t.len() % 2 == 0 {
         return hex_binary(t);
     }
+    if magtek::looks_like_kb(t) {
+        return magtek::decode_kb(t);
+    }
     if t.iter().any(|&c| matches!(c, b'%' | b';' | b'+')) {
         return tracks::decode_tracks(input);
     }
@@ -74,17 +77,23 @@ fn starts_with_sentinel(t: &[u8]) -> bool {
 
 fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
     let b = hex::decode(t).map_err(|_| ParseError::BadHex)?;
-    if b.is_empty() || is_text(&b) {
+    if b.is_empty() {
         return Err(ParseError::UnknownFormat);
     }
     decode_binary(&b)
 }
 
 fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
-    match input.first() {
-        Some(0x02) => idtech::decode_binary(input),
-        _ => Err(ParseError::UnknownFormat),
+    if vivo::is_vivo(input) {
+        return vivo::decode(input);
     }
+    if input.first() == Some(&0x02) {
+        return idtech::decode_binary(input);
+    }
+    if input.len() >= magtek::HID_MIN_LEN {
+        return magtek::decode_hid(input);
+    }
+    emv::decode_bare(input)
 }
 
 /// Cuts an input into frames: one per line for text, binary frames back to back.

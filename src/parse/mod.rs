@@ -3,9 +3,13 @@
 //! `decode_frame` detects the format and returns a [`CardRead`]; `split_frames` cuts an input
 //! holding several frames; `validate` turns policy checks into warnings.
 mod detect;
+pub mod emv;
 mod error;
 pub mod idtech;
+pub mod magtek;
+pub mod tlv;
 pub mod tracks;
+pub mod vivo;
 
 pub use detect::{decode_frame, split_frames};
 pub use error::ParseError;
