@@ -180,3 +180,259 @@ pub fn decrypt_read(
     out.key_variant = Some(variant);
     Ok(out)
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::card::{Format, TrackStatus};
+    use crate::parse::build::{self, IdtechSpec, MagtekSpec};
+    use crate::parse::{decode_frame, idtech};
+    use cbc::cipher::{block_padding::NoPadding, BlockDecryptMut, BlockEncryptMut, KeyIvInit};
+    use std::cell::Cell;
+
+    /// Plain TDES-CBC (IV zero) under one fixed key, ignoring the KSN; insists on a variant.
+    pub(crate) struct FixedKey {
+        pub key: [u8; 16],
+        pub want: Option<KeyVariant>,
+        pub calls: Cell<usize>,
+    }
+
+    impl FixedKey {
+        pub fn new(key: [u8; 16]) -> Self {
+            FixedKey {
+                key,
+                want: None,
+                calls: Cell::new(0),
+            }
+        }
+    }
+
+    impl TrackDecryptor for FixedKey {
+        fn decrypt(
+            &self,
+            _ksn: &Ksn,
+            variant: KeyVariant,
+            _cipher: CipherKind,
+            ct: &[u8],
+        ) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+            self.calls.set(self.calls.get() + 1);
+            if self.want.is_some_and(|w| w != variant) {
+                return Err(DecryptError::NoKey);
+            }
+            let mut buf = Zeroizing::new(ct.to_vec());
+            cbc::Decryptor::<des::TdesEde2>::new(&self.key.into(), &[0u8; 8].into())
+                .decrypt_padded_mut::<NoPadding>(&mut buf)
+                .map_err(|_| DecryptError::BadLength)?;
+            Ok(buf)
+        }
+    }
+
+    pub(crate) fn tdes_encrypt(key: &[u8; 16], plain: &[u8]) -> Vec<u8> {
+        let mut buf = plain.to_vec();
+        buf.resize(plain.len().div_ceil(8) * 8, 0);
+        let n = buf.len();
+        cbc::Encryptor::<des::TdesEde2>::new(key.into(), &[0u8; 8].into())
+            .encrypt_padded_mut::<NoPadding>(&mut buf, n)
+            .unwrap();
+        buf
+    }
+
+    const KEY: [u8; 16] = *b"0123456789ABCDEF";
+    const T1: &str = "%B4111111111111111^SMITH/JOHN Q.DR^29121010000000123000000?";
+    const T2: &str = ";4111111111111111=29121010000012300000?";
+
+    fn ksn() -> Ksn {
+        Ksn::from_hex("FFFF9876543210E00001").unwrap()
+    }
+
+    #[test]
+    fn sample_04_decrypts_with_its_published_data_key() {
+        // Data key for KSN FFFF9876543210E0004A as the sample's source quotes it
+        // (camcima/dukpt-php#2, EncryptionKey), expected plaintexts from the sample file.
+        let key: [u8; 16] = hex::decode("6220B23D0B06787F73C17FB6FD9590E0")
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let bytes = hex::decode(idtech::tests::SAMPLE04).unwrap();
+        let r = decode_frame(&bytes).unwrap();
+        let mut dec = FixedKey::new(key);
+        dec.want = Some(KeyVariant::Data);
+        let d = decrypt_read(&r, &dec, None).unwrap();
+        let t = d.decrypted.as_ref().unwrap();
+        assert_eq!(
+            t[0].as_ref().unwrap().expose(),
+            "%B5150710200107861^PAYPASS/MASTERCARD^090910140000202?"
+        );
+        assert_eq!(
+            t[1].as_ref().unwrap().expose(),
+            ";5150710200107861=090910140000202?"
+        );
+        assert!(t[2].is_none());
+        assert_eq!(d.expiry.as_deref(), Some("0909"));
+        assert_eq!(d.service_code.as_deref(), Some("101"));
+        assert_eq!(d.last4.as_deref(), Some("7861"));
+        let j = d.to_json();
+        assert_eq!(j["decrypted"]["3"], serde_json::Value::Null);
+    }
+
+    fn enhanced_spec<'a>(hash_ok: bool) -> IdtechSpec<'a> {
+        let p1 = build::with_lrc(1, T1);
+        let p2 = build::with_lrc(2, T2);
+        let mut h2: [u8; 20] = Sha1::digest(p2.as_bytes()).into();
+        if !hash_ok {
+            h2[0] ^= 1;
+        }
+        IdtechSpec {
+            tracks: [Some(T1), Some(T2), None],
+            enc: [
+                Some(tdes_encrypt(&KEY, p1.as_bytes())),
+                Some(tdes_encrypt(&KEY, p2.as_bytes())),
+                None,
+            ],
+            hashes: [Some(Sha1::digest(p1.as_bytes()).into()), Some(h2), None],
+            serial: Some("716T494010"),
+            ksn: Some(ksn()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn enhanced_per_track_chains_and_hashes() {
+        let frame = build::idtech_enhanced(&enhanced_spec(true));
+        let r = decode_frame(&frame).unwrap();
+        assert_eq!(r.format, Format::IdtechEnhanced);
+        let d = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap();
+        let t = d.decrypted.as_ref().unwrap();
+        assert_eq!(t[0].as_ref().unwrap().expose(), T1);
+        assert_eq!(t[1].as_ref().unwrap().expose(), T2);
+        assert_eq!(d.cardholder_name.as_deref(), Some("SMITH/JOHN Q.DR"));
+        assert_eq!(d.expiry.as_deref(), Some("2912"));
+        // Keyboard text of the same frame decrypts the same.
+        let kb = build::idtech_enhanced_keyboard(&enhanced_spec(true));
+        let r2 = decode_frame(kb.as_bytes()).unwrap();
+        let d2 = decrypt_read(&r2, &FixedKey::new(KEY), None).unwrap();
+        assert_eq!(d2.decrypted, d.decrypted);
+        // A hash that does not match → decrypt-failed.
+        let bad = build::idtech_enhanced(&enhanced_spec(false));
+        let r = decode_frame(&bad).unwrap();
+        let e = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap_err();
+        assert_eq!(e.code(), "decrypt-failed");
+        // Wrong key: garbage is not track data.
+        let e = decrypt_read(
+            &decode_frame(&frame).unwrap(),
+            &FixedKey::new([7; 16]),
+            None,
+        );
+        assert_eq!(e.unwrap_err().code(), "decrypt-failed");
+    }
+
+    #[test]
+    fn original_one_chain_split_by_lengths() {
+        let joined = format!("{}{}", build::with_lrc(1, T1), build::with_lrc(2, T2));
+        let spec = IdtechSpec {
+            tracks: [Some(T1), Some(T2), None],
+            enc: [Some(tdes_encrypt(&KEY, joined.as_bytes())), None, None],
+            ksn: Some(ksn()),
+            ..Default::default()
+        };
+        let r = decode_frame(&build::idtech_original(&spec)).unwrap();
+        assert_eq!(r.format, Format::IdtechOriginal);
+        assert_eq!(r.enc_blocks[0].target, EncTarget::Joined);
+        let d = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap();
+        let t = d.decrypted.unwrap();
+        assert_eq!(t[1].as_ref().unwrap().expose(), T2);
+        assert_eq!(t[0].as_ref().unwrap().expose(), T1);
+    }
+
+    #[test]
+    fn field8_bit6_selects_the_pin_key_and_override_wins() {
+        let mut spec = enhanced_spec(true);
+        spec.pin_key = true;
+        let r = decode_frame(&build::idtech_enhanced(&spec)).unwrap();
+        assert_eq!(r.key_variant, Some(KeyVariant::Pin));
+        let mut dec = FixedKey::new(KEY);
+        dec.want = Some(KeyVariant::Pin);
+        assert!(decrypt_read(&r, &dec, None).is_ok());
+        dec.want = Some(KeyVariant::DataVariant);
+        assert!(decrypt_read(&r, &dec, None).is_err());
+        assert!(decrypt_read(&r, &dec, Some(KeyVariant::DataVariant)).is_ok());
+    }
+
+    #[test]
+    fn magtek_pin_variant_no_lrc_and_packed_track2() {
+        let packed = [
+            0xB4, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1D, 0x29, 0x12, 0x10, 0x1F,
+        ];
+        let spec = MagtekSpec {
+            tracks: [Some(T1), Some(T2), None],
+            enc: [
+                Some(tdes_encrypt(&KEY, T1.as_bytes())),
+                Some(tdes_encrypt(&KEY, &packed)),
+                None,
+            ],
+            serial: Some("B1234567"),
+            ksn: Some(ksn()),
+            ..Default::default()
+        };
+        let mut dec = FixedKey::new(KEY);
+        dec.want = Some(KeyVariant::Pin);
+        for frame in [
+            build::magtek_hid(&spec),
+            build::magtek_sl3(&spec).into_bytes(),
+        ] {
+            let r = decode_frame(&frame).unwrap();
+            assert_eq!(r.key_variant, Some(KeyVariant::Pin));
+            assert_eq!(r.masked_pan.as_ref().unwrap().as_str(), "411111******1111");
+            let d = decrypt_read(&r, &dec, None).unwrap();
+            let t = d.decrypted.unwrap();
+            assert_eq!(t[0].as_ref().unwrap().expose(), T1);
+            assert_eq!(
+                t[1].as_ref().unwrap().expose(),
+                ";4111111111111111=2912101?"
+            );
+        }
+    }
+
+    #[test]
+    fn chip_whole_tlv_and_value_only() {
+        let t2eq = hex::decode("4111111111111111D29121010000012300000F").unwrap();
+        let masked = hex::decode("4111CCCCCCCC1111D29121010000012300000F").unwrap();
+        // VP3300 style: ciphertext of the whole TLV, ID TECH length flags.
+        let whole = build::tlv(0x57, &t2eq);
+        let ct = tdes_encrypt(&KEY, &whole);
+        let mut tl = vec![0x57, 0xA1, masked.len() as u8];
+        tl.extend_from_slice(&masked);
+        tl.extend_from_slice(&[0x57, 0xC1, ct.len() as u8]);
+        tl.extend_from_slice(&ct);
+        tl.extend(build::tlv(0xDFEE12, ksn().as_bytes()));
+        tl.extend(build::tlv(0x9F39, &[0x07]));
+        let mut data = vec![0x41];
+        data.extend_from_slice(&tl);
+        let frame = build::vivotech2(0x02, 0x00, &data);
+        let r = decode_frame(&frame).unwrap();
+        assert_eq!(r.format, Format::Vivotech2);
+        assert_eq!(r.entry_mode.map(|m| m.code()).as_deref(), Some("07"));
+        assert_eq!(
+            r.tracks[1].masked.as_deref(),
+            Some(";4111********1111=29121010000012300000?")
+        );
+        let d = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap();
+        assert_eq!(
+            d.decrypted.as_ref().unwrap()[1].as_ref().unwrap().expose(),
+            ";4111111111111111=29121010000012300000?"
+        );
+        assert_eq!(d.expiry.as_deref(), Some("2912"));
+        // Augusta keyboard style: value-only ciphertext, masked copy in DFEF5D, bare TLV.
+        let mut bare = build::tlv(0xDFEF5D, &masked);
+        bare.extend(build::tlv(0x57, &tdes_encrypt(&KEY, &t2eq)));
+        bare.extend(build::tlv(0xDFEE12, ksn().as_bytes()));
+        let r = decode_frame(&bare).unwrap();
+        assert_eq!(r.format, Format::EmvTlv);
+        assert_eq!(r.tracks[1].status, TrackStatus::Ok);
+        let d = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap();
+        assert_eq!(
+            d.decrypted.as_ref().unwrap()[1].as_ref().unwrap().expose(),
+            ";4111111111111111=29121010000012300000?"
+        );
+    }
+}

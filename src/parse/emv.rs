@@ -154,10 +154,8 @@ pub fn from_tlv(
     let mut clear_tracks: [Option<SecretText>; 3] = Default::default();
     for (tag, v) in &clear {
         match tag {
-            0x57 | 0x9F6B => {
-                if clear_tracks[1].is_none() {
-                    clear_tracks[1] = chip_track2(v, false).map(SecretText::new);
-                }
+            0x57 | 0x9F6B if clear_tracks[1].is_none() => {
+                clear_tracks[1] = chip_track2(v, false).map(SecretText::new);
             }
             0x56 => clear_tracks[0] = chip_track1(v).map(SecretText::new),
             0x5A => {
@@ -195,7 +193,7 @@ pub fn from_tlv(
                     if r.tracks[0].masked.is_none() {
                         r.tracks[0] = TrackInfo {
                             status: TrackStatus::Ok,
-                            masked: Some(m.replace('0', "0")),
+                            masked: Some(m),
                         };
                     }
                 }

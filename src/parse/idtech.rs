@@ -543,7 +543,7 @@ fn keyboard_at(t: &[u8]) -> Result<CardRead, ParseError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// ID TECH UniMag II manual sample (shared/samples/04_…), verbatim payload.

@@ -74,6 +74,7 @@ pub fn decode_hid(input: &[u8]) -> Result<CardRead, ParseError> {
     let ksn = Ksn::from_bytes(field(rep, 495, 10)?).filter(|k| !k.is_zero());
     let mut masked: [Option<String>; 3] = Default::default();
     let mut clear: [Option<SecretText>; 3] = Default::default();
+    #[allow(clippy::needless_range_loop)] // parallel fixed-size arrays
     for i in 0..3 {
         let enc_len = usize::from(b(3 + i));
         let m_len = usize::from(b(505 + i));
@@ -183,6 +184,7 @@ pub fn decode_kb(input: &[u8]) -> Result<CardRead, ParseError> {
             }
         }
     }
+    #[allow(clippy::needless_range_loop)] // parallel fixed-size arrays
     for i in 0..3 {
         let enc = hexf(1 + i)?;
         if !enc.is_empty() {

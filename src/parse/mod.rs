@@ -15,6 +15,7 @@ pub use detect::{decode_frame, split_frames};
 pub use error::ParseError;
 
 pub use crate::card::CardRead;
+pub mod build;
 mod decrypt;
 mod validate;
 
