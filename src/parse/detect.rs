@@ -93,7 +93,14 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.len() >= magtek::HID_MIN_LEN {
         return magtek::decode_hid(input);
     }
-    emv::decode_bare(input)
+    emv::decode_bare(input).map_err(|e| {
+        // A partial MagTek report (qzind/tray#957) is not TLV: say it is cut short.
+        if e == ParseError::UnknownFormat && magtek::looks_like_hid_start(input) {
+            ParseError::Truncated("MagTek HID report")
+        } else {
+            e
+        }
+    })
 }
 
 /// Cuts an input into frames: one per line for text, binary frames back to back.

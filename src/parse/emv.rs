@@ -2,7 +2,7 @@
 //! with ID TECH's three ways of sending sensitive tags, KSN in DFEE12/FFEE12, the inner MSR
 //! frame DFEE23, and the entry mode from 9F39 or the source tags.
 use super::tlv::{self, LenFlag, Tlv};
-use super::tracks::{chip_track1, chip_track2, mask_track};
+use super::tracks::{chip_track1, chip_track2, mask_track, masked_info};
 use super::{idtech, ParseError};
 use crate::card::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
@@ -177,8 +177,15 @@ pub fn from_tlv(
         match tag {
             0x57 | 0x9F6B => {
                 if let Some(m) = chip_track2(v, true) {
-                    if let Some(pan) = m.get(1..).and_then(|s| s.split('=').next()) {
+                    let info = masked_info(2, &m);
+                    if let Some(pan) = &info.pan {
                         r.set_pan_text(pan);
+                    }
+                    if info.expiry.is_some() {
+                        r.expiry = info.expiry;
+                    }
+                    if info.service_code.is_some() {
+                        r.service_code = info.service_code;
                     }
                     if r.tracks[1].masked.is_none() {
                         r.tracks[1] = TrackInfo {

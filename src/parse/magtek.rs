@@ -57,6 +57,20 @@ fn apply_masked(r: &mut CardRead, masked: &[Option<String>; 3]) {
     }
 }
 
+/// Whether `b` starts like a MagneSafe V5 report: three decode statuses (0/1), three track
+/// lengths up to 112, a card encode type up to 7.
+pub fn looks_like_hid_start(b: &[u8]) -> bool {
+    let b = if b.first() == Some(&0x01) && b.len() > 7 && b.get(7).is_some_and(|&t| t <= 7) {
+        b.get(1..).unwrap_or_default()
+    } else {
+        b
+    };
+    b.len() >= 7
+        && b.iter().take(3).all(|&s| s <= 1)
+        && b.iter().skip(3).take(3).all(|&l| usize::from(l) <= FIELD)
+        && b.get(6).is_some_and(|&t| t <= 7)
+}
+
 /// A MagneSafe V5 HID input report (report ID byte optional).
 pub fn decode_hid(input: &[u8]) -> Result<CardRead, ParseError> {
     let rep = if input.len() >= 889 && input.first() == Some(&0x01) {

@@ -133,6 +133,10 @@ pub fn flatten<'a, 'b>(tlvs: &'b [Tlv<'a>], out: &mut Vec<&'b Tlv<'a>>) {
 pub fn tag_name(tag: u32) -> Option<&'static str> {
     Some(match tag {
         0x4F => "application identifier",
+        0x6F => "FCI template",
+        0x70 => "record template",
+        0x77 => "response message template 2",
+        0xA5 => "FCI proprietary template",
         0x50 => "application label",
         0x56 => "track 1 equivalent data",
         0x57 => "track 2 equivalent data",
