@@ -1,1 +1,15 @@
 //! Domain types: PAN (redacted), masked PAN, tracks, entry mode, KSN, brand, `CardRead`. Sans-io.
+mod ksn;
+mod pan;
+mod read;
+mod secret;
+mod track;
+
+pub use ksn::Ksn;
+pub use pan::{luhn_valid, Brand, MaskedPan, Pan};
+pub use read::{
+    CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, TrackInfo,
+    TrackStatus,
+};
+pub use secret::SecretText;
+pub use track::{Name, Track1, Track2, Track3};

@@ -1,0 +1,190 @@
+//! Clear ISO 7813 tracks split into their fields. Input is the track text from start sentinel
+//! through end sentinel, LRC already removed (the parse module does framing, sentinels, LRC).
+use super::{Pan, SecretText};
+
+/// Cardholder name as Track 1 holds it: `SURNAME/GIVEN MIDDLE.TITLE`, space padded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Name {
+    /// The field with trailing padding removed, e.g. `DI TEST/CARD 04`.
+    pub raw: String,
+    pub surname: String,
+    pub given: String,
+    pub title: String,
+}
+
+impl Name {
+    pub fn parse(field: &str) -> Name {
+        let raw = field.trim().to_string();
+        let (surname, rest) = match raw.split_once('/') {
+            Some((s, r)) => (s.trim().to_string(), r.trim()),
+            None => (raw.clone(), ""),
+        };
+        let (given, title) = match rest.rsplit_once('.') {
+            Some((g, t)) => (g.trim().to_string(), t.trim().to_string()),
+            None => (rest.to_string(), String::new()),
+        };
+        Name {
+            raw,
+            surname,
+            given,
+            title,
+        }
+    }
+}
+
+/// Track 1 (IATA, format B).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Track1 {
+    pub format_code: char,
+    pub pan: Pan,
+    pub name: Name,
+    /// YYMM, absent when the card has `^` instead.
+    pub expiry: Option<String>,
+    pub service_code: Option<String>,
+    pub discretionary: SecretText,
+}
+
+/// Track 2 (ABA).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Track2 {
+    pub pan: Pan,
+    pub expiry: Option<String>,
+    pub service_code: Option<String>,
+    pub discretionary: SecretText,
+}
+
+/// Track 3 (ISO 4909): kept whole; the PAN when it leads the track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Track3 {
+    pub pan: Option<Pan>,
+    pub data: SecretText,
+}
+
+fn all_digits(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Expiry (4 digits or the separator) then service code (3 digits or the separator).
+fn expiry_service(rest: &str, sep: char) -> Option<(Option<String>, Option<String>, &str)> {
+    let (expiry, rest) = if let Some(r) = rest.strip_prefix(sep) {
+        (None, r)
+    } else {
+        let e = rest.get(..4).filter(|e| all_digits(e))?;
+        (Some(e.to_string()), rest.get(4..)?)
+    };
+    let (service, rest) = if let Some(r) = rest.strip_prefix(sep) {
+        (None, r)
+    } else {
+        match rest.get(..3).filter(|s| all_digits(s)) {
+            Some(s) => (Some(s.to_string()), rest.get(3..)?),
+            // A card may end right after the expiry.
+            None if rest.is_empty() => (None, rest),
+            None => return None,
+        }
+    };
+    Some((expiry, service, rest))
+}
+
+impl Track1 {
+    /// `%B…^NAME^YYMMSSS…?`
+    pub fn parse(text: &str) -> Option<Track1> {
+        let body = text.strip_prefix('%')?.strip_suffix('?')?;
+        let mut chars = body.chars();
+        let format_code = chars.next().filter(|c| c.is_ascii_uppercase())?;
+        let body = chars.as_str();
+        let (pan, rest) = body.split_once('^')?;
+        let pan = Pan::new(pan.trim_end())?;
+        let (name, rest) = rest.split_once('^')?;
+        let (expiry, service_code, disc) = expiry_service(rest, '^')?;
+        Some(Track1 {
+            format_code,
+            pan,
+            name: Name::parse(name),
+            expiry,
+            service_code,
+            discretionary: SecretText::new(disc),
+        })
+    }
+}
+
+impl Track2 {
+    /// `;PAN=YYMMSSS…?`
+    pub fn parse(text: &str) -> Option<Track2> {
+        let body = text.strip_prefix(';')?.strip_suffix('?')?;
+        let (pan, rest) = body.split_once('=')?;
+        let pan = Pan::new(pan)?;
+        let (expiry, service_code, disc) = expiry_service(rest, '=')?;
+        all_digits(disc).then_some(())?;
+        Some(Track2 {
+            pan,
+            expiry,
+            service_code,
+            discretionary: SecretText::new(disc),
+        })
+    }
+}
+
+impl Track3 {
+    /// `;…?` or MagTek's `+…?`.
+    pub fn parse(text: &str) -> Option<Track3> {
+        let body = text
+            .strip_prefix('+')
+            .or_else(|| text.strip_prefix(';'))?
+            .strip_suffix('?')?;
+        let pan = body.split_once('=').and_then(|(p, _)| Pan::new(p));
+        Some(Track3 {
+            pan,
+            data: SecretText::new(text),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn track1_fields_and_name() {
+        let t =
+            Track1::parse("%B5452300551227189^HOGAN/PAUL      ^08043210000000725000000?").unwrap();
+        assert_eq!(t.pan.expose(), "5452300551227189");
+        assert_eq!(t.name.raw, "HOGAN/PAUL");
+        assert_eq!(
+            (t.name.surname.as_str(), t.name.given.as_str()),
+            ("HOGAN", "PAUL")
+        );
+        assert_eq!(t.expiry.as_deref(), Some("0804"));
+        assert_eq!(t.service_code.as_deref(), Some("321"));
+        assert_eq!(t.discretionary.expose(), "0000000725000000");
+        let n = Name::parse("BUSH JR/GEORGE W.MR");
+        assert_eq!(
+            (n.surname.as_str(), n.given.as_str(), n.title.as_str()),
+            ("BUSH JR", "GEORGE W", "MR")
+        );
+        let n = Name::parse("FDCS TEST CARD /MASTERCARD");
+        assert_eq!(
+            (n.surname.as_str(), n.given.as_str()),
+            ("FDCS TEST CARD", "MASTERCARD")
+        );
+        assert_eq!(n.raw, "FDCS TEST CARD /MASTERCARD");
+    }
+
+    #[test]
+    fn track1_missing_expiry() {
+        let t = Track1::parse("%B4111111111111111^TEST/CARD^^^?").unwrap();
+        assert_eq!(t.expiry, None);
+        assert_eq!(t.service_code, None);
+        assert!(Track1::parse("%B41111^X^2912101?").is_none());
+        assert!(Track1::parse("B4111111111111111^X^2912101?").is_none());
+    }
+
+    #[test]
+    fn track2_and_3() {
+        let t = Track2::parse(";5452300551227189=080432100000007250?").unwrap();
+        assert_eq!(t.expiry.as_deref(), Some("0804"));
+        assert_eq!(t.service_code.as_deref(), Some("321"));
+        assert!(Track2::parse(";5452300551227189=0804A?").is_none());
+        let t3 = Track3::parse("+5163499080020445=000000000000?").unwrap();
+        assert_eq!(t3.pan.unwrap().last4(), "0445");
+    }
+}

@@ -1,0 +1,146 @@
+//! Format detection and splitting an input into frames.
+use super::{emv, idtech, magtek, tracks, vivo, ParseError};
+use crate::card::CardRead;
+
+/// Keyboard text: printable ASCII plus tab, CR, LF.
+pub(crate) fn is_text(b: &[u8]) -> bool {
+    b.iter()
+        .all(|&c| (0x20..0x7F).contains(&c) || matches!(c, b'\t' | b'\r' | b'\n'))
+}
+
+fn trim(t: &[u8]) -> &[u8] {
+    let s = t
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(t.len());
+    let e = t
+        .iter()
+        .rposition(|b| !matches!(b, b'\r' | b'\n' | b'\t'))
+        .map_or(s, |p| p + 1)
+        .max(s);
+    t.get(s..e).unwrap_or_default()
+}
+
+/// Decodes one frame of any supported format.
+pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
+    if input.is_empty() {
+        return Err(ParseError::Truncated("empty frame"));
+    }
+    if is_text(input) {
+        decode_text(input)
+    } else {
+        decode_binary(input)
+    }
+}
+
+fn decode_text(input: &[u8]) -> Result<CardRead, ParseError> {
+    let t = trim(input);
+    let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
+    if idtech::looks_like_keyboard(t)
+        || (t.len() > 8
+            && t.get(..32)
+                .is_some_and(|p| p.windows(2).any(|w| w == b"02"))
+            && !t.contains(&b'|')
+            && !starts_with_sentinel(t)
+            && t.contains(&b'*'))
+    {
+        match idtech::decode_keyboard(t) {
+            Ok(r) => return Ok(r),
+            // A hex dump of a binary frame also starts with `02`.
+            Err(e) if all_hex => {
+                return hex_binary(t).map_err(|e2| {
+                    if e2 == ParseError::UnknownFormat {
+                        e
+                    } else {
+                        e2
+                    }
+                })
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if all_hex && t.len() % 2 == 0 {
+        return hex_binary(t);
+    }
+    if magtek::looks_like_kb(t) {
+        return magtek::decode_kb(t);
+    }
+    if t.iter().any(|&c| matches!(c, b'%' | b';' | b'+')) {
+        return tracks::decode_tracks(input);
+    }
+    Err(ParseError::UnknownFormat)
+}
+
+fn starts_with_sentinel(t: &[u8]) -> bool {
+    matches!(t.first(), Some(b'%' | b';' | b'+'))
+}
+
+fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
+    let b = hex::decode(t).map_err(|_| ParseError::BadHex)?;
+    if b.is_empty() {
+        return Err(ParseError::UnknownFormat);
+    }
+    decode_binary(&b)
+}
+
+fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
+    if vivo::is_vivo(input) {
+        return vivo::decode(input);
+    }
+    if input.first() == Some(&0x02) {
+        return idtech::decode_binary(input);
+    }
+    if input.len() >= magtek::HID_MIN_LEN {
+        return magtek::decode_hid(input);
+    }
+    emv::decode_bare(input).map_err(|e| {
+        // A partial MagTek report (qzind/tray#957) is not TLV: say it is cut short.
+        if e == ParseError::UnknownFormat && magtek::looks_like_hid_start(input) {
+            ParseError::Truncated("MagTek HID report")
+        } else {
+            e
+        }
+    })
+}
+
+/// Cuts an input into frames: one per line for text, binary frames back to back.
+pub fn split_frames(input: &[u8]) -> Vec<&[u8]> {
+    if is_text(input) {
+        return input
+            .split(|&c| c == b'\r' || c == b'\n')
+            .filter(|l| l.iter().any(|c| !c.is_ascii_whitespace()))
+            .collect();
+    }
+    let mut out = Vec::new();
+    let mut rest = input;
+    while !rest.is_empty() {
+        let len = frame_len(rest).filter(|&n| n <= rest.len());
+        match len {
+            Some(n) => {
+                let (frame, tail) = rest.split_at(n);
+                out.push(frame);
+                // Fixed-size reports are zero-filled after the frame.
+                let skip = tail.iter().take_while(|&&b| b == 0).count();
+                rest = tail.get(skip..).unwrap_or_default();
+            }
+            None => {
+                out.push(rest);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Length of the binary frame at the start of `b`, when its header says.
+fn frame_len(b: &[u8]) -> Option<usize> {
+    if b.first() == Some(&0x02) {
+        let l = usize::from(u16::from_le_bytes([*b.get(1)?, *b.get(2)?]));
+        return Some(l + 6);
+    }
+    if b.starts_with(b"ViVO") {
+        let l = usize::from(u16::from_be_bytes([*b.get(12)?, *b.get(13)?]));
+        return Some(14 + l + 2);
+    }
+    None
+}

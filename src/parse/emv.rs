@@ -1,0 +1,307 @@
+//! Chip and contactless data as BER-TLV (§2.7): bare (`emv-tlv`) or inside a ViVOtech2 frame,
+//! with ID TECH's three ways of sending sensitive tags, KSN in DFEE12/FFEE12, the inner MSR
+//! frame DFEE23, and the entry mode from 9F39 or the source tags.
+use super::tlv::{self, LenFlag, Tlv};
+use super::tracks::{chip_track1, chip_track2, mask_track, masked_info};
+use super::{idtech, ParseError};
+use crate::card::{
+    CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
+    TrackInfo, TrackStatus,
+};
+
+const SENSITIVE: [u32; 5] = [0x57, 0x5A, 0x56, 0x9F6B, 0xDFEF4D];
+
+/// Masked-copy tags Augusta keyboard mode uses: (masked tag, the tag it masks).
+const MASKED_TAGS: [(u32, u32); 3] = [(0xDFEF5D, 0x57), (0xDFEF5B, 0x5A), (0xDFEF5E, 0x9F6B)];
+
+/// Attribution byte → entry mode (b4/b3/b0 captured type).
+fn mode_from_attribution(a: u8) -> EntryMode {
+    let ty = ((a >> 4) & 1) << 2 | ((a >> 3) & 1) << 1 | (a & 1);
+    match ty {
+        0b000 => EntryMode::Chip,
+        0b001 => EntryMode::ContactlessChip,
+        0b101 => EntryMode::ContactlessMsd,
+        0b010 | 0b011 => EntryMode::Swipe,
+        _ => EntryMode::Other(a),
+    }
+}
+
+fn cipher_from_bits(a: u8) -> CipherKind {
+    if (a >> 1) & 3 == 1 {
+        CipherKind::Aes
+    } else {
+        CipherKind::Tdes
+    }
+}
+
+/// Whether the first byte of `data` is an attribution byte rather than a tag: parse both ways
+/// and keep the one that yields known tags. A TLV error is reported only when the data starts
+/// like TLV (a known tag); anything else is `unknown-format`.
+pub fn split_attribution(data: &[u8]) -> Result<(Option<u8>, Vec<Tlv<'_>>), ParseError> {
+    let known = |t: &Vec<Tlv>| {
+        let mut all = Vec::new();
+        tlv::flatten(t, &mut all);
+        all.iter().any(|x| tlv::tag_name(x.tag).is_some())
+    };
+    let rest = data.get(1..).unwrap_or_default();
+    let with = tlv::parse(rest);
+    let without = tlv::parse(data);
+    let starts_known = |d: &[u8]| tlv::first_tag(d).and_then(tlv::tag_name).is_some();
+    match (&with, &without) {
+        (Ok(w), Ok(wo)) if known(w) && known(wo) => {
+            if starts_known(data) && !starts_known(rest) {
+                Ok((None, wo.clone()))
+            } else {
+                Ok((data.first().copied(), w.clone()))
+            }
+        }
+        (Ok(w), _) if known(w) => Ok((data.first().copied(), w.clone())),
+        (_, Ok(wo)) if known(wo) => Ok((None, wo.clone())),
+        (_, Err(e)) if starts_known(data) => Err(e.clone()),
+        (Err(e), _) if starts_known(rest) => Err(e.clone()),
+        _ => Err(ParseError::UnknownFormat),
+    }
+}
+
+/// A bare TLV read (`emv-tlv`).
+pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
+    let (attr, tlvs) = split_attribution(input)?;
+    let mut r = from_tlv(&tlvs, attr, Format::EmvTlv)?;
+    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
+    Ok(r)
+}
+
+fn ascii(v: &[u8]) -> String {
+    String::from_utf8_lossy(v)
+        .trim_matches(|c: char| c == '\0' || c.is_whitespace())
+        .to_string()
+}
+
+/// Builds the read from parsed TLV.
+pub fn from_tlv(
+    tlvs: &[Tlv<'_>],
+    attr: Option<u8>,
+    format: Format,
+) -> Result<CardRead, ParseError> {
+    let mut all = Vec::new();
+    tlv::flatten(tlvs, &mut all);
+    let find = |tag: u32| all.iter().find(|t| t.tag == tag).map(|t| t.value);
+
+    // The swipe or fallback: an enhanced MSR frame inside.
+    let mut r = match find(0xDFEE23) {
+        Some(frame) => {
+            let mut inner = idtech::decode_binary(frame)?;
+            inner.format = format;
+            inner
+        }
+        None => CardRead::new(format),
+    };
+    r.raw = Default::default();
+
+    let ksn = all
+        .iter()
+        .filter(|t| matches!(t.tag, 0xDFEE12 | 0xFFEE12))
+        .find_map(|t| Ksn::from_bytes(t.value));
+    let dfee26 = find(0xDFEE26).and_then(|v| v.first().copied());
+    let source = find(0xDFEE30)
+        .or_else(|| find(0xDF30))
+        .and_then(|v| v.first().copied());
+
+    // Sensitive tags: masked copies and ciphertexts.
+    let mut masked: Vec<(u32, &[u8])> = Vec::new();
+    let mut cipher_blocks: Vec<(u32, &[u8])> = Vec::new();
+    let mut clear: Vec<(u32, &[u8])> = Vec::new();
+    let encryption_on =
+        attr.is_some_and(|a| a & 0xC0 != 0) || dfee26.is_some_and(|b| b != 0) || ksn.is_some();
+    for (mt, of) in MASKED_TAGS {
+        if let Some(v) = find(mt) {
+            masked.push((of, v));
+        }
+    }
+    for tag in SENSITIVE {
+        let copies: Vec<&&Tlv> = all.iter().filter(|t| t.tag == tag).collect();
+        let plain: Vec<&&Tlv> = copies
+            .iter()
+            .copied()
+            .filter(|t| t.flag == LenFlag::Plain)
+            .collect();
+        for t in &copies {
+            match t.flag {
+                LenFlag::Masked => masked.push((tag, t.value)),
+                LenFlag::Encrypted => cipher_blocks.push((tag, t.value)),
+                LenFlag::Plain => {}
+            }
+        }
+        match plain.as_slice() {
+            [] => {}
+            // Plain duplicates: masked copy first, then the ciphertext.
+            [m, c, ..] => {
+                masked.push((tag, m.value));
+                cipher_blocks.push((tag, c.value));
+            }
+            [one] => {
+                let has_masked = masked.iter().any(|(t, _)| *t == tag);
+                if encryption_on && (has_masked || !looks_clear(tag, one.value)) {
+                    cipher_blocks.push((tag, one.value));
+                } else {
+                    clear.push((tag, one.value));
+                }
+            }
+        }
+    }
+
+    // Track texts from masked and clear copies.
+    let mut clear_tracks: [Option<SecretText>; 3] = Default::default();
+    for (tag, v) in &clear {
+        match tag {
+            0x57 | 0x9F6B if clear_tracks[1].is_none() => {
+                clear_tracks[1] = chip_track2(v, false).map(SecretText::new);
+            }
+            0x56 => clear_tracks[0] = chip_track1(v).map(SecretText::new),
+            0x5A => {
+                let pan = hex::encode_upper(v);
+                r.set_pan_text(pan.trim_end_matches('F'));
+            }
+            _ => {}
+        }
+    }
+    for (i, t) in clear_tracks.iter().enumerate() {
+        if let Some(t) = t {
+            r.tracks[i] = TrackInfo {
+                status: TrackStatus::Ok,
+                masked: Some(mask_track(t.expose())),
+            };
+        }
+    }
+    for (tag, v) in &masked {
+        match tag {
+            0x57 | 0x9F6B => {
+                if let Some(m) = chip_track2(v, true) {
+                    let info = masked_info(2, &m);
+                    if let Some(pan) = &info.pan {
+                        r.set_pan_text(pan);
+                    }
+                    if info.expiry.is_some() {
+                        r.expiry = info.expiry;
+                    }
+                    if info.service_code.is_some() {
+                        r.service_code = info.service_code;
+                    }
+                    if r.tracks[1].masked.is_none() {
+                        r.tracks[1] = TrackInfo {
+                            status: TrackStatus::Ok,
+                            masked: Some(m),
+                        };
+                    }
+                }
+            }
+            0x56 => {
+                if let Some(m) = chip_track1(v) {
+                    if r.tracks[0].masked.is_none() {
+                        r.tracks[0] = TrackInfo {
+                            status: TrackStatus::Ok,
+                            masked: Some(m),
+                        };
+                    }
+                }
+            }
+            0x5A => {
+                let pan = hex::encode_upper(v).replace('C', "*");
+                r.set_pan_text(pan.trim_end_matches('F'));
+            }
+            _ => {}
+        }
+    }
+    if clear_tracks.iter().any(Option::is_some) {
+        r.fill_from_clear(&clear_tracks);
+        r.clear = clear_tracks;
+    }
+    for (tag, v) in &cipher_blocks {
+        let value_len = masked.iter().find(|(t, _)| t == tag).map(|(_, m)| m.len());
+        let idx = match tag {
+            0x56 => Some(0),
+            0x57 | 0x9F6B => Some(1),
+            _ => None,
+        };
+        if let Some(i) = idx {
+            if r.tracks[i].status == TrackStatus::Absent {
+                r.tracks[i].status = TrackStatus::Ok;
+            }
+        }
+        r.enc_blocks.push(EncBlock {
+            target: EncTarget::Tag {
+                tag: *tag,
+                value_len,
+            },
+            data: v.to_vec(),
+        });
+    }
+    if !cipher_blocks.is_empty() {
+        r.encrypted = true;
+        r.plain_has_lrc = false;
+        r.key_variant = Some(KeyVariant::Data);
+        r.cipher = Some(attr.or(dfee26).map_or(CipherKind::Tdes, cipher_from_bits));
+    }
+    if ksn.is_some() {
+        r.ksn = ksn;
+    }
+
+    // Plain fields.
+    if let Some(v) = find(0x5F24) {
+        let e = hex::encode_upper(v);
+        if let Some(yymm) = e.get(..4).filter(|s| s.bytes().all(|b| b.is_ascii_digit())) {
+            r.expiry = Some(yymm.to_string());
+        }
+    }
+    if let Some(v) = find(0x5F20) {
+        let n = ascii(v);
+        if !n.is_empty() {
+            r.cardholder_name = Some(n);
+        }
+    }
+
+    // Entry mode: 9F39, else what the reader says the source was.
+    let fallback = find(0xDFEE25).is_some() && find(0xDFEE23).is_some();
+    r.entry_mode = if let Some(&m) = find(0x9F39).and_then(|v| v.first()) {
+        Some(EntryMode::from_byte(m))
+    } else if find(0xDFEE23).is_some() {
+        Some(if fallback {
+            EntryMode::Fallback
+        } else {
+            EntryMode::Swipe
+        })
+    } else if let Some(s) = source {
+        Some(match s {
+            0x0C => EntryMode::Swipe,
+            0x01 => EntryMode::Chip,
+            _ if all.iter().any(|t| t.tag == 0x9F6B) && !all.iter().any(|t| t.tag == 0x57) => {
+                EntryMode::ContactlessMsd
+            }
+            _ => EntryMode::ContactlessChip,
+        })
+    } else if let Some(b) = dfee26.filter(|&b| b != 0) {
+        Some(match b {
+            0xC0 => EntryMode::Chip,
+            0xE1 => EntryMode::ContactlessChip,
+            0xD1 => EntryMode::ContactlessMsd,
+            0xE8 => EntryMode::Swipe,
+            o => mode_from_attribution(o),
+        })
+    } else {
+        attr.map(mode_from_attribution)
+    };
+    Ok(r)
+}
+
+/// A clear 57/9F6B parses as track 2; a clear 5A is BCD digits.
+fn looks_clear(tag: u32, v: &[u8]) -> bool {
+    match tag {
+        0x57 | 0x9F6B => chip_track2(v, false).is_some(),
+        0x56 => chip_track1(v).is_some(),
+        0x5A => hex::encode_upper(v)
+            .trim_end_matches('F')
+            .bytes()
+            .all(|b| b.is_ascii_digit()),
+        _ => false,
+    }
+}

@@ -1,0 +1,415 @@
+//! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
+//! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
+use super::ParseError;
+use crate::card::{CardRead, EntryMode, Format, MaskedPan, SecretText, TrackInfo, TrackStatus};
+
+/// One track found in text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScannedTrack {
+    /// 1, 2 or 3.
+    pub number: u8,
+    /// Start sentinel through end sentinel, LRC excluded.
+    pub text: SecretText,
+    /// The LRC character when the reader sent one (already checked).
+    pub lrc: Option<char>,
+    /// The reader's bad-read marker (`%E?`, `;E?`, `+E?`).
+    pub error: bool,
+}
+
+fn is_start(c: u8) -> bool {
+    matches!(c, b'%' | b';' | b'+')
+}
+
+fn in_charset(track: u8, c: u8) -> bool {
+    if track == 1 {
+        (0x20..=0x5F).contains(&c)
+    } else {
+        (0x30..=0x3F).contains(&c)
+    }
+}
+
+/// ISO/IEC 7811-2 LRC in host terms over `text` (start through end sentinel). Track 3's MagTek
+/// `+` stands for the card's `;`.
+pub fn lrc(track: u8, text: &[u8]) -> u8 {
+    if track == 1 {
+        0x20 + text
+            .iter()
+            .fold(0u8, |a, &c| a ^ (c.wrapping_sub(0x20) & 0x3F))
+    } else {
+        let x = text.iter().fold(0u8, |a, &c| {
+            let c = if c == b'+' { b';' } else { c };
+            a ^ (c.wrapping_sub(0x30) & 0x0F)
+        });
+        0x30 + x
+    }
+}
+
+/// Finds the tracks in wedge text: prefix before the first sentinel and suffix after the last
+/// track are ignored; an LRC after the end sentinel is optional and may itself be `?` (rule 1).
+pub fn scan_tracks(input: &[u8]) -> Result<Vec<ScannedTrack>, ParseError> {
+    let Some(start) = input.iter().position(|&c| is_start(c)) else {
+        return Err(ParseError::UnknownFormat);
+    };
+    let mut out: Vec<ScannedTrack> = Vec::new();
+    let mut i = start;
+    let mut seen2 = false;
+    while let Some(&c) = input.get(i) {
+        let number = match c {
+            b'%' => 1,
+            b';' if !seen2 => 2,
+            b';' | b'+' => 3,
+            b'\r' | b'\n' => {
+                i += 1;
+                continue;
+            }
+            // Wedge suffix.
+            _ => break,
+        };
+        if number == 2 {
+            seen2 = true;
+        }
+        if out.iter().any(|t| t.number == number) {
+            return Err(ParseError::BadTrack("track repeated"));
+        }
+        // Bad-read marker.
+        if input.get(i + 1) == Some(&b'E') && input.get(i + 2) == Some(&b'?') {
+            let text = String::from_utf8_lossy(input.get(i..i + 3).unwrap_or_default());
+            out.push(ScannedTrack {
+                number,
+                text: SecretText::new(text),
+                lrc: None,
+                error: true,
+            });
+            i += 3;
+            continue;
+        }
+        let mut j = i + 1;
+        loop {
+            match input.get(j) {
+                None => return Err(ParseError::Truncated("track has no end sentinel")),
+                Some(b'?') => break,
+                Some(&d) if in_charset(number, d) => j += 1,
+                Some(_) => return Err(ParseError::BadTrack("character outside the track's set")),
+            }
+        }
+        let bytes = input.get(i..=j).unwrap_or_default();
+        let text = String::from_utf8_lossy(bytes).into_owned();
+        i = j + 1;
+        let mut lrc_char = None;
+        if let Some(&c) = input.get(i) {
+            let expected = lrc(number, bytes);
+            let next_is_boundary = input
+                .get(i + 1)
+                .map_or(true, |&n| is_start(n) || n == b'\r' || n == b'\n');
+            if c == expected && (!is_start(c) || next_is_boundary) {
+                lrc_char = Some(char::from(c));
+                i += 1;
+            } else if is_start(c) || c == b'\r' || c == b'\n' || !in_charset(number, c) {
+                // No LRC: the next track, a line end, or a suffix follows.
+            } else {
+                return Err(ParseError::BadLrc("track LRC"));
+            }
+        }
+        out.push(ScannedTrack {
+            number,
+            text: SecretText::new(text),
+            lrc: lrc_char,
+            error: false,
+        });
+    }
+    Ok(out)
+}
+
+/// Plain ISO 7813 text (wedge readers, MagTek security level 2).
+pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
+    let tracks = scan_tracks(input)?;
+    let mut read = CardRead::new(Format::Tracks);
+    read.entry_mode = Some(EntryMode::Swipe);
+    let mut clear: [Option<SecretText>; 3] = Default::default();
+    for t in tracks {
+        let idx = usize::from(t.number - 1);
+        let (Some(info), Some(slot)) = (read.tracks.get_mut(idx), clear.get_mut(idx)) else {
+            continue;
+        };
+        if t.error {
+            *info = TrackInfo {
+                status: TrackStatus::Error,
+                masked: Some(t.text.expose().to_string()),
+            };
+        } else {
+            *info = TrackInfo {
+                status: TrackStatus::Ok,
+                masked: Some(mask_track(t.text.expose())),
+            };
+            *slot = Some(t.text);
+        }
+    }
+    read.fill_from_clear(&clear);
+    read.clear = clear;
+    read.raw.0 = zeroize::Zeroizing::new(input.to_vec());
+    Ok(read)
+}
+
+fn stars(s: &str) -> String {
+    "*".repeat(s.chars().count())
+}
+
+/// Masks a clear track the way readers do: PAN first 6 / last 4, name kept, everything after
+/// the PAN's (or name's) separator starred.
+pub fn mask_track(text: &str) -> String {
+    let mut chars = text.chars();
+    let Some(ss) = chars.next() else {
+        return String::new();
+    };
+    let body = chars.as_str();
+    let (body, es) = match body.strip_suffix('?') {
+        Some(b) => (b, "?"),
+        None => (body, ""),
+    };
+    let mut out = String::with_capacity(text.len());
+    out.push(ss);
+    if ss == '%' {
+        let mut c = body.chars();
+        if let Some(fc) = c.next() {
+            out.push(fc);
+        }
+        let rest = c.as_str();
+        match rest.split_once('^') {
+            Some((pan, after)) => {
+                out.push_str(MaskedPan::from_reader(pan).as_str());
+                out.push('^');
+                match after.split_once('^') {
+                    Some((name, tail)) => {
+                        out.push_str(name);
+                        out.push('^');
+                        out.push_str(&stars(tail));
+                    }
+                    None => out.push_str(&stars(after)),
+                }
+            }
+            None => out.push_str(MaskedPan::from_reader(rest).as_str()),
+        }
+    } else {
+        match body.split_once('=') {
+            Some((pan, tail)) => {
+                out.push_str(MaskedPan::from_reader(pan).as_str());
+                out.push('=');
+                out.push_str(&stars(tail));
+            }
+            None => out.push_str(MaskedPan::from_reader(body).as_str()),
+        }
+    }
+    out.push_str(es);
+    out
+}
+
+/// Fields a reader leaves readable in a masked track.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MaskedInfo {
+    pub pan: Option<String>,
+    pub name: Option<String>,
+    pub expiry: Option<String>,
+    pub service_code: Option<String>,
+}
+
+fn digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn expiry_and_service(rest: &str, info: &mut MaskedInfo) {
+    if let Some(e) = rest.get(..4).filter(|e| digits(e)) {
+        info.expiry = Some(e.to_string());
+        // Masking readers fill the service code with the mask digit: keep only plausible ones.
+        if let Some(s) = rest.get(4..7).filter(|s| digits(s)) {
+            if matches!(
+                s.as_bytes().first(),
+                Some(b'1' | b'2' | b'5' | b'6' | b'7' | b'9')
+            ) {
+                info.service_code = Some(s.to_string());
+            }
+        }
+    }
+}
+
+/// Reads PAN (as masked), name, and any clear expiry / service code from a masked track.
+pub fn masked_info(track: u8, masked: &str) -> MaskedInfo {
+    let mut info = MaskedInfo::default();
+    let body = masked.get(1..).unwrap_or("");
+    if track == 1 {
+        let body = body.get(1..).unwrap_or("");
+        let mut parts = body.splitn(3, '^');
+        let pan = parts.next().unwrap_or("").trim();
+        if parts.clone().next().is_none() {
+            return info;
+        }
+        info.pan = (!pan.is_empty()).then(|| pan.to_string());
+        let name = parts.next().unwrap_or("").trim();
+        if !name.is_empty() && !name.chars().all(|c| c == '*') {
+            info.name = Some(name.to_string());
+        }
+        if let Some(rest) = parts.next() {
+            expiry_and_service(rest, &mut info);
+        }
+    } else if let Some((pan, rest)) = body.split_once('=') {
+        info.pan = (!pan.is_empty()).then(|| pan.to_string());
+        expiry_and_service(rest, &mut info);
+    }
+    info
+}
+
+/// Nibble-packed Track 2 (`B…D…F` + LRC nibble) to `;…=…?` text (rule 7).
+pub fn unpack_nibbles(bytes: &[u8]) -> Option<String> {
+    let mut out = String::new();
+    for n in bytes.iter().flat_map(|b| [b >> 4, b & 0x0F]) {
+        if out.is_empty() && n != 0x0B {
+            return None;
+        }
+        out.push(char::from(0x30 + n));
+        if n == 0x0F {
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// Chip Track 2 equivalent (57, 9F6B) given as hex digits: `PAN D YYMM SVC DD F…` with a
+/// possible leading `B`, lowercase `d`, `F` padding and trailing zeros. `mask_c`: ID TECH masks
+/// nibbles with `C`, shown as `*`.
+pub fn chip_track2_from_hex(hexdigits: &str, mask_c: bool) -> Option<String> {
+    let s = hexdigits.trim().to_ascii_uppercase();
+    let s = s.strip_prefix('B').unwrap_or(&s);
+    let s = s.strip_prefix(';').unwrap_or(s);
+    let (pan, rest) = s.split_once('D').or_else(|| s.split_once('='))?;
+    // Zeros after the F padding are cipher padding; zeros before it are data.
+    let t = rest.trim_end_matches('0');
+    let rest = if t.ends_with('F') { t } else { rest };
+    let rest = rest.trim_end_matches('F').trim_end_matches('?');
+    let ok = |x: &str| {
+        x.bytes()
+            .all(|b| b.is_ascii_digit() || (mask_c && b == b'C'))
+    };
+    if pan.is_empty() || pan.len() > 19 || !ok(pan) || !ok(rest) {
+        return None;
+    }
+    let fix = |x: &str| x.replace('C', "*");
+    Some(format!(";{}={}?", fix(pan), fix(rest)))
+}
+
+/// Chip Track 2 equivalent from tag bytes.
+pub fn chip_track2(value: &[u8], mask_c: bool) -> Option<String> {
+    chip_track2_from_hex(&hex::encode_upper(value), mask_c)
+}
+
+/// Chip Track 1 equivalent (56): ASCII `B…^NAME^…`, sentinels added when absent.
+pub fn chip_track1(value: &[u8]) -> Option<String> {
+    let end = value
+        .iter()
+        .rposition(|&b| b != 0 && b != 0xFF)
+        .map_or(0, |p| p + 1);
+    let v = value.get(..end)?;
+    if v.is_empty() || !v.iter().all(|&b| (0x20..=0x5F).contains(&b)) {
+        return None;
+    }
+    let s = String::from_utf8_lossy(v);
+    let s = s.strip_prefix('%').unwrap_or(&s);
+    let s = s.split('?').next().unwrap_or("");
+    Some(format!("%{s}?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Sample 09 (MagTek MagneSafe V5 manual, SL2 example).
+    const SAMPLE09: &str = "%B5452300551227189^HOGAN/PAUL      ^08043210000000725000000?;5452300551227189=080432100000007250?+5163499080020445=000000000000?";
+
+    #[test]
+    fn sample_09_three_tracks() {
+        let r = decode_tracks(SAMPLE09.as_bytes()).unwrap();
+        assert!(r.tracks.iter().all(|t| t.status == TrackStatus::Ok));
+        assert_eq!(r.last4.as_deref(), Some("7189"));
+        assert_eq!(r.expiry.as_deref(), Some("0804"));
+        assert_eq!(r.service_code.as_deref(), Some("321"));
+        assert_eq!(r.cardholder_name.as_deref(), Some("HOGAN/PAUL"));
+        assert_eq!(
+            r.tracks[1].masked.as_deref(),
+            Some(";545230******7189=******************?")
+        );
+        assert_eq!(
+            r.clear[2].as_ref().unwrap().expose(),
+            "+5163499080020445=000000000000?"
+        );
+    }
+
+    #[test]
+    fn lrc_values() {
+        // From the ID TECH UniMag II sample's published clear tracks: T1 LRC '>', T2 LRC '1'.
+        let t1 = b"%B5150710200107861^PAYPASS/MASTERCARD^090910140000202?";
+        let t2 = b";5150710200107861=090910140000202?";
+        assert_eq!(lrc(1, t1), b'>');
+        assert_eq!(lrc(2, t2), b'1');
+    }
+
+    #[test]
+    fn lrc_equal_to_question_mark_is_not_a_split_point() {
+        // Find a Track 1 whose LRC is '?' by varying one digit (search, not a fixed claim).
+        let t1 = (0..100)
+            .flat_map(|k| {
+                ('A'..='Z')
+                    .map(move |c| format!("%B4111111111111111^TEST/CARD{c}^2912101{k:02}0000631?"))
+            })
+            .find(|t| lrc(1, t.as_bytes()) == b'?')
+            .unwrap();
+        let input = format!("{t1}?;4111111111111111=2912101?");
+        let tracks = scan_tracks(input.as_bytes()).unwrap();
+        assert_eq!(tracks.len(), 2);
+        assert_eq!(tracks[0].text.expose(), t1);
+        assert_eq!(tracks[0].lrc, Some('?'));
+        assert_eq!(tracks[1].text.expose(), ";4111111111111111=2912101?");
+    }
+
+    #[test]
+    fn error_markers_prefix_suffix_and_bad_lrc() {
+        let r = decode_tracks(b"xx%E?;4111111111111111=2912101?+E?\r\n").unwrap();
+        assert_eq!(r.tracks[0].status, TrackStatus::Error);
+        assert_eq!(r.tracks[1].status, TrackStatus::Ok);
+        assert_eq!(r.tracks[2].status, TrackStatus::Error);
+        assert_eq!(r.tracks[2].masked.as_deref(), Some("+E?"));
+        let e = scan_tracks(b";4111111111111111=2912101?5").unwrap_err();
+        assert_eq!(e.code(), "bad-lrc");
+        assert_eq!(scan_tracks(b";41111111").unwrap_err().code(), "truncated");
+        assert_eq!(scan_tracks(b";4111a11?").unwrap_err().code(), "bad-track");
+    }
+
+    #[test]
+    fn packed_forms() {
+        // ';' = 0x3B → B, '=' → D, '?' → F.
+        assert_eq!(
+            unpack_nibbles(&[0xB4, 0x11, 0x1D, 0x29, 0x12, 0xF3]).as_deref(),
+            Some(";4111=2912?")
+        );
+        assert_eq!(
+            chip_track2_from_hex("4761739001010010d22122011143804400000F000000", false).as_deref(),
+            Some(";4761739001010010=22122011143804400000?")
+        );
+        assert_eq!(
+            chip_track2_from_hex("B5413CCCCCCCC4111D2512", true).as_deref(),
+            Some(";5413********4111=2512?")
+        );
+        assert_eq!(
+            chip_track1(b"B4111111111111111^CARD/TEST^2912").as_deref(),
+            Some("%B4111111111111111^CARD/TEST^2912?")
+        );
+    }
+
+    #[test]
+    fn masked_info_reads_idtech_masking() {
+        let i = masked_info(1, "%*5150********7861^PAYPASS/MASTERCARD^***************?*");
+        assert_eq!(i.pan.as_deref(), Some("5150********7861"));
+        assert_eq!(i.name.as_deref(), Some("PAYPASS/MASTERCARD"));
+        assert_eq!(i.expiry, None);
+        let i = masked_info(2, ";5452300000007189=0804000000000000?");
+        assert_eq!(i.expiry.as_deref(), Some("0804"));
+        assert_eq!(i.service_code, None);
+    }
+}
