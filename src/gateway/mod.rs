@@ -10,3 +10,6 @@ pub use record::{
 };
 pub use secret::{ApiKey, PanString, SecretString};
 pub use validate::{validate, validate_customer_fields, FieldError, Rule};
+pub mod client;
+pub mod response;
+pub use client::{ClientConfig, Delivery, GatewayClient, Outcome, RetryPolicy};
