@@ -13,3 +13,4 @@ pub use validate::{validate, validate_customer_fields, FieldError, Rule};
 pub mod client;
 pub mod response;
 pub use client::{ClientConfig, Delivery, GatewayClient, Outcome, RetryPolicy};
+pub mod sim;
