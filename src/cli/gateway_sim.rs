@@ -1,12 +1,135 @@
-//! `cardlane gateway-sim`.
+//! `cardlane gateway-sim [--listen ADDR] [--bdk HEX]... [--db FILE] [--plain-json]`: the local
+//! gateway simulator. API key from `CARDLANE_API_KEY` (or `--api-key-file`), BDKs from `--bdk`
+//! or `CARDLANE_BDK` (comma- or space-separated).
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(clap::Args, Debug)]
+use anyhow::Context;
+use cardlane::gateway::sim::{self, Bdk, SimConfig};
+use cardlane::gateway::ApiKey;
+
+#[derive(clap::Args)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Address to listen on (port 0 picks a free one; the first output line tells which).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: String,
+    /// A BDK (hex) for decrypting reader output and PIN blocks; repeatable.
+    #[arg(long = "bdk", value_name = "HEX")]
+    bdks: Vec<String>,
+    /// SQLite file that keeps customers across restarts (default: in memory).
+    #[arg(long, value_name = "FILE")]
+    db: Option<PathBuf>,
+    /// Answer with plain JSON instead of a double-encoded JSON string.
+    #[arg(long)]
+    plain_json: bool,
+    /// File holding the API key (instead of CARDLANE_API_KEY).
+    #[arg(long, value_name = "FILE")]
+    api_key_file: Option<PathBuf>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`gateway-sim` is not built yet")
+// By hand: BDKs must not reach a Debug print.
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("listen", &self.listen)
+            .field("bdks", &self.bdks.len())
+            .field("db", &self.db)
+            .field("plain_json", &self.plain_json)
+            .field("api_key_file", &self.api_key_file)
+            .finish()
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let api_key = match api_key(&args)? {
+        Some(k) => k,
+        None => {
+            eprintln!("error: no API key: set CARDLANE_API_KEY or pass --api-key-file");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let mut bdk_texts = args.bdks.clone();
+    if bdk_texts.is_empty() {
+        if let Ok(env) = std::env::var("CARDLANE_BDK") {
+            bdk_texts = env
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+        }
+    }
+    let mut bdks = Vec::new();
+    for (i, text) in bdk_texts.iter().enumerate() {
+        match Bdk::from_hex(text) {
+            Ok(b) => bdks.push(b),
+            Err(e) => {
+                eprintln!("error: BDK #{}: {e}", i + 1);
+                return Ok(ExitCode::from(2));
+            }
+        }
+    }
+
+    let listener = std::net::TcpListener::bind(&args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let mut cfg = SimConfig::new(api_key);
+    cfg.db_path = args.db.clone();
+    cfg.plain_json = args.plain_json;
+    cfg.bdks = bdks;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = sim::spawn(cfg, listener).context("cannot start the simulator")?;
+        {
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "listening on {}", server.base_url)?;
+            out.flush()?;
+        }
+        let stop = server.stopper();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            let _ = stop.send(true);
+        });
+        server.wait().await;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn api_key(args: &Args) -> anyhow::Result<Option<ApiKey>> {
+    if let Some(path) = &args.api_key_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let key = text.trim();
+        return Ok((!key.is_empty()).then(|| ApiKey::new(key)));
+    }
+    Ok(std::env::var("CARDLANE_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .map(|k| ApiKey::new(k.trim())))
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,0 +1,259 @@
+//! The simulator's SQLite store (WAL), so customers, tokens and AUTO numbering survive a restart.
+//! No card data is written: tokens, brand, last 4 and expiry only.
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use sha1::{Digest, Sha1};
+
+use crate::gateway::record::CustomerFields;
+
+/// First `AUTO` customer id (customer-api.md).
+pub const FIRST_AUTO_ID: u64 = 100_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("simulator database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("simulator database is poisoned")]
+    Poisoned,
+}
+
+/// The card part of a stored customer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredCard {
+    pub token: String,
+    pub account_type: Option<String>,
+    pub last4: Option<String>,
+    pub expiry: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredCustomer {
+    pub fields: CustomerFields,
+    pub card: Option<StoredCard>,
+    pub check_token: Option<String>,
+    pub check_last4: Option<String>,
+    pub updated_count: i64,
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+    /// Random per database: tokens are stable for one store but not guessable from a PAN.
+    salt: Vec<u8>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store")
+    }
+}
+
+impl Store {
+    /// Opens (creating) the database at `path`, or an in-memory one for `None`.
+    pub fn open(path: Option<&Path>) -> Result<Self, StoreError> {
+        let conn = match path {
+            Some(p) => Connection::open(p)?,
+            None => Connection::open_in_memory()?,
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL + NORMAL: a commit survives a process crash; fsync only at checkpoints.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS customers (
+                 customer_id TEXT PRIMARY KEY,
+                 fields TEXT NOT NULL,
+                 token TEXT, account_type TEXT, account_last_4 TEXT, expiration_date TEXT,
+                 check_token TEXT, check_last_4 TEXT,
+                 updated_count INTEGER NOT NULL DEFAULT 0,
+                 seq INTEGER NOT NULL);",
+        )?;
+        let salt: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        let salt = match salt {
+            Some(s) => s,
+            None => {
+                let fresh = hex::encode(rand::random::<[u8; 16]>());
+                conn.execute(
+                    "INSERT INTO meta (key, value) VALUES ('salt', ?1)",
+                    params![fresh],
+                )?;
+                fresh
+            }
+        };
+        Ok(Self {
+            conn: Mutex::new(conn),
+            salt: salt.into_bytes(),
+        })
+    }
+
+    /// Runs `f` in one transaction under the store's lock: what it reads and writes is atomic
+    /// with respect to every other request (AUTO numbering, action codes).
+    pub fn transaction<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Transaction) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let mut conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let out = f(&tx)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// A 16-digit token, stable for this store, customer and card number.
+    pub fn card_token(&self, customer_id: &str, pan: &str) -> String {
+        self.token("card", customer_id, pan)
+    }
+
+    pub fn check_token(&self, customer_id: &str, aba: &str, account: &str) -> String {
+        self.token("check", customer_id, &format!("{aba}:{account}"))
+    }
+
+    fn token(&self, kind: &str, customer_id: &str, secret: &str) -> String {
+        let mut h = Sha1::new();
+        h.update(&self.salt);
+        for part in [kind, customer_id, secret] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        let digest = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        // 16 digits, no leading zero: 10^15 ..= 10^16 - 1.
+        let n = 1_000_000_000_000_000u64 + u64::from_be_bytes(first) % 9_000_000_000_000_000u64;
+        n.to_string()
+    }
+
+    pub fn list(&self) -> Result<Vec<(String, StoredCustomer)>, StoreError> {
+        let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
+        let rows = stmt.query_map([], row_to_customer)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+const SELECT: &str = "SELECT customer_id, fields, token, account_type, account_last_4, \
+     expiration_date, check_token, check_last_4, updated_count FROM customers";
+
+fn row_to_customer(r: &rusqlite::Row) -> rusqlite::Result<(String, StoredCustomer)> {
+    let id: String = r.get(0)?;
+    let fields: String = r.get(1)?;
+    let token: Option<String> = r.get(2)?;
+    let card = token.map(|token| -> rusqlite::Result<StoredCard> {
+        Ok(StoredCard {
+            token,
+            account_type: r.get(3)?,
+            last4: r.get(4)?,
+            expiry: r.get(5)?,
+        })
+    });
+    Ok((
+        id,
+        StoredCustomer {
+            // Written by `put` from the same type; a hand-edited row reads as empty fields.
+            fields: serde_json::from_str(&fields).unwrap_or_default(),
+            card: card.transpose()?,
+            check_token: r.get(6)?,
+            check_last4: r.get(7)?,
+            updated_count: r.get(8)?,
+        },
+    ))
+}
+
+pub fn get(tx: &Transaction, id: &str) -> rusqlite::Result<Option<StoredCustomer>> {
+    tx.query_row(
+        &format!("{SELECT} WHERE customer_id = ?1"),
+        params![id],
+        row_to_customer,
+    )
+    .optional()
+    .map(|o| o.map(|(_, c)| c))
+}
+
+pub fn put(tx: &Transaction, id: &str, c: &StoredCustomer) -> rusqlite::Result<()> {
+    let fields = serde_json::to_string(&c.fields).unwrap_or_else(|_| "{}".into());
+    let card = c.card.as_ref();
+    tx.execute(
+        "INSERT INTO customers (customer_id, fields, token, account_type, account_last_4,
+             expiration_date, check_token, check_last_4, updated_count, seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
+             (SELECT COALESCE(MAX(seq), 0) + 1 FROM customers))
+         ON CONFLICT(customer_id) DO UPDATE SET fields = ?2, token = ?3, account_type = ?4,
+             account_last_4 = ?5, expiration_date = ?6, check_token = ?7, check_last_4 = ?8,
+             updated_count = ?9",
+        params![
+            id,
+            fields,
+            card.map(|k| &k.token),
+            card.and_then(|k| k.account_type.as_ref()),
+            card.and_then(|k| k.last4.as_ref()),
+            card.and_then(|k| k.expiry.as_ref()),
+            c.check_token,
+            c.check_last4,
+            c.updated_count
+        ],
+    )?;
+    Ok(())
+}
+
+/// The next free `AUTO` id, counting from 100000 and skipping ids callers chose themselves.
+pub fn next_auto_id(tx: &Transaction) -> rusqlite::Result<String> {
+    let stored: Option<String> = tx
+        .query_row("SELECT value FROM meta WHERE key = 'next_auto'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let mut n = stored
+        .and_then(|s| s.parse::<u64>().ok())
+        .unwrap_or(FIRST_AUTO_ID);
+    loop {
+        let id = n.to_string();
+        n = n.saturating_add(1);
+        let taken: bool = tx.query_row(
+            "SELECT EXISTS(SELECT 1 FROM customers WHERE customer_id = ?1)",
+            params![id],
+            |r| r.get(0),
+        )?;
+        if !taken {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES ('next_auto', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = ?1",
+                params![n.to_string()],
+            )?;
+            return Ok(id);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stable_16_digits() {
+        let s = Store::open(None).unwrap();
+        let a = s.card_token("CID1", "4005571701111111");
+        assert_eq!(a.len(), 16);
+        assert!(a.bytes().all(|b| b.is_ascii_digit()));
+        assert_eq!(a, s.card_token("CID1", "4005571701111111"));
+        assert_ne!(a, s.card_token("CID2", "4005571701111111"));
+        assert_ne!(a, s.card_token("CID1", "4005571701111129"));
+    }
+
+    #[test]
+    fn auto_ids_skip_taken() {
+        let s = Store::open(None).unwrap();
+        let ids: Vec<String> = s
+            .transaction(|tx| -> Result<_, StoreError> {
+                put(tx, "100001", &StoredCustomer::default())?;
+                Ok(vec![next_auto_id(tx)?, next_auto_id(tx)?])
+            })
+            .unwrap();
+        assert_eq!(ids, vec!["100000", "100002"]);
+    }
+}
