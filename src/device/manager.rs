@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 use backon::BackoffBuilder;
 use tokio::sync::mpsc;
 
-use super::enumerate::{hint_for, DeviceInfo};
+use super::enumerate::{enumerate, hint_for, resolve_profile, DeviceInfo, SelectorConnector};
 use super::framer::{Frame, Framer, FramerOptions};
-use super::profile::{Framing, Profile, TransportKind};
+use super::profile::{Framing, Profile, ProfileError, Profiles, TransportKind};
+use super::selector::Selector;
 use super::transport::{Connector, TransportError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,7 @@ fn reader_loop(
             Err(error) => {
                 // Report each distinct error once, not on every retry.
                 if last_error.as_ref() != Some(&error) {
+                    tracing::warn!(source = %source, code = error.code(), "cannot open reader");
                     let hint = hint_for(&error, transport, vid, profile.as_ref());
                     if !send(DeviceEvent::Error {
                         source: source.clone(),
@@ -166,6 +168,7 @@ fn reader_loop(
         };
         last_error = None;
         backoff = new_backoff(config);
+        tracing::info!(source = %source, "reader attached");
         if !send(DeviceEvent::Attached {
             source: source.clone(),
             profile: profile.as_ref().map(|p| p.id.clone()),
@@ -209,6 +212,7 @@ fn reader_loop(
             }
         }
         drop(t);
+        tracing::info!(source = %source, code = reason.code(), "reader detached");
         if !send(DeviceEvent::Detached {
             source: source.clone(),
             reason: reason.clone(),
@@ -281,6 +285,82 @@ where
             }
         })?;
     Ok((stop, handle))
+}
+
+/// Why the manager could not start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ManagerError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("cannot start a reader thread ({0})")]
+    Spawn(String),
+}
+
+/// Readers on their own threads plus the hot-plug watcher; stops them all when dropped.
+pub struct Manager {
+    stops: Vec<Stop>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+impl Manager {
+    /// Starts a reader per `(selector, forced profile id)` and, when `watch`, the watcher that
+    /// enumerates every `config.poll_interval`. Events arrive on the returned channel.
+    pub fn start(
+        readers: &[(Selector, Option<String>)],
+        profiles: &Profiles,
+        config: ManagerConfig,
+        watch: bool,
+    ) -> Result<(Manager, mpsc::Receiver<DeviceEvent>), ManagerError> {
+        let (tx, rx) = mpsc::channel(256);
+        let mut m = Manager {
+            stops: Vec::new(),
+            handles: Vec::new(),
+        };
+        let spawn_err = |e: std::io::Error| ManagerError::Spawn(e.kind().to_string());
+        for (selector, forced) in readers {
+            let profile = resolve_profile(selector, profiles, forced.as_deref())?;
+            let connector = SelectorConnector {
+                selector: selector.clone(),
+                profile: profile.clone(),
+            };
+            let (stop, h) = spawn_reader(
+                Box::new(connector),
+                profile,
+                selector.transport(),
+                config.clone(),
+                tx.clone(),
+            )
+            .map_err(spawn_err)?;
+            m.stops.push(stop);
+            m.handles.push(h);
+        }
+        if watch {
+            let profiles = profiles.clone();
+            let (stop, h) = spawn_watcher(move || enumerate(&profiles), config.poll_interval, tx)
+                .map_err(spawn_err)?;
+            m.stops.push(stop);
+            m.handles.push(h);
+        }
+        Ok((m, rx))
+    }
+
+    /// Signals every thread to stop; each ends within one read time-out (a reader blocked in
+    /// stdin or evdev ends at its next event or with the process).
+    pub fn stop(mut self) {
+        for s in &mut self.stops {
+            s.stop();
+        }
+    }
+}
+
+impl Drop for Manager {
+    fn drop(&mut self) {
+        for s in &mut self.stops {
+            s.stop();
+        }
+        // Detach: joining could wait on a read that cannot time out (stdin, evdev).
+        self.handles.clear();
+    }
 }
 
 #[cfg(test)]

@@ -43,3 +43,27 @@ impl Transport for ReplayTransport {
         Ok(self.chunks.next())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replays_chunks_in_order_then_closes() {
+        let c = Capture::parse("# cardlane capture v1\n+0ms hex 0102\n+3ms text ab\\r\n").unwrap();
+        for real_time in [false, true] {
+            let mut t = ReplayTransport::new(&c, real_time);
+            let a = t.read_chunk(Duration::from_secs(1)).unwrap().unwrap();
+            assert_eq!(a.bytes.as_slice(), &[1, 2]);
+            let b = t.read_chunk(Duration::from_secs(1)).unwrap().unwrap();
+            assert_eq!(
+                (b.bytes.as_slice(), b.at),
+                (&b"ab\r"[..], Duration::from_millis(3))
+            );
+            assert_eq!(
+                t.read_chunk(Duration::from_secs(1)),
+                Err(TransportError::Closed)
+            );
+        }
+    }
+}
