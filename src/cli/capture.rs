@@ -1,12 +1,207 @@
-//! `cardlane capture`.
+//! `cardlane capture --device SEL [--profile ID] --out FILE [--frames N] [--seconds S]`:
+//! records a reader's raw traffic, chunk by chunk, to a capture file (design.md §4). Stops after
+//! N complete frames or S seconds, whichever comes first, or when the device closes.
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use cardlane::capture::{Headers, Recorder};
+use cardlane::device::enumerate::{hint_for, open, resolve_profile};
+use cardlane::device::framer::{Framer, FramerOptions};
+use cardlane::device::profile::{Framing, TrackData, TransportKind};
+use cardlane::device::{Chunk, Profiles, Selector, TransportError};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// `hid:VID:PID[:SERIAL]`, `hidraw:/dev/hidrawN`, `serial:/dev/ttyX[@BAUD]`,
+    /// `keyboard:/dev/input/eventN` or `stdin`.
+    #[arg(long)]
+    device: String,
+    /// Force a profile instead of matching one from the device's ids.
+    #[arg(long)]
+    profile: Option<String>,
+    #[arg(long)]
+    out: PathBuf,
+    /// Stop after this many complete frames.
+    #[arg(long)]
+    frames: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Free text for the `source:` header.
+    #[arg(long)]
+    note: Option<String>,
+    /// Allow recording a clear-text (non-encrypting) reader: the file then holds clear tracks,
+    /// so use test cards only.
+    #[arg(long)]
+    allow_clear: bool,
+    /// Directory of profile TOML files overriding the built-in ones.
+    #[arg(long, env = "CARDLANE_PROFILES_DIR")]
+    profiles: Option<PathBuf>,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`capture` is not built yet")
+fn usage(msg: impl std::fmt::Display) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {msg}");
+    Ok(ExitCode::from(2))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let selector: Selector = match args.device.parse() {
+        Ok(s) => s,
+        Err(e) => return usage(format_args!("--device: {e}")),
+    };
+    if let Some(s) = args.seconds {
+        if !(s.is_finite() && s > 0.0) {
+            return usage("--seconds must be a positive number");
+        }
+    }
+    let profiles = match Profiles::embedded_with_overrides(args.profiles.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    let profile = match resolve_profile(&selector, &profiles, args.profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => return usage(e),
+    };
+    if let Some(p) = &profile {
+        if p.track_data == TrackData::ClearTracks && !args.allow_clear {
+            return usage(format_args!(
+                "profile `{}` reads clear card data; a capture would hold it in clear on disk. Pass --allow-clear to record test cards anyway",
+                p.id
+            ));
+        }
+    }
+
+    // The blocking reads run on their own thread; this one waits on a channel with a deadline.
+    let (tx, rx) = mpsc::channel::<Result<Chunk, TransportError>>();
+    let (open_tx, open_rx) = mpsc::channel::<Result<(), TransportError>>();
+    let (sel, prof) = (selector.clone(), profile.clone());
+    std::thread::Builder::new()
+        .name(String::from("capture reader"))
+        .spawn(move || {
+            let mut t = match open(&sel, prof.as_ref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = open_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = open_tx.send(Ok(()));
+            loop {
+                match t.read_chunk(Duration::from_millis(500)) {
+                    Ok(Some(c)) => {
+                        if tx.send(Ok(c)).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        })
+        .context("starting the reader thread")?;
+    match open_rx.recv() {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let vid = profile.as_ref().and_then(|p| p.matcher.vid);
+            eprintln!("error: {selector}: {e}");
+            if let Some(h) = hint_for(&e, selector.transport(), vid, profile.as_ref()) {
+                eprintln!("hint: {h}");
+            }
+            return Ok(ExitCode::from(1));
+        }
+        Err(_) => anyhow::bail!("reader thread ended before opening the device"),
+    }
+
+    let headers = Headers {
+        profile: profile.as_ref().map(|p| p.id.clone()),
+        transport: Some(selector.transport_name().to_string()),
+        source: Some(args.note.clone().unwrap_or_else(|| {
+            format!(
+                "cardlane capture --device {selector} at {}",
+                chrono::Utc::now().to_rfc3339()
+            )
+        })),
+        other: Vec::new(),
+    };
+    let file = std::fs::File::create(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let mut rec = Recorder::new(std::io::BufWriter::new(file), &headers)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    let mut framer = match &profile {
+        Some(p) => Framer::for_profile(p, selector.to_string()),
+        None => {
+            let framing = match selector.transport() {
+                TransportKind::Keyboard => Framing::Text,
+                _ => Framing::Stream,
+            };
+            Framer::new(framing, FramerOptions::default(), selector.to_string())
+        }
+    };
+    eprintln!(
+        "recording from {selector} (profile {}) to {}",
+        profile
+            .as_ref()
+            .map(|p| p.id.as_str())
+            .unwrap_or("none: framing detected on replay"),
+        args.out.display()
+    );
+
+    let started = Instant::now();
+    let stop_at = args.seconds.map(|s| started + Duration::from_secs_f64(s));
+    let mut frames = 0u64;
+    let mut closed = None;
+    let done = |n: u64| args.frames.is_some_and(|want| n >= want);
+    while !done(frames) {
+        let now = Instant::now();
+        if stop_at.is_some_and(|t| now >= t) {
+            break;
+        }
+        let mut wait = Duration::from_secs(3600);
+        if let Some(t) = stop_at {
+            wait = wait.min(t.saturating_duration_since(now));
+        }
+        if let Some(d) = framer.deadline() {
+            wait = wait.min(d.saturating_sub(started.elapsed()));
+        }
+        match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+            Ok(Ok(chunk)) => {
+                rec.record(&chunk)
+                    .with_context(|| format!("writing {}", args.out.display()))?;
+                frames += framer.push(&chunk.bytes, started.elapsed()).len() as u64;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                frames += framer.poll(started.elapsed()).len() as u64;
+            }
+            Ok(Err(e)) => {
+                closed = Some(e);
+                break;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                closed = Some(TransportError::Closed);
+                break;
+            }
+        }
+    }
+    if !done(frames) {
+        frames += framer.finish(started.elapsed()).len() as u64;
+    }
+    let chunks = rec.chunks();
+    drop(rec);
+    eprintln!(
+        "captured {frames} frame(s) in {chunks} chunk(s) to {}",
+        args.out.display()
+    );
+    match (closed, args.frames) {
+        (Some(e), Some(want)) if frames < want => {
+            eprintln!("error: {selector}: {e} after {frames} of {want} frame(s)");
+            Ok(ExitCode::from(1))
+        }
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }

@@ -1,0 +1,292 @@
+//! Finding readers (hidapi enumeration, serial ports, `/dev/input` via sysfs), matching them to
+//! profiles, opening selectors, and the operator hints that go with problems.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::profile::{Profile, Profiles, TransportKind};
+use super::selector::Selector;
+use super::transport::{
+    Connector, HidTransport, KeyboardTransport, SerialTransport, StdinTransport, Transport,
+    TransportError,
+};
+
+/// One attached reader, as `cardlane devices` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    pub selector: String,
+    pub profile: Option<String>,
+    pub name: String,
+    /// `hid`, `serial` or `keyboard`: the mode the reader is in now.
+    pub transport: String,
+    pub vid: String,
+    pub pid: String,
+    pub path: String,
+    /// Reason code of a problem (`permission-denied`, `keyboard-mode`), or null.
+    pub problem: Option<String>,
+    pub hint: Option<String>,
+}
+
+/// The udev rule that grants access to a vendor's nodes of this kind.
+pub fn udev_hint(transport: TransportKind, vid: Option<u16>) -> String {
+    let vendor = vid
+        .map(|v| format!(", ATTRS{{idVendor}}==\"{v:04x}\""))
+        .unwrap_or_default();
+    let node = match transport {
+        TransportKind::Hid => "KERNEL==\"hidraw*\", SUBSYSTEM==\"hidraw\"",
+        TransportKind::Keyboard => "KERNEL==\"event*\", SUBSYSTEM==\"input\"",
+        TransportKind::Serial => "SUBSYSTEM==\"tty\"",
+    };
+    format!(
+        "no permission: install devices/99-cardlane.rules in /etc/udev/rules.d (rule: {node}{vendor}, MODE=\"0660\", GROUP=\"pos\"), run `udevadm control --reload && udevadm trigger`, and add this user to group pos"
+    )
+}
+
+/// Advice for an error seen on a reader.
+pub fn hint_for(
+    error: &TransportError,
+    transport: TransportKind,
+    vid: Option<u16>,
+    profile: Option<&Profile>,
+) -> Option<String> {
+    match error {
+        TransportError::PermissionDenied => Some(udev_hint(transport, vid)),
+        TransportError::NotFound if transport == TransportKind::Hid => Some(String::from(
+            "no such HID device: if the reader is in keyboard mode it shows as /dev/input/eventN (see `cardlane devices`); switch it to HID with the vendor's configuration utility",
+        )),
+        TransportError::Busy => Some(String::from("another program holds the device open")),
+        TransportError::Closed | TransportError::NotFound => {
+            Some(String::from("reader unplugged or gone; waiting for it to come back"))
+        }
+        _ => profile.and_then(|p| p.hint.clone()),
+    }
+}
+
+/// Lists attached readers that match a profile. Never fails: a source that cannot be listed
+/// contributes nothing (logged at debug level).
+pub fn enumerate(profiles: &Profiles) -> Vec<DeviceInfo> {
+    let mut out = hid_devices(profiles);
+    out.extend(keyboard_devices(profiles));
+    out.extend(serial_devices(profiles));
+    out
+}
+
+fn hid_devices(profiles: &Profiles) -> Vec<DeviceInfo> {
+    let api = match hidapi::HidApi::new() {
+        Ok(api) => api,
+        Err(_) => {
+            tracing::debug!("hidapi unavailable; no HID readers listed");
+            return Vec::new();
+        }
+    };
+    let mut out = Vec::new();
+    for d in api.device_list() {
+        let (vid, pid) = (d.vendor_id(), d.product_id());
+        let usage = Some(d.usage_page()).filter(|&u| u != 0);
+        let Some(p) = profiles.match_usb(
+            TransportKind::Hid,
+            vid,
+            pid,
+            usage,
+            Some(d.interface_number()),
+        ) else {
+            continue;
+        };
+        let path = d.path().to_string_lossy().into_owned();
+        let problem = super::transport::hid_probe(&path).err();
+        out.push(DeviceInfo {
+            selector: format!("hidraw:{path}"),
+            profile: Some(p.id.clone()),
+            name: p.name.clone(),
+            transport: String::from("hid"),
+            vid: format!("{vid:04X}"),
+            pid: format!("{pid:04X}"),
+            hint: problem
+                .as_ref()
+                .and_then(|e| hint_for(e, TransportKind::Hid, Some(vid), Some(p))),
+            problem: problem.map(|e| e.code().to_string()),
+            path,
+        });
+    }
+    out
+}
+
+fn read_hex_file(path: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    u16::from_str_radix(text.trim(), 16).ok()
+}
+
+fn keyboard_devices(profiles: &Profiles) -> Vec<DeviceInfo> {
+    let Ok(dir) = std::fs::read_dir("/sys/class/input") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with("event") {
+            continue;
+        }
+        let id = entry.path().join("device/id");
+        let (Some(vid), Some(pid)) = (
+            read_hex_file(&id.join("vendor")),
+            read_hex_file(&id.join("product")),
+        ) else {
+            continue;
+        };
+        let Some(p) = profiles.match_usb(TransportKind::Keyboard, vid, pid, None, None) else {
+            continue;
+        };
+        let path = format!("/dev/input/{name}");
+        let denied = super::transport::hid_probe(&path).err();
+        out.push(DeviceInfo {
+            selector: format!("keyboard:{path}"),
+            profile: Some(p.id.clone()),
+            name: p.name.clone(),
+            transport: String::from("keyboard"),
+            vid: format!("{vid:04X}"),
+            pid: format!("{pid:04X}"),
+            problem: Some(
+                denied
+                    .as_ref()
+                    .map(|e| e.code().to_string())
+                    .unwrap_or_else(|| String::from("keyboard-mode")),
+            ),
+            hint: match &denied {
+                Some(e) => hint_for(e, TransportKind::Keyboard, Some(vid), Some(p)),
+                None => p.hint.clone(),
+            },
+            path,
+        });
+    }
+    out
+}
+
+fn serial_devices(profiles: &Profiles) -> Vec<DeviceInfo> {
+    let Ok(ports) = serialport::available_ports() else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for port in ports {
+        let serialport::SerialPortType::UsbPort(usb) = &port.port_type else {
+            continue;
+        };
+        let Some(p) = profiles
+            .iter()
+            .find(|p| p.transport == TransportKind::Serial && p.matcher.vid == Some(usb.vid))
+        else {
+            continue;
+        };
+        // Opening a tty to probe it would toggle its modem lines: report access from the mode bits.
+        let problem = tty_access(&port.port_name).err();
+        out.push(DeviceInfo {
+            selector: format!("serial:{}", port.port_name),
+            profile: Some(p.id.clone()),
+            name: p.name.clone(),
+            transport: String::from("serial"),
+            vid: format!("{:04X}", usb.vid),
+            pid: format!("{:04X}", usb.pid),
+            hint: problem
+                .as_ref()
+                .and_then(|e| hint_for(e, TransportKind::Serial, Some(usb.vid), Some(p))),
+            problem: problem.map(|e| e.code().to_string()),
+            path: port.port_name.clone(),
+        });
+    }
+    out
+}
+
+fn tty_access(path: &str) -> Result<(), TransportError> {
+    // Opening read-only with O_NONBLOCK does not wait for carrier and does not configure the line.
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map(drop)
+        .map_err(|e| TransportError::from_io(&e))
+}
+
+/// USB ids of a hidraw node, from sysfs (`HID_ID=0003:00000ACD:00002010`).
+pub fn hidraw_ids(path: &str) -> Option<(u16, u16)> {
+    let node = Path::new(path).file_name()?.to_str()?;
+    let uevent = std::fs::read_to_string(format!("/sys/class/hidraw/{node}/device/uevent")).ok()?;
+    let id = uevent.lines().find_map(|l| l.strip_prefix("HID_ID="))?;
+    let mut parts = id.split(':').skip(1);
+    let vid = u32::from_str_radix(parts.next()?, 16).ok()?;
+    let pid = u32::from_str_radix(parts.next()?, 16).ok()?;
+    Some((u16::try_from(vid).ok()?, u16::try_from(pid).ok()?))
+}
+
+/// The profile for a selector: the forced one, else matched from the device's ids, else the
+/// transport's generic default (binary stream for serial, clear text for keyboard/stdin).
+pub fn resolve_profile(
+    selector: &Selector,
+    profiles: &Profiles,
+    forced: Option<&str>,
+) -> Result<Option<Profile>, super::ProfileError> {
+    if let Some(id) = forced {
+        return profiles.require(id).cloned().map(Some);
+    }
+    let ids = match selector {
+        Selector::Hid { vid, pid, .. } => Some((*vid, *pid)),
+        Selector::Hidraw(p) => hidraw_ids(p),
+        _ => None,
+    };
+    let matched = ids.and_then(|(v, p)| profiles.match_usb(selector.transport(), v, p, None, None));
+    Ok(match (matched, selector) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Selector::Keyboard(_) | Selector::Stdin) => {
+            profiles.get("generic-keyboard-wedge").cloned()
+        }
+        // Serial without a profile: the binary stream framer detects STX and ViVOtech2 frames.
+        (None, _) => None,
+    })
+}
+
+/// Opens a selector once.
+pub fn open(
+    selector: &Selector,
+    profile: Option<&Profile>,
+) -> Result<Box<dyn Transport>, TransportError> {
+    let report = profile
+        .and_then(|p| p.report.as_ref())
+        .map(|r| r.size)
+        .unwrap_or(64);
+    Ok(match selector {
+        Selector::Hid { vid, pid, serial } => Box::new(HidTransport::open_ids(
+            *vid,
+            *pid,
+            serial.as_deref(),
+            report,
+        )?),
+        Selector::Hidraw(path) => Box::new(HidTransport::open_path(path, report)?),
+        Selector::Serial { path, baud } => Box::new(SerialTransport::open(
+            path,
+            profile.and_then(|p| p.serial.as_ref()),
+            *baud,
+        )?),
+        Selector::Keyboard(path) => Box::new(KeyboardTransport::open(path)?),
+        Selector::Stdin => Box::new(StdinTransport::open()),
+    })
+}
+
+/// Re-opens a selector each time the manager asks.
+pub struct SelectorConnector {
+    pub selector: Selector,
+    pub profile: Option<Profile>,
+}
+
+impl Connector for SelectorConnector {
+    fn connect(&mut self) -> Result<Box<dyn Transport>, TransportError> {
+        open(&self.selector, self.profile.as_ref())
+    }
+
+    fn source(&self) -> String {
+        self.selector.to_string()
+    }
+
+    fn reconnectable(&self) -> bool {
+        self.selector != Selector::Stdin
+    }
+}

@@ -1,0 +1,181 @@
+use super::*;
+
+fn embedded() -> Profiles {
+    match Profiles::embedded() {
+        Ok(p) => p,
+        Err(e) => panic!("embedded profiles invalid: {e}"),
+    }
+}
+
+#[test]
+fn embedded_profiles_load_and_cover_the_issue_list() {
+    let p = embedded();
+    assert!(p.len() >= 12);
+    for id in [
+        "idtech-securemag-hid",
+        "idtech-securemag-kb",
+        "idtech-secured-hid",
+        "idtech-sredkey2-hid",
+        "idtech-augusta-hid",
+        "idtech-augusta-s-hid",
+        "idtech-vp3300-hid",
+        "idtech-vp3350-hid",
+        "idtech-serial",
+        "magtek-dynamag-hid",
+        "magtek-dynamag-kb",
+        "magtek-edynamo-hid",
+        "magtek-idynamo-kb",
+        "generic-keyboard-wedge",
+    ] {
+        assert!(p.get(id).is_some(), "missing {id}");
+    }
+}
+
+#[test]
+fn every_file_in_devices_is_embedded() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("devices");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    on_disk.sort();
+    let mut embedded: Vec<String> = EMBEDDED.iter().map(|(f, _)| f.to_string()).collect();
+    embedded.sort();
+    assert_eq!(on_disk, embedded);
+    // And the directory loads to the same set.
+    assert_eq!(Profiles::load_dir(&dir), Ok(self::embedded()));
+}
+
+#[test]
+fn udev_rules_cover_every_profiled_vendor() {
+    let rules = include_str!("../../../devices/99-cardlane.rules");
+    for vid in embedded().vendor_ids() {
+        let attr = format!("ATTRS{{idVendor}}==\"{vid:04x}\"");
+        for subsystem in [
+            "SUBSYSTEM==\"hidraw\"",
+            "SUBSYSTEM==\"input\"",
+            "SUBSYSTEM==\"tty\"",
+        ] {
+            assert!(
+                rules
+                    .lines()
+                    .any(|l| l.contains(&attr) && l.contains(subsystem)),
+                "no {subsystem} rule for {vid:04x}"
+            );
+        }
+    }
+}
+
+#[test]
+fn unknown_key_names_file_and_key() {
+    let text = "id = \"x\"\nname = \"n\"\nvendor = \"v\"\ntransport = \"keyboard\"\nframing = \"text\"\nkey_usage = \"none\"\ntrack_data = \"clear-tracks\"\n\n[wedge]\nsufix = \"\\r\"\n";
+    let err = Profile::from_toml("my.toml", text).unwrap_err();
+    match &err {
+        ProfileError::Parse { file, key, .. } => {
+            assert_eq!(file, "my.toml");
+            assert_eq!(key, "wedge.sufix");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err.to_string().contains("sufix"));
+    assert_eq!(err.code(), "profile-parse");
+}
+
+#[test]
+fn bad_enum_value_names_the_key() {
+    let text = "id = \"x\"\nname = \"n\"\nvendor = \"v\"\ntransport = \"usb\"\nframing = \"text\"\nkey_usage = \"none\"\ntrack_data = \"frame\"\n";
+    match Profile::from_toml("f.toml", text) {
+        Err(ProfileError::Parse { key, .. }) => assert_eq!(key, "transport"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn semantic_errors_name_the_key() {
+    let base =
+        "id = \"x\"\nname = \"n\"\nvendor = \"v\"\nkey_usage = \"data\"\ntrack_data = \"frame\"\n";
+    let cases = [
+        ("transport = \"hid\"\nframing = \"idtech-report\"\n[match]\nvid = 1\n", "report"),
+        ("transport = \"hid\"\nframing = \"idtech-report\"\n[report]\nsize = 64\n", "match.vid"),
+        ("transport = \"hid\"\nframing = \"idtech-report\"\n[match]\nvid = 1\n[report]\nsize = 0\n", "report.size"),
+        ("transport = \"hid\"\nframing = \"text\"\n[match]\nvid = 1\n[report]\nsize = 8\n", "framing"),
+        ("transport = \"serial\"\nframing = \"stream\"\n", "serial"),
+        ("transport = \"serial\"\nframing = \"stream\"\n[serial]\nbaud = 0\n", "serial.baud"),
+        ("transport = \"keyboard\"\nframing = \"stream\"\n", "framing"),
+        ("transport = \"keyboard\"\nframing = \"text\"\nentry_mode = \"99\"\n", "entry_mode"),
+    ];
+    for (extra, want) in cases {
+        let text = format!("{base}{extra}");
+        match Profile::from_toml("f.toml", &text) {
+            Err(ProfileError::Invalid { key, file, .. }) => {
+                assert_eq!(key, want, "{extra}");
+                assert_eq!(file, "f.toml");
+            }
+            other => panic!("{extra}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn override_dir_replaces_and_adds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = EMBEDDED
+        .iter()
+        .find(|(f, _)| *f == "idtech-serial.toml")
+        .map(|(_, t)| t.to_string())
+        .unwrap();
+    text = text.replace("baud = 9600", "baud = 38400");
+    std::fs::write(dir.path().join("a.toml"), &text).unwrap();
+    std::fs::write(
+        dir.path().join("b.toml"),
+        text.replace("id = \"idtech-serial\"", "id = \"my-head\""),
+    )
+    .unwrap();
+    let p = Profiles::embedded_with_overrides(Some(dir.path())).unwrap();
+    assert_eq!(p.len(), embedded().len() + 1);
+    assert_eq!(
+        p.get("idtech-serial")
+            .and_then(|p| p.serial.as_ref())
+            .map(|s| s.baud),
+        Some(38400)
+    );
+    assert!(p.get("my-head").is_some());
+    // Duplicate ids inside one directory are an error naming the file.
+    std::fs::write(dir.path().join("c.toml"), &text).unwrap();
+    match Profiles::load_dir(dir.path()) {
+        Err(ProfileError::Duplicate { file, id }) => {
+            assert!(file.ends_with("c.toml"));
+            assert_eq!(id, "idtech-serial");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn usb_matching_prefers_product_ids() {
+    let p = embedded();
+    let hit = |vid, pid, up| {
+        p.match_usb(TransportKind::Hid, vid, pid, up, None)
+            .map(|p| p.id.as_str())
+    };
+    assert_eq!(
+        hit(0x0ACD, 0x2010, Some(0xFF00)),
+        Some("idtech-securemag-hid")
+    );
+    assert_eq!(
+        hit(0x0ACD, 0x3820, Some(0xFF00)),
+        Some("idtech-augusta-hid")
+    );
+    // Unknown ID TECH product on the vendor page: the ViVOtech2 (VP3300) profile.
+    assert_eq!(hit(0x0ACD, 0x7777, Some(0xFF00)), Some("idtech-vp3300-hid"));
+    // ...but not on another usage page (a keyboard interface, say).
+    assert_eq!(hit(0x0ACD, 0x7777, Some(0x0001)), None);
+    assert_eq!(hit(0x0801, 0x001E, None), Some("magtek-edynamo-hid"));
+    assert_eq!(hit(0x1234, 0x0001, None), None);
+    let kb = p.match_usb(TransportKind::Keyboard, 0x0ACD, 0x2030, None, None);
+    assert_eq!(kb.map(|p| p.id.as_str()), Some("idtech-securemag-kb"));
+}

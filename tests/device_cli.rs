@@ -1,0 +1,88 @@
+//! `cardlane devices` and `cardlane capture` from standard input, run as processes.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use cardlane::capture::{frames, Capture};
+use cardlane::device::Profiles;
+
+fn cardlane() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_cardlane"))
+}
+
+#[test]
+fn devices_json_is_an_array_and_exits_zero() {
+    let out = cardlane().args(["devices", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let list = v.as_array().expect("a JSON array");
+    // The test machine has no card readers; where one is attached it must carry a profile.
+    for d in list {
+        assert!(d["profile"].is_string(), "{d}");
+        assert!(d["selector"].is_string(), "{d}");
+    }
+}
+
+#[test]
+fn capture_from_stdin_records_text_chunks_and_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("kb.capture");
+    let mut child = cardlane()
+        .args(["capture", "--device", "stdin", "--allow-clear", "--out"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Test-card track text (Luhn-valid 4111… test PAN), then a bad read.
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"%B4111111111111111^TEST/CARD^2912101?;4111111111111111=2912101?\r%E?;E?\r")
+        .unwrap();
+    let res = child.wait_with_output().unwrap();
+    assert!(
+        res.status.success(),
+        "{}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    let cap = Capture::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(
+        cap.headers.profile.as_deref(),
+        Some("generic-keyboard-wedge")
+    );
+    assert_eq!(cap.headers.transport.as_deref(), Some("stdin"));
+    let f = frames(&cap, &Profiles::embedded().unwrap()).unwrap();
+    assert_eq!(f.len(), 2);
+    assert_eq!(f[1].bytes.as_slice(), b"%E?;E?");
+}
+
+#[test]
+fn capture_refuses_clear_reader_without_flag_and_bad_selector() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.capture");
+    let res = cardlane()
+        .args(["capture", "--device", "stdin", "--out"])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    assert!(!out.exists(), "nothing written");
+    let res = cardlane()
+        .args(["capture", "--device", "usb:1:2", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(2));
+    // A reader that is not there: exit 1 with a hint.
+    let res = cardlane()
+        .args(["capture", "--device", "hidraw:/dev/hidraw-none", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(res.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&res.stderr);
+    assert!(err.contains("not found"), "{err}");
+}

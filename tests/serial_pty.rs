@@ -1,0 +1,224 @@
+//! Serial readers played by real PTY pairs: split frames, garbage, the far end closing and
+//! coming back (reconnect), and `cardlane capture --device serial:PTY` as a process.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cardlane::capture::{frames, Capture};
+use cardlane::device::enumerate::SelectorConnector;
+use cardlane::device::manager::{spawn_reader, DeviceEvent, ManagerConfig};
+use cardlane::device::profile::TransportKind;
+use cardlane::device::{Profiles, Selector, TransportError};
+use serialport::{SerialPort, TTYPort};
+use tokio::sync::mpsc;
+
+/// The NEO 2 guide's ViVOtech2 example frame with its published CRC 32E6.
+const VIVO: &str = "5669564F74656368320004000005DFED11010032E6";
+/// ID TECH original-format frame; LRC BF and checksum 65 computed in Python (XOR / 8-bit sum).
+const ORIGINAL: &str = "023F0000020018003B3431313131312A2A2A2A2A2A313131313D2A2A2A2A3F2A00112233445566770011223344556677001122334455667762994900000000000001BF6503";
+const GARBAGE: &[u8] = b"\x00\xFF\x02\x05\x00junk\x03ViVOpay\r\n";
+
+fn b(h: &str) -> Vec<u8> {
+    hex::decode(h).unwrap()
+}
+
+/// A PTY pair; the slave end is closed again so that the code under test opens it by path.
+fn far_end() -> (TTYPort, String) {
+    let (master, slave) = TTYPort::pair().expect("openpty");
+    let name = slave.name().expect("pty name");
+    drop(slave);
+    (master, name)
+}
+
+/// Writes pieces with a pause between them so the reader sees separate reads.
+fn send(master: &mut TTYPort, pieces: &[&[u8]]) {
+    for p in pieces {
+        master.write_all(p).unwrap();
+        master.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn recv(rt: &tokio::runtime::Runtime, rx: &mut mpsc::Receiver<DeviceEvent>) -> DeviceEvent {
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(20), rx.recv()).await })
+        .expect("event within 20 s")
+        .expect("channel open")
+}
+
+/// Next event that is not a connect error (those repeat while the device is away).
+fn next_significant(
+    rt: &tokio::runtime::Runtime,
+    rx: &mut mpsc::Receiver<DeviceEvent>,
+) -> DeviceEvent {
+    loop {
+        match recv(rt, rx) {
+            DeviceEvent::Error { .. } => continue,
+            e => return e,
+        }
+    }
+}
+
+fn frame_hex(e: DeviceEvent) -> String {
+    match e {
+        DeviceEvent::Frame(f) => hex::encode_upper(f.bytes.as_slice()),
+        other => panic!("expected a frame, got {other:?}"),
+    }
+}
+
+fn point(link: &Path, target: &str) {
+    let _ = std::fs::remove_file(link);
+    std::os::unix::fs::symlink(target, link).unwrap();
+}
+
+#[test]
+fn split_frames_after_garbage_then_unplug_and_replug() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A stable device name that follows the reader across "replugs", like /dev/serial/by-id.
+    let link = dir.path().join("ttyREADER");
+    let (mut m1, pts1) = far_end();
+    point(&link, &pts1);
+
+    let profiles = Profiles::embedded().unwrap();
+    let profile = profiles.get("idtech-serial").cloned();
+    let selector = Selector::Serial {
+        path: link.display().to_string(),
+        baud: Some(115200),
+    };
+    let connector = SelectorConnector {
+        selector,
+        profile: profile.clone(),
+    };
+    let config = ManagerConfig {
+        backoff_min: Duration::from_millis(20),
+        backoff_max: Duration::from_millis(200),
+        read_timeout: Duration::from_millis(200),
+        ..ManagerConfig::default()
+    };
+    let (tx, mut rx) = mpsc::channel(64);
+    let (mut stop, handle) = spawn_reader(
+        Box::new(connector),
+        profile,
+        TransportKind::Serial,
+        config,
+        tx,
+    )
+    .unwrap();
+
+    assert!(matches!(
+        next_significant(&rt, &mut rx),
+        DeviceEvent::Attached { .. }
+    ));
+    let (v, o) = (b(VIVO), b(ORIGINAL));
+    // Garbage, then the ViVOtech2 frame split inside its header and inside its CRC, then the
+    // ID TECH frame split right after STX and before ETX.
+    let n = o.len();
+    send(
+        &mut m1,
+        &[
+            GARBAGE,
+            &v[..4],
+            &v[4..20],
+            &v[20..],
+            &o[..1],
+            &o[1..n - 1],
+            &o[n - 1..],
+        ],
+    );
+    assert_eq!(frame_hex(recv(&rt, &mut rx)), VIVO);
+    assert_eq!(frame_hex(recv(&rt, &mut rx)), ORIGINAL);
+
+    // The far end goes away: the reader notices and reports it.
+    drop(m1);
+    match next_significant(&rt, &mut rx) {
+        DeviceEvent::Detached { reason, .. } => assert_eq!(reason, TransportError::Closed),
+        other => panic!("{other:?}"),
+    }
+    // ...and comes back under the same name, on a new PTY.
+    let (mut m2, pts2) = far_end();
+    point(&link, &pts2);
+    assert!(matches!(
+        next_significant(&rt, &mut rx),
+        DeviceEvent::Attached { .. }
+    ));
+    send(&mut m2, &[&o[..30], &o[30..]]);
+    assert_eq!(frame_hex(recv(&rt, &mut rx)), ORIGINAL);
+
+    stop.stop();
+    drop(rx);
+    handle.join().unwrap();
+}
+
+#[test]
+fn capture_command_records_two_frames_from_a_pty() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("pty.capture");
+    let (mut master, pts) = far_end();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args([
+            "capture",
+            "--device",
+            &format!("serial:{pts}"),
+            "--frames",
+            "2",
+            "--out",
+        ])
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it has the port open (it says so on stderr) before the reader "swipes".
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("recording from serial:"), "{line}");
+
+    let (v, o) = (b(VIVO), b(ORIGINAL));
+    send(&mut master, &[GARBAGE, &v[..3], &v[3..11], &v[11..], &o]);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "capture did not stop after 2 frames"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("captured 2 frame(s)"), "{rest}");
+
+    let text = std::fs::read_to_string(&out).unwrap();
+    let cap = Capture::parse(&text).unwrap();
+    assert_eq!(cap.headers.transport.as_deref(), Some("serial"));
+    assert_eq!(
+        cap.headers.profile, None,
+        "no profile: replay detects the framing"
+    );
+    assert!(
+        cap.chunks.len() >= 3,
+        "chunks as read: {}",
+        cap.chunks.len()
+    );
+    let got: Vec<String> = frames(&cap, &Profiles::embedded().unwrap())
+        .unwrap()
+        .iter()
+        .map(|f| hex::encode_upper(f.bytes.as_slice()))
+        .collect();
+    assert_eq!(got, [VIVO, ORIGINAL]);
+    // The chunks hold exactly the bytes sent, garbage included.
+    let sent: Vec<u8> = [GARBAGE, &v, &o].concat();
+    let recorded: Vec<u8> = cap.chunks.iter().flat_map(|c| c.bytes.to_vec()).collect();
+    assert_eq!(recorded, sent);
+}
