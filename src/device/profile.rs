@@ -93,6 +93,8 @@ pub struct Wedge {
     #[serde(default)]
     pub suffix: String,
     pub char_timeout_ms: Option<u64>,
+    /// Block padding character dropped around messages (iDynamo: `x`).
+    pub pad: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -224,6 +226,11 @@ impl Profile {
                 if self.framing != Framing::Text {
                     return bad("framing", "a keyboard reader needs text framing");
                 }
+            }
+        }
+        if let Some(pad) = self.wedge.as_ref().and_then(|w| w.pad.as_ref()) {
+            if pad.len() != 1 || !pad.is_ascii() {
+                return bad("wedge.pad", "must be one ASCII character");
             }
         }
         if self.framing == Framing::MagtekReport && self.report.is_none() {

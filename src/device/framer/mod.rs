@@ -73,6 +73,8 @@ pub struct FramerOptions {
     /// Keyboard text: prefix and suffix the reader wraps around each message.
     pub prefix: Vec<u8>,
     pub suffix: Vec<u8>,
+    /// Keyboard text: block padding to drop around messages (iDynamo pads with `x`).
+    pub pad: Option<u8>,
 }
 
 impl Default for FramerOptions {
@@ -84,6 +86,7 @@ impl Default for FramerOptions {
             stall_timeout: Duration::from_millis(1000),
             prefix: Vec::new(),
             suffix: Vec::new(),
+            pad: None,
         }
     }
 }
@@ -98,6 +101,7 @@ impl FramerOptions {
         if let Some(w) = &p.wedge {
             o.prefix = w.prefix.as_bytes().to_vec();
             o.suffix = w.suffix.as_bytes().to_vec();
+            o.pad = w.pad.as_deref().and_then(|p| p.bytes().next());
             if let Some(ms) = w.char_timeout_ms {
                 o.char_timeout = Duration::from_millis(ms);
             }
@@ -136,6 +140,7 @@ impl Framer {
                 options.char_timeout,
                 options.prefix.clone(),
                 options.suffix.clone(),
+                options.pad,
             )),
         };
         Framer {
@@ -211,7 +216,12 @@ impl Framer {
             self.framing,
             Framing::IdtechReport | Framing::ContinuationReport | Framing::MagtekReport
         );
-        if reports && self.report_id != 0 {
+        // MagTek reports may arrive in partial reads: only the first piece carries the id.
+        let at_start = match &self.engine {
+            Engine::Report(e) => e.at_report_start(),
+            _ => true,
+        };
+        if reports && self.report_id != 0 && at_start {
             if let Some((&first, rest)) = chunk.split_first() {
                 if first == self.report_id {
                     return rest;

@@ -55,6 +55,10 @@ impl ReportEngine {
         }
     }
 
+    pub(super) fn at_report_start(&self) -> bool {
+        self.buf.is_empty()
+    }
+
     pub(super) fn deadline(&self) -> Option<Duration> {
         if self.buf.is_empty() {
             return None;

@@ -3,6 +3,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::*;
+use crate::device::profile::Profiles;
 
 /// ID TECH UniMag II enhanced frame from the vendor manual (shared/samples/04…): its LRC BB and
 /// checksum F9 are the reader's own, so they check the STX validation independently.
@@ -188,6 +189,36 @@ fn keyboard_text_up_to_cr_and_inter_char_timeout() {
 }
 
 #[test]
+fn idynamo_block_padding_is_dropped() {
+    let p = Profiles::embedded().unwrap();
+    let mut f = Framer::for_profile(p.get("magtek-idynamo-kb").unwrap(), "kbd");
+    // A short message in a block padded with `x` after the CR, then the next message.
+    let mut block = b"%B5452300551227189^HOGAN/PAUL^?;5452300551227189=?|0600|AB12|".to_vec();
+    block.push(b'\r');
+    block.resize(500, b'x');
+    let mut out = f.push(&block, ms(0));
+    out.extend(f.push(b";1=2?|0600|\r", ms(10)));
+    let got = all_bytes(&out);
+    assert_eq!(got.len(), 2);
+    assert!(got[0].ends_with(b"|AB12|"));
+    assert_eq!(got[1], b";1=2?|0600|".to_vec());
+}
+
+#[test]
+fn magtek_partial_reads_with_report_id_strip_only_the_first_byte() {
+    let opts = FramerOptions {
+        report_id: 1,
+        report_size: 10,
+        ..FramerOptions::default()
+    };
+    let mut f = Framer::new(Framing::MagtekReport, opts, "hid");
+    // Second piece starts with 0x01 (a track status "error" bit): it is data, not an id.
+    let mut out = f.push(&[1, 9, 9, 9, 9], ms(0));
+    out.extend(f.push(&[1, 2, 3, 4, 5, 6], ms(1)));
+    assert_eq!(all_bytes(&out), vec![vec![9, 9, 9, 9, 1, 2, 3, 4, 5, 6]]);
+}
+
+#[test]
 fn custom_suffix_ends_a_message() {
     let opts = FramerOptions {
         suffix: b"#\r".to_vec(),
@@ -263,6 +294,22 @@ proptest! {
         let got = all_bytes(&out);
         prop_assert!(got.contains(&good), "good frame lost");
         // The good frame is the last thing emitted: nothing after it is invented.
+        prop_assert_eq!(got.last(), Some(&good));
+    }
+
+    #[test]
+    fn live_stall_releases_the_good_frame_without_finish(
+        garbage in proptest::collection::vec(any::<u8>(), 1..300),
+        cuts in proptest::collection::vec(any::<usize>(), 0..10),
+    ) {
+        // Garbage arrives, the line goes quiet past the stall time, then a frame arrives.
+        let good = b(IDTECH_ORIGINAL);
+        let mut f = stream();
+        let mut out = f.push(&garbage, ms(0));
+        for c in split(&good, &cuts) {
+            out.extend(f.push(&c, ms(5000)));
+        }
+        let got = all_bytes(&out);
         prop_assert_eq!(got.last(), Some(&good));
     }
 

@@ -15,10 +15,16 @@ pub(super) struct TextEngine {
     prefix: Vec<u8>,
     /// A terminator other than CR/LF (those always end a line).
     suffix: Vec<u8>,
+    pad: Option<u8>,
 }
 
 impl TextEngine {
-    pub(super) fn new(char_timeout: Duration, prefix: Vec<u8>, suffix: Vec<u8>) -> Self {
+    pub(super) fn new(
+        char_timeout: Duration,
+        prefix: Vec<u8>,
+        suffix: Vec<u8>,
+        pad: Option<u8>,
+    ) -> Self {
         let suffix = if suffix.iter().all(|&b| b == b'\r' || b == b'\n') {
             Vec::new()
         } else {
@@ -35,6 +41,7 @@ impl TextEngine {
             char_timeout,
             prefix,
             suffix,
+            pad,
         }
     }
 
@@ -86,6 +93,14 @@ impl TextEngine {
             .strip_prefix(self.prefix.as_slice())
             .filter(|_| !self.prefix.is_empty())
             .unwrap_or(&self.buf);
+        let body = match self.pad {
+            Some(p) => {
+                let start = body.iter().position(|&b| b != p).unwrap_or(body.len());
+                let end = body.iter().rposition(|&b| b != p).map_or(start, |i| i + 1);
+                body.get(start..end.max(start)).unwrap_or(&[])
+            }
+            None => body,
+        };
         if !body.is_empty() {
             out.push(body.to_vec());
         }

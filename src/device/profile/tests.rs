@@ -107,6 +107,7 @@ fn semantic_errors_name_the_key() {
         ("transport = \"serial\"\nframing = \"stream\"\n[serial]\nbaud = 0\n", "serial.baud"),
         ("transport = \"keyboard\"\nframing = \"stream\"\n", "framing"),
         ("transport = \"keyboard\"\nframing = \"text\"\nentry_mode = \"99\"\n", "entry_mode"),
+        ("transport = \"keyboard\"\nframing = \"text\"\n[wedge]\npad = \"xx\"\n", "wedge.pad"),
     ];
     for (extra, want) in cases {
         let text = format!("{base}{extra}");
