@@ -14,3 +14,4 @@ pub mod client;
 pub mod response;
 pub use client::{ClientConfig, Delivery, GatewayClient, Outcome, RetryPolicy};
 pub mod sim;
+pub mod swipe;
