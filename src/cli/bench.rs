@@ -191,6 +191,11 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         x = t.encrypt(black_box(x));
         Ok(())
     })?;
+    let mut q = [x, x ^ 1, x ^ 2, x ^ 3];
+    let quad = measure(seconds, || {
+        q = cardlane::crypto::des_fast::encrypt_multi([&key; 4], black_box(q));
+        Ok(())
+    })?;
     let sched = measure(seconds, || {
         x = x.wrapping_add(1);
         black_box(DesKey::new(black_box(x)));
@@ -207,6 +212,7 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         ("des block", block),
         ("tdes block", tdes),
         ("des key schedule", sched),
+        ("4 des blocks interleaved", quad),
         ("des crate block (reference)", crate_block),
     ] {
         println!("{name}: {:.1} ns (one core)", 1e9 / r.cpu);
