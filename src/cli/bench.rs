@@ -196,6 +196,21 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         q = cardlane::crypto::des_fast::encrypt_multi([&key; 4], black_box(q));
         Ok(())
     })?;
+    let mut q2 = [x, x ^ 1, x ^ 2, x ^ 3];
+    let tquad = measure(seconds, || {
+        q2 = t.decrypt_n(black_box(q2));
+        Ok(())
+    })?;
+    let mask = DesKey::new(0xC0C0C0C000000000);
+    let mut pr = (x, x ^ 5);
+    let fresh = measure(seconds, || {
+        pr = cardlane::crypto::des_fast::des_pair_fresh(black_box(pr.0), &mask, pr.0, pr.1);
+        Ok(())
+    })?;
+    let fresh3 = measure(seconds, || {
+        pr = cardlane::crypto::des_fast::tdes2_pair_fresh(black_box(pr.0), pr.1, Some(&mask), pr.0, pr.1);
+        Ok(())
+    })?;
     let sched = measure(seconds, || {
         x = x.wrapping_add(1);
         black_box(DesKey::new(black_box(x)));
@@ -213,6 +228,9 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         ("tdes block", tdes),
         ("des key schedule", sched),
         ("4 des blocks interleaved", quad),
+        ("4 tdes blocks interleaved", tquad),
+        ("des pair, fresh key (NRKGP step)", fresh),
+        ("tdes pair, fresh key (IPEK/OWF)", fresh3),
         ("des crate block (reference)", crate_block),
     ] {
         println!("{name}: {:.1} ns (one core)", 1e9 / r.cpu);

@@ -186,16 +186,17 @@ fn rot28(x: u32, s: u8) -> u32 {
 /// chunks out of `R.rotate_left(1)`, 8 bits apart.
 #[inline(always)]
 fn f(r: u32, k: u64) -> u32 {
-    let t = r.rotate_right(3) ^ (k >> 32) as u32;
-    let u = r.rotate_left(1) ^ k as u32;
-    SP[0][((t >> 24) & 63) as usize]
-        | SP[2][((t >> 16) & 63) as usize]
-        | SP[4][((t >> 8) & 63) as usize]
-        | SP[6][(t & 63) as usize]
-        | SP[1][((u >> 24) & 63) as usize]
-        | SP[3][((u >> 16) & 63) as usize]
-        | SP[5][((u >> 8) & 63) as usize]
-        | SP[7][(u & 63) as usize]
+    // Mask once, then every chunk is a plain byte: no per-chunk AND.
+    let t = (r.rotate_right(3) ^ (k >> 32) as u32) & 0x3f3f_3f3f;
+    let u = (r.rotate_left(1) ^ k as u32) & 0x3f3f_3f3f;
+    SP[0][(t >> 24) as usize & 63]
+        | SP[2][(t >> 16) as u8 as usize & 63]
+        | SP[4][(t >> 8) as u8 as usize & 63]
+        | SP[6][t as u8 as usize & 63]
+        | SP[1][(u >> 24) as usize & 63]
+        | SP[3][(u >> 16) as u8 as usize & 63]
+        | SP[5][(u >> 8) as u8 as usize & 63]
+        | SP[7][u as u8 as usize & 63]
 }
 
 /// Initial permutation as the standard sequence of masked bit swaps.
