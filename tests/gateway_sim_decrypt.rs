@@ -392,3 +392,49 @@ async fn command_takes_bdks_from_flag_env_or_test_bdk_only_when_asked() {
         assert_eq!(result_code(&reply), want, "{args:?} env={env:?}: {reply}");
     }
 }
+
+/// Every `fixtures/decode/good` file (real reader samples and synthetic frames under the ANSI
+/// test BDK, see fixtures/README.md) sent as `track_data` as it stands: hex of binary output, or
+/// keyboard text. The stored last4 and expiry must match the file's `# expect:` lines.
+#[tokio::test]
+async fn every_good_decode_fixture_is_read_by_the_simulator() {
+    let sim = start(&[ANSI_BDK]).await;
+    let base = &sim.base_url;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/decode/good");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 10, "fixtures missing in {}", dir.display());
+    for (n, path) in files.iter().enumerate() {
+        let text = std::fs::read_to_string(path).unwrap();
+        let expect = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("# expect: {key}=")))
+                .map(str::to_owned)
+        };
+        let payload: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let last4 = expect("last4")
+            .or_else(|| expect("masked_pan").map(|m| m[m.len() - 4..].to_owned()))
+            .unwrap();
+        let id = format!("FX{n}");
+        let name = path.file_name().unwrap().to_string_lossy();
+        let reply = post(base, &body(&id, json!({ "track_data": payload }), None)).await;
+        assert_eq!(result_code(&reply), 1, "{name}: {reply}");
+        let c = customer(base, &id).await;
+        assert_eq!(c["account_last_4"], last4, "{name}");
+        if let Some(yymm) = expect("expiry") {
+            assert_eq!(
+                c["expiration_date"],
+                format!("{}{}", &yymm[2..], &yymm[..2]),
+                "{name}"
+            );
+        }
+    }
+    sim.shutdown().await;
+}
