@@ -337,6 +337,48 @@ async fn pin_blocks_are_checked_under_the_pin_key_of_the_same_ksn() {
     sim.shutdown().await;
 }
 
+/// AES DUKPT (X9.24-3-2017) test data as transcribed in
+/// /work/shared/vectors/aes_dukpt_x9_24_3_2017.json: AES-128 BDK, first KSN, PIN 1234 for PAN
+/// 4111111111111111 as an ISO 9564 format 4 block under the PIN key.
+const AES_BDK: &str = "FEDCBA9876543210F1F1F1F1F1F1F1F1";
+const AES_KSN: &str = "123456789012345600000001";
+const AES_PIN_BLOCK: &str = "A912150391AB65A67E52883D81CE2D15";
+const AES_T2: &str = ";4111111111111111=29121010000000000?";
+
+#[tokio::test]
+async fn aes_dukpt_track_and_format_4_pin_block() {
+    let sim = start(&[ANSI_BDK, AES_BDK]).await;
+    let base = &sim.base_url;
+    let ct = encrypt_reader_data(
+        &hex::decode(AES_BDK).unwrap(),
+        &hex::decode(AES_KSN).unwrap(),
+        ReaderKey::Data,
+        DataCipher::Aes,
+        None,
+        AES_T2.as_bytes(),
+    )
+    .unwrap();
+    let track = hex::encode_upper(&ct[..]);
+    let card = |pin: &str| json!({"track_data": track, "ksn": AES_KSN, "pin_block": pin});
+    let reply = post(base, &body("A1", card(AES_PIN_BLOCK), Some("IDTECH"))).await;
+    assert_eq!(result_code(&reply), 1, "{reply}");
+    let c = customer(base, "A1").await;
+    assert_eq!(c["account_last_4"], "1111");
+    assert_eq!(c["expiration_date"], "1229");
+    // One flipped bit in the AES block, or a TDES-size block under an AES key: refused.
+    let mut flipped = hex::decode(AES_PIN_BLOCK).unwrap();
+    flipped[15] ^= 1;
+    for (id, pin) in [
+        ("A2", hex::encode_upper(flipped)),
+        ("A3", ANSI_PIN_BLOCK.to_owned()),
+    ] {
+        let reply = post(base, &body(id, card(&pin), Some("IDTECH"))).await;
+        assert_eq!(result_code(&reply), 3, "{id}: {reply}");
+        assert!(result_text(&reply).starts_with("card.pin_block"));
+    }
+    sim.shutdown().await;
+}
+
 // ---- the command: BDK sources ----
 
 struct Proc(Child);
