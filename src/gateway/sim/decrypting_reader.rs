@@ -384,4 +384,27 @@ mod tests {
             CardReadError::BadTrack
         );
     }
+
+    proptest::proptest! {
+        /// Arbitrary text, hex bytes, KSNs, device codes and PIN blocks never panic.
+        #[test]
+        fn never_panics(
+            text in ".{0,80}",
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            ksn in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..13),
+            pin in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..17),
+            sel in 0usize..4,
+        ) {
+            let bdks = [Bdk::from_hex(BDK).unwrap()];
+            let code = [None, Some("MAGTEK"), Some("2"), Some("x")][sel];
+            for track in [text.clone(), hex::encode(&bytes)] {
+                let mut c = card(&track, Some(&hex::encode(&ksn)));
+                c.pin_block = Some(hex::encode(&pin).into());
+                let _ = DecryptingReader.read_card(&c, &ctx(&bdks, code));
+                c.ksn = None;
+                let _ = DecryptingReader.read_card(&c, &ctx(&bdks, code));
+            }
+            let _ = track_plaintext(&bytes);
+        }
+    }
 }
