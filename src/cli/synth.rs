@@ -304,8 +304,8 @@ fn build_frame(
         IdtechEnhanced | IdtechEnhancedKb | Vivotech2 => {
             let k = need()?;
             let mut spec = idtech_spec(tracks, bad, k, serial);
-            for i in 0..3 {
-                if let Some(t) = tracks[i] {
+            for (i, t) in tracks.iter().enumerate() {
+                if let Some(t) = *t {
                     // ID TECH encrypts and hashes each track with its LRC (rule 2).
                     let plain = Zeroizing::new(build::with_lrc(i as u8 + 1, t));
                     spec.enc[i] = Some(k.encrypt(plain.as_bytes())?);
@@ -331,8 +331,8 @@ fn build_frame(
             let mut spec = idtech_spec(tracks, bad, k, serial);
             spec.serial = None;
             let mut joined = Zeroizing::new(String::new());
-            for i in 0..2 {
-                if let Some(t) = tracks[i] {
+            for (i, t) in tracks.iter().enumerate().take(2) {
+                if let Some(t) = *t {
                     let p = build::with_lrc(i as u8 + 1, t);
                     spec.hashes[i] = Some(Sha1::digest(p.as_bytes()).into());
                     joined.push_str(&p);
@@ -355,8 +355,8 @@ fn build_frame(
                 ksn: Some(k.ksn.clone()),
                 ..Default::default()
             };
-            for i in 0..3 {
-                if let Some(t) = tracks[i] {
+            for (i, t) in tracks.iter().enumerate() {
+                if let Some(t) = *t {
                     // MagTek encrypts sentinel to sentinel, no LRC.
                     spec.enc[i] = Some(k.encrypt(t.as_bytes())?);
                 }
