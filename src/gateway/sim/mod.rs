@@ -3,6 +3,7 @@
 //! axum routes served by our own hyper accept loop, which lets a fault close a connection
 //! without answering (`reset`, `commit-then-drop`) and gives a graceful shutdown.
 pub mod customer;
+pub mod decrypting_reader;
 pub mod faults;
 pub mod reader;
 mod routes;
