@@ -289,3 +289,34 @@ fn capture_chunks_follow_the_profile() {
     assert!(!text.contains("00112233445566778899AABBCCDDEEFF"));
     assert!(text.lines().filter(|l| l.starts_with('+')).count() > 3);
 }
+
+#[test]
+fn decode_bdk_through_the_binary_on_sample_04() {
+    // /work/shared/samples/04_idtech_unimag2_enhanced.txt; expected tracks are the sample's
+    // published clear tracks (ID TECH UniMag II manual), LRC excluded.
+    let payload = "02D500801F3723008383252A353135302A2A2A2A2A2A2A2A373836315E504159504153532F4D4153544552434152445E2A2A2A2A2A2A2A2A2A2A2A2A2A2A2A3F2A3B353135302A2A2A2A2A2A2A2A373836313D2A2A2A2A2A2A2A2A2A2A2A2A2A2A2A3F2AA096A6F5D1DCBE45B5F77EB2559FEE0411013232E3F42044C0397E3E9E6D9B3A11FB8ADE0712AFD097C23AA86DFDC9DBA0E73A6FD698FD2F80800C0E1E9ED1BEED5EEA9840DA53F41254FDB79E89B76B127C25FE44AE7524BAEB5BDAACF777FA31323334353637383930FFFF9876543210E0004ABBF903";
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sample04.hex");
+    std::fs::write(&file, payload).unwrap();
+    let o = Command::new(BIN)
+        .args(["decode", "--hex", "--bdk", BDK])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v["decrypted"]["1"],
+        "%B5150710200107861^PAYPASS/MASTERCARD^090910140000202?"
+    );
+    assert_eq!(v["decrypted"]["2"], ";5150710200107861=090910140000202?");
+    assert_eq!(v["decrypted"]["3"], serde_json::Value::Null);
+    // A BDK of the wrong length: exit 1, key not echoed.
+    let o = Command::new(BIN)
+        .args(["decode", "--hex", "--bdk", "0123456789ABCDEF"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1);
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("0123456789ABCDEF"));
+}
