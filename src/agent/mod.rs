@@ -4,3 +4,4 @@ pub mod captures;
 pub mod config;
 pub mod events;
 pub mod metrics;
+pub mod pipeline;
