@@ -42,13 +42,14 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// Decrypts reader output with `bdks` (none configured: encrypted data is refused).
     pub fn new(api_key: ApiKey) -> Self {
         Self {
             api_key,
             db_path: None,
             plain_json: false,
             bdks: Vec::new(),
-            reader: Arc::new(ClearCardReader),
+            reader: Arc::new(decrypting_reader::DecryptingReader),
             shutdown_grace: Duration::from_secs(10),
         }
     }
