@@ -13,6 +13,7 @@ use cardlane::agent::events::EventHub;
 use cardlane::agent::metrics::Metrics;
 use cardlane::agent::pipeline::{GatewayDeliver, Pipeline};
 use cardlane::device::profile::Profiles;
+use cardlane::gateway::sim::decrypting_reader::DecryptingReader;
 use cardlane::gateway::sim::{self, Bdk, SimConfig};
 use cardlane::gateway::ApiKey;
 use cardlane::queue::{KeySource, Queue, QueueConfig, QueueKey};
@@ -23,36 +24,97 @@ use super::replay::{self, Entry};
 /// The ANSI X9.24 test BDK every synthetic fixture is encrypted under (public test key).
 const TEST_BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
-/// The bundled fixtures: (name, contents). Public test cards only; provenance in
-/// fixtures/README.md.
+/// The bundled fixtures: (name, capture text), made by `fixtures/captures/make.sh` (synthetic,
+/// ANSI test BDK, issuer test PANs; provenance in fixtures/README.md). Captures whose frames are
+/// meant to fail (bad reads, unplugged, stray text) are left out: the demo shows saves.
 const FIXTURES: &[(&str, &str)] = &[
     (
-        "04_idtech_unimag2_enhanced.hex",
-        include_str!("../../fixtures/decode/good/04_idtech_unimag2_enhanced.hex"),
+        "generic-keyboard-wedge.capture",
+        include_str!("../../fixtures/captures/generic-keyboard-wedge.capture"),
     ),
     (
-        "idtech_enhanced_tdes.hex",
-        include_str!("../../fixtures/decode/good/idtech_enhanced_tdes.hex"),
+        "idtech-augusta-hid.capture",
+        include_str!("../../fixtures/captures/idtech-augusta-hid.capture"),
     ),
     (
-        "idtech_original.hex",
-        include_str!("../../fixtures/decode/good/idtech_original.hex"),
+        "idtech-augusta-kb.capture",
+        include_str!("../../fixtures/captures/idtech-augusta-kb.capture"),
     ),
     (
-        "magtek_hid.hex",
-        include_str!("../../fixtures/decode/good/magtek_hid.hex"),
+        "idtech-augusta-s-hid.capture",
+        include_str!("../../fixtures/captures/idtech-augusta-s-hid.capture"),
     ),
     (
-        "vivotech2_contactless.hex",
-        include_str!("../../fixtures/decode/good/vivotech2_contactless.hex"),
+        "idtech-augusta-s-kb.capture",
+        include_str!("../../fixtures/captures/idtech-augusta-s-kb.capture"),
     ),
     (
-        "tracks_with_lrc.txt",
-        include_str!("../../fixtures/decode/good/tracks_with_lrc.txt"),
+        "idtech-secured-hid.capture",
+        include_str!("../../fixtures/captures/idtech-secured-hid.capture"),
     ),
     (
-        "09_magtek_kb_sl2_sureswipe.txt",
-        include_str!("../../fixtures/decode/good/09_magtek_kb_sl2_sureswipe.txt"),
+        "idtech-secured-kb.capture",
+        include_str!("../../fixtures/captures/idtech-secured-kb.capture"),
+    ),
+    (
+        "idtech-securekey-hid.capture",
+        include_str!("../../fixtures/captures/idtech-securekey-hid.capture"),
+    ),
+    (
+        "idtech-securemag-hid.capture",
+        include_str!("../../fixtures/captures/idtech-securemag-hid.capture"),
+    ),
+    (
+        "idtech-securemag-kb.capture",
+        include_str!("../../fixtures/captures/idtech-securemag-kb.capture"),
+    ),
+    (
+        "idtech-serial.capture",
+        include_str!("../../fixtures/captures/idtech-serial.capture"),
+    ),
+    (
+        "idtech-sredkey2-hid.capture",
+        include_str!("../../fixtures/captures/idtech-sredkey2-hid.capture"),
+    ),
+    (
+        "idtech-sredkey2-kb.capture",
+        include_str!("../../fixtures/captures/idtech-sredkey2-kb.capture"),
+    ),
+    (
+        "idtech-vp3300-hid.capture",
+        include_str!("../../fixtures/captures/idtech-vp3300-hid.capture"),
+    ),
+    (
+        "idtech-vp3350-hid.capture",
+        include_str!("../../fixtures/captures/idtech-vp3350-hid.capture"),
+    ),
+    (
+        "magtek-dynamag-hid.capture",
+        include_str!("../../fixtures/captures/magtek-dynamag-hid.capture"),
+    ),
+    (
+        "magtek-dynamag-kb.capture",
+        include_str!("../../fixtures/captures/magtek-dynamag-kb.capture"),
+    ),
+    (
+        "magtek-edynamo-hid.capture",
+        include_str!("../../fixtures/captures/magtek-edynamo-hid.capture"),
+    ),
+    (
+        "magtek-idynamo-kb.capture",
+        include_str!("../../fixtures/captures/magtek-idynamo-kb.capture"),
+    ),
+    (
+        "garbage-idtech-serial.capture",
+        include_str!("../../fixtures/captures/garbage-idtech-serial.capture"),
+    ),
+    (
+        "multi-idtech-securemag-hid.capture",
+        include_str!("../../fixtures/captures/multi-idtech-securemag-hid.capture"),
+    ),
+    (
+        "multi-magtek-edynamo-hid.capture",
+        include_str!("../../fixtures/captures/multi-magtek-edynamo-hid.capture"),
     ),
 ];
 
@@ -87,6 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let key_text = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
     let mut sim_cfg = SimConfig::new(ApiKey::new(key_text.clone()));
     sim_cfg.db_path = Some(dir.0.join("gateway.db"));
+    sim_cfg.reader = Arc::new(DecryptingReader);
     sim_cfg.bdks = vec![Bdk::from_hex(TEST_BDK).map_err(|e| anyhow::anyhow!("{e}"))?];
     let queue = Arc::new(
         Queue::open(
