@@ -1,5 +1,5 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, tracks, vivo, ParseError};
 use crate::card::CardRead;
 
 /// Keyboard text: printable ASCII plus tab, CR, LF.
@@ -89,6 +89,9 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     }
     if input.first() == Some(&0x02) {
         return idtech::decode_binary(input);
+    }
+    if magtek_clear::looks_like_clear_hid(input) {
+        return magtek_clear::decode_clear_hid(input);
     }
     if input.len() >= magtek::HID_MIN_LEN {
         return magtek::decode_hid(input);

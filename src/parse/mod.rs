@@ -7,6 +7,7 @@ pub mod emv;
 mod error;
 pub mod idtech;
 pub mod magtek;
+pub mod magtek_clear;
 pub mod tlv;
 pub mod tracks;
 pub mod vivo;
