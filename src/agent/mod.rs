@@ -3,4 +3,5 @@ pub mod api;
 pub mod captures;
 pub mod config;
 pub mod events;
+pub mod lane;
 pub mod metrics;
