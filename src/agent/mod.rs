@@ -5,3 +5,4 @@ pub mod config;
 pub mod events;
 pub mod lane;
 pub mod metrics;
+pub mod service;
