@@ -773,3 +773,76 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
         assert!(!text.contains(secret), "log holds {secret:?}");
     }
 }
+
+// ---- the command ----
+
+/// `cardlane gateway-sim` prints `listening on http://ADDR` first, serves, keeps state in
+/// `--db`, and exits 0 on SIGTERM; without an API key it is a usage error (2).
+#[tokio::test]
+async fn the_command_runs_and_stops_gracefully() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    logs();
+    let exe = env!("CARGO_BIN_EXE_cardlane");
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("cli.db");
+
+    let status = Command::new(exe)
+        .args(["gateway-sim", "--listen", "127.0.0.1:0"])
+        .env_remove("CARDLANE_API_KEY")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+
+    let mut child = Command::new(exe)
+        .args([
+            "gateway-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--plain-json",
+            "--db",
+        ])
+        .arg(&db)
+        .env("CARDLANE_API_KEY", KEY)
+        .env("CARDLANE_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let base = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{first}");
+
+    let (status, text) = raw_post(
+        &base,
+        KEY,
+        &serde_json::to_value(swipe("CLI1", "1")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(text.starts_with('{'), "--plain-json: {text}");
+    assert_eq!(customers(&base).await.len(), 1);
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("customer request"), "{stderr}");
+    for secret in [PAN, KEY, "2512101"] {
+        assert!(!stderr.contains(secret), "stderr holds {secret:?}");
+    }
+    assert!(db.exists());
+}

@@ -253,11 +253,18 @@ impl CardRead {
     /// Fills last4, expiry, service code, name, masked PAN and brand from clear tracks
     /// (index 0 = Track 1). Track 2 wins over Track 1 for the shared fields.
     pub fn fill_from_clear(&mut self, tracks: &[Option<SecretText>; 3]) {
-        let t1 = tracks[0].as_ref().and_then(|t| Track1::parse(t.expose()));
+        // Only what the JSON needs: Track 1 is parsed whole only when Track 2 is unusable.
         let t2 = tracks[1].as_ref().and_then(|t| Track2::parse(t.expose()));
-        if let Some(t1) = &t1 {
-            if !t1.name.raw.is_empty() {
-                self.cardholder_name = Some(t1.name.raw.clone());
+        let t1 = match t2 {
+            None => tracks[0].as_ref().and_then(|t| Track1::parse(t.expose())),
+            Some(_) => None,
+        };
+        if let Some(name) = tracks[0]
+            .as_ref()
+            .and_then(|t| Track1::name_field(t.expose()))
+        {
+            if !name.is_empty() {
+                self.cardholder_name = Some(name.to_string());
             }
         }
         let (pan, expiry, service) = match (&t2, &t1) {

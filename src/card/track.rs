@@ -86,6 +86,16 @@ fn expiry_service(rest: &str, sep: char) -> Option<(Option<String>, Option<Strin
 }
 
 impl Track1 {
+    /// The name field, trimmed, without parsing the rest (`%B…^NAME^…?`).
+    pub fn name_field(text: &str) -> Option<&str> {
+        let body = text.strip_prefix('%')?;
+        let mut parts = body.splitn(3, '^');
+        parts.next()?;
+        let name = parts.next()?;
+        parts.next()?;
+        Some(name.trim())
+    }
+
     /// `%B…^NAME^YYMMSSS…?`
     pub fn parse(text: &str) -> Option<Track1> {
         let body = text.strip_prefix('%')?.strip_suffix('?')?;

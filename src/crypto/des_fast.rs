@@ -186,16 +186,17 @@ fn rot28(x: u32, s: u8) -> u32 {
 /// chunks out of `R.rotate_left(1)`, 8 bits apart.
 #[inline(always)]
 fn f(r: u32, k: u64) -> u32 {
-    let t = r.rotate_right(3) ^ (k >> 32) as u32;
-    let u = r.rotate_left(1) ^ k as u32;
-    SP[0][((t >> 24) & 63) as usize]
-        | SP[2][((t >> 16) & 63) as usize]
-        | SP[4][((t >> 8) & 63) as usize]
-        | SP[6][(t & 63) as usize]
-        | SP[1][((u >> 24) & 63) as usize]
-        | SP[3][((u >> 16) & 63) as usize]
-        | SP[5][((u >> 8) & 63) as usize]
-        | SP[7][(u & 63) as usize]
+    // Mask once, then every chunk is a plain byte: no per-chunk AND.
+    let t = (r.rotate_right(3) ^ (k >> 32) as u32) & 0x3f3f_3f3f;
+    let u = (r.rotate_left(1) ^ k as u32) & 0x3f3f_3f3f;
+    SP[0][(t >> 24) as usize & 63]
+        | SP[2][(t >> 16) as u8 as usize & 63]
+        | SP[4][(t >> 8) as u8 as usize & 63]
+        | SP[6][t as u8 as usize & 63]
+        | SP[1][(u >> 24) as usize & 63]
+        | SP[3][(u >> 16) as u8 as usize & 63]
+        | SP[5][(u >> 8) as u8 as usize & 63]
+        | SP[7][u as u8 as usize & 63]
 }
 
 /// Initial permutation as the standard sequence of masked bit swaps.
@@ -329,6 +330,191 @@ impl DesKey {
     }
 }
 
+/// `N` independent blocks, each with its own schedule, rounds interleaved. Why: one DES block
+/// is a serial chain of 16 table lookups (latency-bound); independent blocks fill the gaps, so
+/// two to four blocks cost little more than one. DUKPT has such pairs everywhere (plain and
+/// masked halves, the two OWF halves, CBC-decrypt blocks).
+#[inline(always)]
+fn rounds_multi<const N: usize, const DEC: bool>(
+    keys: [&DesKey; N],
+    mut l: [u32; N],
+    mut r: [u32; N],
+) -> ([u32; N], [u32; N]) {
+    for i in 0..8 {
+        let (a, b) = if DEC {
+            (15 - 2 * i, 14 - 2 * i)
+        } else {
+            (2 * i, 2 * i + 1)
+        };
+        for j in 0..N {
+            l[j] ^= f(r[j], keys[j].ks[a]);
+        }
+        for j in 0..N {
+            r[j] ^= f(l[j], keys[j].ks[b]);
+        }
+    }
+    (r, l)
+}
+
+#[inline(always)]
+fn ip_multi<const N: usize>(blocks: [u64; N]) -> ([u32; N], [u32; N]) {
+    let mut l = [0u32; N];
+    let mut r = [0u32; N];
+    for j in 0..N {
+        (l[j], r[j]) = ip(blocks[j]);
+    }
+    (l, r)
+}
+
+#[inline(always)]
+fn fp_multi<const N: usize>(l: [u32; N], r: [u32; N]) -> [u64; N] {
+    let mut out = [0u64; N];
+    for j in 0..N {
+        out[j] = fp(l[j], r[j]);
+    }
+    out
+}
+
+/// Single-DES encryption of `N` blocks, block `j` under `keys[j]`.
+#[inline]
+pub fn encrypt_multi<const N: usize>(keys: [&DesKey; N], blocks: [u64; N]) -> [u64; N] {
+    let (l, r) = ip_multi(blocks);
+    let (l, r) = rounds_multi::<N, false>(keys, l, r);
+    fp_multi(l, r)
+}
+
+/// Round keys generated on the fly from C and D, in encryption order (`enc`) or decryption order
+/// (`dec`, starting from C16 = C0). Why: when a key is used for one pass only (every DUKPT
+/// step), computing round key `i + 1` overlaps with the latency-bound round `i`, which hides
+/// most of the key schedule's cost.
+#[derive(Zeroize, ZeroizeOnDrop)]
+struct SubkeyGen {
+    c: u32,
+    d: u32,
+}
+
+impl SubkeyGen {
+    #[inline(always)]
+    fn new(k: u64) -> Self {
+        let b = k.to_be_bytes();
+        let mut cd = 0u64;
+        for (tab, byte) in PC1T.iter().zip(b) {
+            cd |= tab[byte as usize];
+        }
+        SubkeyGen {
+            c: (cd >> 28) as u32,
+            d: (cd as u32) & 0x0fff_ffff,
+        }
+    }
+
+    #[inline(always)]
+    fn pc2(&self) -> u64 {
+        let (c, d) = (self.c, self.d);
+        PC2T[0][((c >> 21) & 127) as usize]
+            | PC2T[1][((c >> 14) & 127) as usize]
+            | PC2T[2][((c >> 7) & 127) as usize]
+            | PC2T[3][(c & 127) as usize]
+            | PC2T[4][((d >> 21) & 127) as usize]
+            | PC2T[5][((d >> 14) & 127) as usize]
+            | PC2T[6][((d >> 7) & 127) as usize]
+            | PC2T[7][(d & 127) as usize]
+    }
+
+    /// Round key `i` for rounds taken 0, 1, … 15.
+    #[inline(always)]
+    fn enc(&mut self, i: usize) -> u64 {
+        let s = SHIFTS[i & 15];
+        self.c = rot28(self.c, s);
+        self.d = rot28(self.d, s);
+        self.pc2()
+    }
+
+    /// Round key `i` for rounds taken 15, 14, … 0.
+    #[inline(always)]
+    fn dec(&mut self, i: usize) -> u64 {
+        let k = self.pc2();
+        let s = 28 - SHIFTS[i & 15];
+        self.c = rot28(self.c, s);
+        self.d = rot28(self.d, s);
+        k
+    }
+}
+
+/// One DES pass over two blocks with round keys `ka` (block a) and `ka ^ m` (block b).
+#[inline(always)]
+fn pass2(
+    dec: bool,
+    gen: &mut SubkeyGen,
+    mask: &DesKey,
+    store: &mut [u64; 16],
+    (mut la, mut ra, mut lb, mut rb): (u32, u32, u32, u32),
+) -> (u32, u32, u32, u32) {
+    for n in 0..16 {
+        let i = if dec { 15 - n } else { n };
+        let k = if dec { gen.dec(i) } else { gen.enc(i) };
+        store[i] = k;
+        let km = k ^ mask.ks[i];
+        let ta = la ^ f(ra, k);
+        let tb = lb ^ f(rb, km);
+        la = ra;
+        ra = ta;
+        lb = rb;
+        rb = tb;
+    }
+    (ra, la, rb, lb)
+}
+
+fn zero_schedule() -> &'static DesKey {
+    static Z: DesKey = DesKey { ks: [0; 16] };
+    &Z
+}
+
+/// Single DES of `a` under `k` and of `b` under `k ^ mask_key` (given the mask's schedule),
+/// with the schedule of `k` computed on the fly.
+#[inline]
+pub fn des_pair_fresh(k: u64, mask: &DesKey, a: u64, b: u64) -> (u64, u64) {
+    let mut gen = SubkeyGen::new(k);
+    let mut store = [0u64; 16];
+    let (la, ra) = ip(a);
+    let (lb, rb) = ip(b);
+    let (la, ra, lb, rb) = pass2(false, &mut gen, mask, &mut store, (la, ra, lb, rb));
+    store.zeroize();
+    (fp(la, ra), fp(lb, rb))
+}
+
+/// Two-key TDES-EDE of `a` under `kl‖kr` and of `b` under `(kl^m)‖(kr^m)` (`mask` = the
+/// schedule of m; `None`: both blocks under the same key), schedules computed on the fly.
+#[inline]
+pub fn tdes2_pair_fresh(kl: u64, kr: u64, mask: Option<&DesKey>, a: u64, b: u64) -> (u64, u64) {
+    let mask = mask.unwrap_or(zero_schedule());
+    let mut k1 = [0u64; 16];
+    let mut scratch = [0u64; 16];
+    let (la, ra) = ip(a);
+    let (lb, rb) = ip(b);
+    let st = pass2(
+        false,
+        &mut SubkeyGen::new(kl),
+        mask,
+        &mut k1,
+        (la, ra, lb, rb),
+    );
+    let (la, ra, lb, rb) = pass2(true, &mut SubkeyGen::new(kr), mask, &mut scratch, st);
+    // Third pass reuses the stored K1 round keys.
+    let (mut la, mut ra, mut lb, mut rb) = (la, ra, lb, rb);
+    for (i, k) in k1.iter().enumerate() {
+        let km = k ^ mask.ks[i];
+        let ta = la ^ f(ra, *k);
+        let tb = lb ^ f(rb, km);
+        la = ra;
+        ra = ta;
+        lb = rb;
+        rb = tb;
+    }
+    k1.zeroize();
+    scratch.zeroize();
+    (fp(ra, la), fp(rb, lb))
+}
+
 /// TDES-EDE with three schedules (EDE2: the third is a copy of the first). IP and FP are applied
 /// once per block: the inner FP/IP pairs cancel.
 #[derive(Clone, Debug)]
@@ -351,6 +537,26 @@ impl Tdes {
     /// EDE2 from a 16-byte key given as two big-endian halves.
     pub fn from_halves(l: u64, r: u64) -> Self {
         Self::new2(DesKey::new(l), DesKey::new(r))
+    }
+
+    /// TDES encryption of `N` blocks, block `j` under `keys[j]` (rounds interleaved).
+    #[inline]
+    pub fn encrypt_multi<const N: usize>(keys: [&Tdes; N], blocks: [u64; N]) -> [u64; N] {
+        let (l, r) = ip_multi(blocks);
+        let (l, r) = rounds_multi::<N, false>(keys.map(|t| &t.k1), l, r);
+        let (l, r) = rounds_multi::<N, true>(keys.map(|t| &t.k2), l, r);
+        let (l, r) = rounds_multi::<N, false>(keys.map(|t| &t.k3), l, r);
+        fp_multi(l, r)
+    }
+
+    /// TDES decryption of `N` blocks under one key (rounds interleaved).
+    #[inline]
+    pub fn decrypt_n<const N: usize>(&self, blocks: [u64; N]) -> [u64; N] {
+        let (l, r) = ip_multi(blocks);
+        let (l, r) = rounds_multi::<N, true>([&self.k3; N], l, r);
+        let (l, r) = rounds_multi::<N, false>([&self.k2; N], l, r);
+        let (l, r) = rounds_multi::<N, true>([&self.k1; N], l, r);
+        fp_multi(l, r)
     }
 
     #[inline]
@@ -444,6 +650,32 @@ mod tests {
         fn schedule_is_linear(a: u64, m: u64, b: u64) {
             let x = DesKey::new(a).xor(&DesKey::new(m));
             prop_assert_eq!(x.encrypt(b), oracle_enc(a ^ m, b));
+        }
+
+        #[test]
+        fn multi_matches_single(k1: u64, k2: u64, k3: u64, b: [u64; 4]) {
+            let ka = DesKey::new(k1);
+            let kb = DesKey::new(k2);
+            let got = encrypt_multi([&ka, &kb, &ka], [b[0], b[1], b[2]]);
+            prop_assert_eq!(got, [ka.encrypt(b[0]), kb.encrypt(b[1]), ka.encrypt(b[2])]);
+            let t = Tdes::new3(DesKey::new(k1), DesKey::new(k2), DesKey::new(k3));
+            let u = Tdes::from_halves(k3, k1);
+            let e = Tdes::encrypt_multi([&t, &u], [b[0], b[1]]);
+            prop_assert_eq!(e, [t.encrypt(b[0]), u.encrypt(b[1])]);
+            prop_assert_eq!(t.decrypt_n(b), b.map(|x| t.decrypt(x)));
+        }
+
+        #[test]
+        fn fresh_pairs_match(kl: u64, kr: u64, m: u64, a: u64, b: u64) {
+            let mk = DesKey::new(m);
+            let (x, y) = des_pair_fresh(kl, &mk, a, b);
+            prop_assert_eq!(x, oracle_enc(kl, a));
+            prop_assert_eq!(y, oracle_enc(kl ^ m, b));
+            let (x, y) = tdes2_pair_fresh(kl, kr, Some(&mk), a, b);
+            prop_assert_eq!(x, Tdes::from_halves(kl, kr).encrypt(a));
+            prop_assert_eq!(y, Tdes::from_halves(kl ^ m, kr ^ m).encrypt(b));
+            let (x, y) = tdes2_pair_fresh(kl, kr, None, a, b);
+            prop_assert_eq!((x, y), (oracle_enc(kl, oracle_dec(kr, oracle_enc(kl, a))), Tdes::from_halves(kl, kr).encrypt(b)));
         }
 
         #[test]

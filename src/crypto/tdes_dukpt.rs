@@ -1,7 +1,7 @@
 //! TDES DUKPT, ANSI X9.24-1:2009 annex A: KSN, IPEK, current (transaction) key, variants,
 //! data keys, and the device-side next KSN. Keys are handled as pairs of `u64` so the fast DES
 //! core ([`super::des_fast`]) runs without byte shuffling.
-use super::des_fast::{DesKey, Tdes};
+use super::des_fast::{self, DesKey};
 use super::error::CryptoError;
 use super::secret::{Key16, SecretKey};
 
@@ -102,30 +102,18 @@ fn c0_schedule() -> &'static DesKey {
 pub(crate) fn ipek_fast(bdk: &Key16, ksn: &TdesKsn) -> Key16 {
     // Clear the counter bits that fall in bytes 0..8 (low 5 bits of byte 7) for both halves.
     let x = ksn.high64() & !0x1F;
-    let c0 = c0_schedule();
-    let k1 = DesKey::new(bdk.l);
-    let k2 = DesKey::new(bdk.r);
-    let m1 = k1.xor(c0);
-    let m2 = k2.xor(c0);
-    let plain = Tdes::new2(k1, k2);
-    let masked = Tdes::new2(m1, m2);
-    Key16 {
-        l: plain.encrypt(x),
-        r: masked.encrypt(x),
-    }
+    let (l, r) = des_fast::tdes2_pair_fresh(bdk.l, bdk.r, Some(c0_schedule()), x, x);
+    Key16 { l, r }
 }
 
 /// Non-reversible key generation process: one step of the current-key derivation.
 #[inline]
 fn nrkgp(key: &Key16, reg: u64) -> Key16 {
-    let k = DesKey::new(key.l);
-    let km = k.xor(c0_schedule());
-    let plain = key.r ^ k.encrypt(key.r ^ reg);
     let mr = key.r ^ C0_HALF;
-    let masked = mr ^ km.encrypt(mr ^ reg);
+    let (p, m) = des_fast::des_pair_fresh(key.l, c0_schedule(), key.r ^ reg, mr ^ reg);
     Key16 {
-        l: masked,
-        r: plain,
+        l: mr ^ m,
+        r: key.r ^ p,
     }
 }
 
@@ -151,11 +139,8 @@ pub(crate) fn variant_fast(key: &Key16, v: TdesVariant) -> Key16 {
 
 /// X9.24-1 fig. A-2 one-way function: each half of the variant encrypted under the variant.
 pub(crate) fn owf_fast(v: &Key16) -> Key16 {
-    let t = Tdes::from_halves(v.l, v.r);
-    Key16 {
-        l: t.encrypt(v.l),
-        r: t.encrypt(v.r),
-    }
+    let (l, r) = des_fast::tdes2_pair_fresh(v.l, v.r, None, v.l, v.r);
+    Key16 { l, r }
 }
 
 /// IPEK (initial key) for the BDK and the device's KSN.

@@ -126,7 +126,7 @@ pub const CUSTOMER_ID_MAX: usize = 50;
 pub fn validate(req: &CustomerRequest) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
     max_len(&mut errors, "client_ip", req.client_ip.as_deref(), 45);
-    customer_rules(&mut errors, &req.customer);
+    customer_rules(&mut errors, &req.customer, true);
     if let Some(card) = &req.card {
         card_rules(&mut errors, card);
     }
@@ -141,9 +141,10 @@ pub fn validate(req: &CustomerRequest) -> Result<(), Vec<FieldError>> {
 }
 
 /// The `customer` object's rules alone (the local API answers 400 naming e.g. `zip` with it).
+/// `customer_id` is checked when present but not required: the agent usually supplies it.
 pub fn validate_customer_fields(c: &CustomerFields) -> Result<(), Vec<FieldError>> {
     let mut errors = Vec::new();
-    customer_rules(&mut errors, c);
+    customer_rules(&mut errors, c, false);
     if errors.is_empty() {
         Ok(())
     } else {
@@ -151,9 +152,10 @@ pub fn validate_customer_fields(c: &CustomerFields) -> Result<(), Vec<FieldError
     }
 }
 
-fn customer_rules(errors: &mut Vec<FieldError>, c: &CustomerFields) {
+fn customer_rules(errors: &mut Vec<FieldError>, c: &CustomerFields, require_id: bool) {
     match c.customer_id.as_deref() {
-        None => errors.push(FieldError::new("customer_id", Rule::Required)),
+        None if require_id => errors.push(FieldError::new("customer_id", Rule::Required)),
+        None => {}
         Some(id) if !customer_id_ok(id) => {
             errors.push(FieldError::new("customer_id", Rule::CustomerIdForm))
         }

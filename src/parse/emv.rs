@@ -2,7 +2,7 @@
 //! with ID TECH's three ways of sending sensitive tags, KSN in DFEE12/FFEE12, the inner MSR
 //! frame DFEE23, and the entry mode from 9F39 or the source tags.
 use super::tlv::{self, LenFlag, Tlv};
-use super::tracks::{chip_track1, chip_track2, mask_track, masked_info};
+use super::tracks::{chip_track1, chip_track2, mask_track, masked_info, scan_tracks};
 use super::{idtech, ParseError};
 use crate::card::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
@@ -158,6 +158,18 @@ pub fn from_tlv(
                 clear_tracks[1] = chip_track2(v, false).map(SecretText::new);
             }
             0x56 => clear_tracks[0] = chip_track1(v).map(SecretText::new),
+            // Track data with sentinels (encryption off).
+            0xDFEF4D => {
+                let end = v.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                if let Ok(found) = scan_tracks(v.get(..end).unwrap_or_default()) {
+                    for t in found.into_iter().filter(|t| !t.error) {
+                        let i = usize::from(t.number.clamp(1, 3) - 1);
+                        if let Some(slot) = clear_tracks.get_mut(i) {
+                            *slot = Some(t.text);
+                        }
+                    }
+                }
+            }
             0x5A => {
                 let pan = hex::encode_upper(v);
                 r.set_pan_text(pan.trim_end_matches('F'));
@@ -302,6 +314,45 @@ fn looks_clear(tag: u32, v: &[u8]) -> bool {
             .trim_end_matches('F')
             .bytes()
             .all(|b| b.is_ascii_digit()),
+        0xDFEF4D => matches!(v.first(), Some(b'%' | b';' | b'+')),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::build::tlv as enc_tlv;
+
+    #[test]
+    fn clear_tlv_reads() {
+        // Encryption off: clear 57, 5F20, DF30 contact source, no 9F39.
+        let mut b = enc_tlv(
+            0x57,
+            &hex::decode("5413330089020011D251210100000000000F").unwrap(),
+        );
+        b.extend(enc_tlv(0x5F20, b"TEST/CARD"));
+        b.extend(enc_tlv(0xFFEE01, &enc_tlv(0xDF30, &[0x01])));
+        let r = decode_bare(&b).unwrap();
+        assert_eq!(r.entry_mode, Some(EntryMode::Chip));
+        assert!(!r.encrypted);
+        assert_eq!(r.last4.as_deref(), Some("0011"));
+        assert_eq!(r.expiry.as_deref(), Some("2512"));
+        assert_eq!(r.service_code.as_deref(), Some("101"));
+        assert_eq!(r.cardholder_name.as_deref(), Some("TEST/CARD"));
+        assert_eq!(
+            r.clear[1].as_ref().unwrap().expose(),
+            ";5413330089020011=251210100000000000?"
+        );
+        // DFEF4D with sentinels, attribution byte 0x08 (MSR, encryption off).
+        let mut b = vec![0x08];
+        b.extend(enc_tlv(0xDFEF4D, b";5413330089020011=2512101?\0\0"));
+        b.extend(enc_tlv(0x9F39, &[0x90]));
+        let r = decode_bare(&b).unwrap();
+        assert_eq!(r.entry_mode, Some(EntryMode::Swipe));
+        assert_eq!(
+            r.clear[1].as_ref().unwrap().expose(),
+            ";5413330089020011=2512101?"
+        );
     }
 }

@@ -150,8 +150,10 @@ pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
     Ok(read)
 }
 
-fn stars(s: &str) -> String {
-    "*".repeat(s.chars().count())
+fn push_stars(out: &mut String, s: &str) {
+    for _ in s.chars() {
+        out.push('*');
+    }
 }
 
 /// Masks a clear track the way readers do: PAN first 6 / last 4, name kept, everything after
@@ -182,9 +184,9 @@ pub fn mask_track(text: &str) -> String {
                     Some((name, tail)) => {
                         out.push_str(name);
                         out.push('^');
-                        out.push_str(&stars(tail));
+                        push_stars(&mut out, tail);
                     }
-                    None => out.push_str(&stars(after)),
+                    None => push_stars(&mut out, after),
                 }
             }
             None => out.push_str(MaskedPan::from_reader(rest).as_str()),
@@ -194,7 +196,7 @@ pub fn mask_track(text: &str) -> String {
             Some((pan, tail)) => {
                 out.push_str(MaskedPan::from_reader(pan).as_str());
                 out.push('=');
-                out.push_str(&stars(tail));
+                push_stars(&mut out, tail);
             }
             None => out.push_str(MaskedPan::from_reader(body).as_str()),
         }

@@ -67,8 +67,7 @@ impl Store {
                  fields TEXT NOT NULL,
                  token TEXT, account_type TEXT, account_last_4 TEXT, expiration_date TEXT,
                  check_token TEXT, check_last_4 TEXT,
-                 updated_count INTEGER NOT NULL DEFAULT 0,
-                 seq INTEGER NOT NULL);",
+                 updated_count INTEGER NOT NULL DEFAULT 0);",
         )?;
         let salt: Option<String> = conn
             .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
@@ -131,7 +130,8 @@ impl Store {
 
     pub fn list(&self) -> Result<Vec<(String, StoredCustomer)>, StoreError> {
         let conn = self.conn.lock().map_err(|_| StoreError::Poisoned)?;
-        let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY seq"))?;
+        // rowid follows insertion order (an upsert keeps its row).
+        let mut stmt = conn.prepare(&format!("{SELECT} ORDER BY rowid"))?;
         let rows = stmt.query_map([], row_to_customer)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
@@ -166,38 +166,34 @@ fn row_to_customer(r: &rusqlite::Row) -> rusqlite::Result<(String, StoredCustome
 }
 
 pub fn get(tx: &Transaction, id: &str) -> rusqlite::Result<Option<StoredCustomer>> {
-    tx.query_row(
-        &format!("{SELECT} WHERE customer_id = ?1"),
-        params![id],
-        row_to_customer,
-    )
-    .optional()
-    .map(|o| o.map(|(_, c)| c))
+    tx.prepare_cached(&format!("{SELECT} WHERE customer_id = ?1"))?
+        .query_row(params![id], row_to_customer)
+        .optional()
+        .map(|o| o.map(|(_, c)| c))
 }
 
 pub fn put(tx: &Transaction, id: &str, c: &StoredCustomer) -> rusqlite::Result<()> {
     let fields = serde_json::to_string(&c.fields).unwrap_or_else(|_| "{}".into());
     let card = c.card.as_ref();
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO customers (customer_id, fields, token, account_type, account_last_4,
-             expiration_date, check_token, check_last_4, updated_count, seq)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,
-             (SELECT COALESCE(MAX(seq), 0) + 1 FROM customers))
+             expiration_date, check_token, check_last_4, updated_count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT(customer_id) DO UPDATE SET fields = ?2, token = ?3, account_type = ?4,
              account_last_4 = ?5, expiration_date = ?6, check_token = ?7, check_last_4 = ?8,
              updated_count = ?9",
-        params![
-            id,
-            fields,
-            card.map(|k| &k.token),
-            card.and_then(|k| k.account_type.as_ref()),
-            card.and_then(|k| k.last4.as_ref()),
-            card.and_then(|k| k.expiry.as_ref()),
-            c.check_token,
-            c.check_last4,
-            c.updated_count
-        ],
-    )?;
+    )?
+    .execute(params![
+        id,
+        fields,
+        card.map(|k| &k.token),
+        card.and_then(|k| k.account_type.as_ref()),
+        card.and_then(|k| k.last4.as_ref()),
+        card.and_then(|k| k.expiry.as_ref()),
+        c.check_token,
+        c.check_last4,
+        c.updated_count
+    ])?;
     Ok(())
 }
 

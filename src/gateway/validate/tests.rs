@@ -170,6 +170,8 @@ fn customer_id_is_mandatory() {
     let mut r = base();
     r.customer.customer_id = None;
     assert_eq!(first_error(&r).as_deref(), Some("customer_id: is required"));
+    // On its own (the local API), a missing id is fine: the agent supplies one.
+    assert_eq!(validate_customer_fields(&r.customer), Ok(()));
 }
 
 #[test]
