@@ -1,7 +1,7 @@
 //! `cardlane run` as a real process: a serial reader played by a PTY, the gateway simulator on
 //! 127.0.0.1:0, the local API over real HTTP, SIGTERM and a clean restart.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -42,7 +42,6 @@ impl Gateway {
         }
     }
 
-    #[allow(dead_code)]
     fn customers(&self) -> Vec<Value> {
         let url = format!("{}/_sim/customers", self.base_url);
         self.rt
@@ -463,4 +462,110 @@ fn bad_configuration_names_the_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("CARDLANE_API_KEY"), "{err}");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("ready:"));
+}
+
+/// Clear ISO 7813 tracks as a keyboard-wedge head types them (CR-terminated), test PANs only.
+const ARMED_SWIPE: &str = "%B4111111111111111^DOE/JANE^2912101000000000000?;4111111111111111=29121010000000000000?\r";
+const UNARMED_SWIPE: &str =
+    "%B5454545454545454^PUBLIC/JOHN^2811101000000000000?;5454545454545454=28111010000000000000?\r";
+
+fn capture_state(api: &Api, id: &str) -> Value {
+    api.json(&format!("/v1/captures/{id}"))
+}
+
+#[test]
+fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, pts) = far_end();
+    // A clear-text head on the serial line (typed tracks), allowed explicitly for the test.
+    let mut config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{pts}@9600"),
+        "[lane]\non_swipe = \"save\"\nallow_clear_text = true\n",
+    );
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("id = \"front\"\n", "id = \"front\"\nprofile = \"generic-keyboard-wedge\"\n");
+    config = dir.path().join("wedge.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut agent = Agent::start(&config);
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+        reader_state(a, "front").as_deref() == Some("connected")
+    });
+
+    // The kiosk arms the next swipe with its visitor's fields; the card is swiped.
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"reader": "front", "timeout_s": 30,
+                "customer": {"first_name": "Ada", "last_name": "Lovelace", "zip": "94107",
+                             "city": "Springfield", "phone_number": "4155550100"}}),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    master.write_all(ARMED_SWIPE.as_bytes()).unwrap();
+    master.flush().unwrap();
+    api.wait_for("capture outcome", Duration::from_secs(20), |a| {
+        capture_state(a, &id)["state"] != "waiting"
+    });
+    let cap = capture_state(&api, &id);
+    assert_eq!(cap["state"], "saved", "{cap}");
+    assert!(cap["token"].as_str().is_some_and(|t| !t.is_empty()), "{cap}");
+    assert_eq!(cap["masked_pan"], "411111******1111", "{cap}");
+    let customer_id = cap["customer_id"].as_str().unwrap().to_string();
+
+    // At the gateway: the kiosk's names beside the card's last 4, under the agent's id.
+    let customers = gateway.customers();
+    let saved = customers
+        .iter()
+        .find(|c| c["customer_id"] == customer_id.as_str())
+        .unwrap_or_else(|| panic!("{customer_id} not at the gateway: {customers:?}"));
+    assert_eq!(saved["first_name"], "Ada", "{saved}");
+    assert_eq!(saved["last_name"], "Lovelace", "{saved}");
+    assert_eq!(saved["account_last_4"], "1111", "{saved}");
+    assert_eq!(saved["token"], cap["token"], "{saved}");
+
+    // Nothing armed: the swipe is saved under the Track 1 name.
+    master.write_all(UNARMED_SWIPE.as_bytes()).unwrap();
+    master.flush().unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let list = gateway.customers();
+        if let Some(c) = list.iter().find(|c| c["account_last_4"] == "5454") {
+            break c.clone();
+        }
+        assert!(Instant::now() < end, "unarmed swipe not saved: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(second["last_name"], "PUBLIC", "{second}");
+    assert_eq!(second["first_name"], "JOHN", "{second}");
+    assert_eq!(gateway.customers().len(), 2);
+
+    // Metrics followed; the queue is empty again.
+    api.wait_for("queue drained", Duration::from_secs(10), |a| {
+        a.json("/v1/health")["queue"]["held"] == 0
+    });
+    let (_, metrics) = api.get("/metrics");
+    assert!(
+        metrics.contains("cardlane_swipes_total{reader=\"front\",format=\"tracks\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cardlane_records_total{outcome=\"saved\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cardlane_gateway_latency_seconds_count 2"),
+        "{metrics}"
+    );
+
+    // No PAN anywhere in what the agent printed (debug logging on).
+    assert!(agent.terminate().success());
+    let out = agent.output();
+    for pan in ["4111111111111111", "5454545454545454"] {
+        assert!(!out.contains(pan), "PAN in the agent's output");
+    }
+    assert!(!out.contains("DOE/JANE"), "clear track text in the agent's output");
 }
