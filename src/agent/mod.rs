@@ -5,4 +5,5 @@ pub mod config;
 pub mod events;
 pub mod lane;
 pub mod metrics;
+pub mod pipeline;
 pub mod service;

@@ -11,6 +11,7 @@ pub mod record;
 pub mod response;
 pub mod secret;
 pub mod sim;
+pub mod swipe;
 pub mod validate;
 
 pub use client::{ClientConfig, ClientError, Delivery, GatewayClient, Outcome, RetryPolicy};
