@@ -465,7 +465,8 @@ fn bad_configuration_names_the_key() {
 }
 
 /// Clear ISO 7813 tracks as a keyboard-wedge head types them (CR-terminated), test PANs only.
-const ARMED_SWIPE: &str = "%B4111111111111111^DOE/JANE^2912101000000000000?;4111111111111111=29121010000000000000?\r";
+const ARMED_SWIPE: &str =
+    "%B4111111111111111^DOE/JANE^2912101000000000000?;4111111111111111=29121010000000000000?\r";
 const UNARMED_SWIPE: &str =
     "%B5454545454545454^PUBLIC/JOHN^2811101000000000000?;5454545454545454=28111010000000000000?\r";
 
@@ -485,9 +486,10 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
         &format!("serial:{pts}@9600"),
         "[lane]\non_swipe = \"save\"\nallow_clear_text = true\n",
     );
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("id = \"front\"\n", "id = \"front\"\nprofile = \"generic-keyboard-wedge\"\n");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "id = \"front\"\n",
+        "id = \"front\"\nprofile = \"generic-keyboard-wedge\"\n",
+    );
     config = dir.path().join("wedge.toml");
     std::fs::write(&config, text).unwrap();
     let mut agent = Agent::start(&config);
@@ -508,11 +510,17 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     master.write_all(ARMED_SWIPE.as_bytes()).unwrap();
     master.flush().unwrap();
     api.wait_for("capture outcome", Duration::from_secs(20), |a| {
-        capture_state(a, &id)["state"] != "waiting"
+        !matches!(
+            capture_state(a, &id)["state"].as_str(),
+            Some("waiting" | "queued")
+        )
     });
     let cap = capture_state(&api, &id);
     assert_eq!(cap["state"], "saved", "{cap}");
-    assert!(cap["token"].as_str().is_some_and(|t| !t.is_empty()), "{cap}");
+    assert!(
+        cap["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{cap}"
+    );
     assert_eq!(cap["masked_pan"], "411111******1111", "{cap}");
     let customer_id = cap["customer_id"].as_str().unwrap().to_string();
 
@@ -567,5 +575,8 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     for pan in ["4111111111111111", "5454545454545454"] {
         assert!(!out.contains(pan), "PAN in the agent's output");
     }
-    assert!(!out.contains("DOE/JANE"), "clear track text in the agent's output");
+    assert!(
+        !out.contains("DOE/JANE"),
+        "clear track text in the agent's output"
+    );
 }

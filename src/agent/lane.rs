@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -131,34 +131,23 @@ pub fn probe_target(base_url: &str) -> Option<String> {
     Some(format!("{host}:{port}"))
 }
 
-/// Wraps the gateway [`Deliver`]: times each delivery for the latency histogram and feeds
-/// [`GatewayHealth`]. Payloads pass through untouched and are never looked at.
+/// Wraps the gateway [`Deliver`] and feeds [`GatewayHealth`] with each answer. Payloads pass
+/// through untouched and are never looked at. (Latency is timed by the pipeline.)
 pub struct ObservedDeliver {
     inner: Arc<dyn Deliver>,
-    metrics: Arc<Metrics>,
     health: Arc<GatewayHealth>,
 }
 
 impl ObservedDeliver {
-    pub fn new(
-        inner: Arc<dyn Deliver>,
-        metrics: Arc<Metrics>,
-        health: Arc<GatewayHealth>,
-    ) -> ObservedDeliver {
-        ObservedDeliver {
-            inner,
-            metrics,
-            health,
-        }
+    pub fn new(inner: Arc<dyn Deliver>, health: Arc<GatewayHealth>) -> ObservedDeliver {
+        ObservedDeliver { inner, health }
     }
 }
 
 impl Deliver for ObservedDeliver {
     fn deliver<'a>(&'a self, payload: &'a [u8]) -> DeliverFuture<'a> {
         Box::pin(async move {
-            let started = Instant::now();
             let result = self.inner.deliver(payload).await;
-            self.metrics.observe_gateway_latency(started.elapsed());
             self.health.observe(&result);
             result
         })
@@ -595,21 +584,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn observed_delivery_times_and_classifies() {
-        let metrics = Arc::new(Metrics::new());
+    async fn observed_delivery_classifies() {
         let health = Arc::new(GatewayHealth::new());
         let d = ObservedDeliver::new(
             Arc::new(Fixed(DeliverResult::AuthFailed("401".into()))),
-            metrics.clone(),
             health.clone(),
         );
         let r = d.deliver(b"{}").await;
         assert_eq!(r, DeliverResult::AuthFailed("401".into()));
         assert_eq!(health.state(), GatewayState::AuthFailed);
-        let text = metrics.render();
-        assert!(
-            text.contains("cardlane_gateway_latency_seconds_count 1"),
-            "{text}"
-        );
     }
 }

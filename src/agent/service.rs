@@ -17,20 +17,19 @@ use tokio::task::JoinHandle;
 
 use crate::agent::api::{self, ServerHandle, StartError};
 use crate::agent::captures::Captures;
+use crate::agent::config::OnSwipe;
 use crate::agent::config::{Config, ConfigError};
 use crate::agent::events::EventHub;
 use crate::agent::lane::{probe_target, run_probe, AgentLane, GatewayHealth, ObservedDeliver};
 use crate::agent::metrics::Metrics;
+use crate::agent::pipeline::{GatewayDeliver, Pipeline, PipelineConfig, Swipe};
 use crate::device::enumerate::{enumerate, hidraw_ids, resolve_profile, SelectorConnector};
 use crate::device::manager::{spawn_reader, spawn_watcher, DeviceEvent, ManagerConfig, Stop};
 use crate::device::{Frame, Profile, ProfileError, Profiles, Selector};
-use crate::gateway::client::{ClientConfig, GatewayClient, Outcome};
-use crate::gateway::record::CustomerRequest;
+use crate::gateway::client::{ClientConfig, GatewayClient};
 use crate::gateway::secret::ApiKey;
-use crate::queue::{
-    Backoff, Deliver, DeliverFuture, DeliverResult, FinalAnswer, KeySource, Queue, QueueError,
-    Saved, UploadEvent, Uploader, UploaderConfig, UploaderTask,
-};
+use crate::gateway::swipe::{EntryModeTable, LaneSettings};
+use crate::queue::{Backoff, Deliver, KeySource, Queue, QueueError, UploadEvent, UploaderConfig};
 
 /// How often the gateway's host is probed while nothing is being delivered.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);
@@ -69,47 +68,10 @@ impl ServiceError {
     }
 }
 
-/// Sends serialized Customer requests (the queue's payloads) to the gateway, one attempt each:
-/// the uploader keeps its own backoff.
-pub struct GatewayDeliver {
-    client: GatewayClient,
-}
-
-impl GatewayDeliver {
-    pub fn new(client: GatewayClient) -> GatewayDeliver {
-        GatewayDeliver { client }
-    }
-}
-
-impl Deliver for GatewayDeliver {
-    fn deliver<'a>(&'a self, payload: &'a [u8]) -> DeliverFuture<'a> {
-        Box::pin(async move {
-            let Ok(req) = serde_json::from_slice::<CustomerRequest>(payload) else {
-                // Retrying cannot repair a payload; the reason names no content.
-                return DeliverResult::Final(FinalAnswer::Rejected(
-                    "queued record is not a Customer request".into(),
-                ));
-            };
-            deliver_result(self.client.save_once(&req).await)
-        })
-    }
-}
-
-/// The client's outcome in the uploader's terms.
-pub fn deliver_result(outcome: Outcome) -> DeliverResult {
-    match outcome {
-        Outcome::Saved { token, .. } => DeliverResult::Final(FinalAnswer::Saved(Saved { token })),
-        Outcome::Declined { text } => DeliverResult::Final(FinalAnswer::Declined(text)),
-        Outcome::Rejected { text } => DeliverResult::Final(FinalAnswer::Rejected(text)),
-        Outcome::AuthFailed => DeliverResult::AuthFailed("the gateway refused the API key".into()),
-        Outcome::Transient { reason } => DeliverResult::Transient(reason),
-    }
-}
-
 /// A reader the service runs: its lane id, profile and thread.
 struct RunningReader {
     id: String,
-    profile: Option<Profile>,
+    profile: Option<Arc<Profile>>,
     stop: Stop,
 }
 
@@ -117,6 +79,8 @@ struct RunningReader {
 struct DeviceLoop {
     lane: Arc<AgentLane>,
     events: EventHub,
+    /// `None` only in unit tests of the device routing.
+    pipeline: Option<Arc<Pipeline>>,
     profiles: Profiles,
     manager: ManagerConfig,
     tx: mpsc::Sender<DeviceEvent>,
@@ -158,7 +122,7 @@ impl DeviceLoop {
             source,
             RunningReader {
                 id: id.to_string(),
-                profile,
+                profile: profile.map(Arc::new),
                 stop,
             },
         );
@@ -166,9 +130,9 @@ impl DeviceLoop {
     }
 
     /// A reader thread's event: state for the lane, lane events for subscribers, frames onward.
-    fn on_reader_event(&mut self, event: DeviceEvent) {
+    async fn on_reader_event(&mut self, event: DeviceEvent) {
         match event {
-            DeviceEvent::Frame(frame) => self.on_frame(frame),
+            DeviceEvent::Frame(frame) => self.on_frame(frame).await,
             other => {
                 if let Some(ev) = self.lane.apply(&other) {
                     self.events.publish(ev);
@@ -177,12 +141,20 @@ impl DeviceLoop {
         }
     }
 
-    fn on_frame(&mut self, frame: Frame) {
+    /// A complete frame goes to the pipeline under its reader's id. Waiting here while the
+    /// pipeline's intake is full is the backpressure: reader threads block on the channel.
+    async fn on_frame(&mut self, mut frame: Frame) {
         let Some(reader) = self.readers.get(&frame.source) else {
             return;
         };
-        tracing::debug!(reader = %reader.id, bytes = frame.bytes.len(), "frame");
-        let _ = (&reader.profile, frame);
+        let Some(pipeline) = &self.pipeline else {
+            return;
+        };
+        // Moved, not copied: the bytes stay in one zeroizing buffer.
+        let bytes = std::mem::take(&mut *frame.bytes);
+        let swipe = Swipe::new(bytes, reader.id.clone(), reader.profile.clone());
+        // The ticket is not needed: outcomes reach captures, events and metrics directly.
+        drop(pipeline.submit(swipe).await);
     }
 
     /// The hot-plug watcher's event: start a reader for a new device, stop a departed one.
@@ -256,7 +228,7 @@ impl DeviceLoop {
 /// A running agent.
 pub struct Service {
     api: Option<ServerHandle>,
-    uploader: UploaderTask,
+    pipeline: Arc<Pipeline>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     watcher: Option<Stop>,
@@ -345,29 +317,57 @@ impl Service {
             metrics.clone(),
         ));
         let captures = Arc::new(Captures::new(config.api.max_waiting_captures));
+        // Latency is timed inside the pipeline; the observer only feeds gateway health.
         let deliver: Arc<dyn Deliver> = Arc::new(ObservedDeliver::new(
             Arc::new(GatewayDeliver::new(client)),
-            metrics.clone(),
             health.clone(),
         ));
-        let uploader = Uploader::new(
-            queue.clone(),
-            deliver,
-            UploaderConfig {
+        let l = &config.lane;
+        let e = &l.entry_modes;
+        let pipeline_config = PipelineConfig {
+            lane: LaneSettings {
+                client_ip: l.client_ip.map(|ip| ip.to_string()),
+                device_code: l.device_code.clone(),
+                customer_id_prefix: l.customer_id_prefix.clone(),
+                allow_clear: l.allow_clear_text,
+                entry_modes: EntryModeTable {
+                    swipe: e.swipe.clone(),
+                    contactless_msd: e.contactless_msd.clone(),
+                    chip: e.chip.clone(),
+                    contactless_chip: e.contactless_chip.clone(),
+                    fallback: e.fallback.clone(),
+                    manual: e.manual.clone(),
+                },
+            },
+            save_unarmed: l.on_swipe == OnSwipe::Save,
+            uploader: UploaderConfig {
                 backoff: Backoff {
                     base: g.retry.initial_backoff,
                     max: g.retry.max_backoff,
                 },
                 ..UploaderConfig::default()
             },
-        )
-        .map_err(queue_err)?;
+            ..PipelineConfig::default()
+        };
+        let pipeline = Arc::new(
+            Pipeline::start(
+                pipeline_config,
+                queue.clone(),
+                deliver,
+                events.clone(),
+                captures.clone(),
+                metrics.clone(),
+            )
+            .map_err(|e| match e {
+                crate::agent::pipeline::PipelineError::Queue(error) => queue_err(error),
+            })?,
+        );
 
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
         // Upload events that matter to health beyond what deliveries show.
-        let mut up_events = uploader.subscribe();
+        let mut up_events = pipeline.uploader().subscribe();
         let h = health.clone();
         let mut s = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
@@ -405,6 +405,7 @@ impl Service {
         let mut devices = DeviceLoop {
             lane: lane.clone(),
             events: events.clone(),
+            pipeline: Some(pipeline.clone()),
             profiles: profiles.clone(),
             manager: manager.clone(),
             tx,
@@ -430,23 +431,29 @@ impl Service {
         let mut s = stop_rx.clone();
         tasks.push(tokio::spawn(async move {
             let mut hot_open = true;
+            enum Next {
+                Reader(DeviceEvent),
+                Hotplug(Option<DeviceEvent>),
+                Stop,
+            }
             loop {
-                tokio::select! {
-                    ev = rx.recv() => match ev {
-                        Some(ev) => devices.on_reader_event(ev),
-                        None => break,
-                    },
-                    ev = hot_rx.recv(), if hot_open => match ev {
-                        Some(ev) => devices.on_hotplug(ev),
-                        None => hot_open = false,
-                    },
-                    _ = s.wait_for(|v| *v) => break,
+                // The select only picks; handling (which may wait on the pipeline) comes after,
+                // so no watch guard is held across an await.
+                let next = tokio::select! {
+                    ev = rx.recv() => ev.map_or(Next::Stop, Next::Reader),
+                    ev = hot_rx.recv(), if hot_open => Next::Hotplug(ev),
+                    _ = s.wait_for(|v| *v) => Next::Stop,
+                };
+                match next {
+                    Next::Reader(ev) => devices.on_reader_event(ev).await,
+                    Next::Hotplug(Some(ev)) => devices.on_hotplug(ev),
+                    Next::Hotplug(None) => hot_open = false,
+                    Next::Stop => break,
                 }
             }
             devices.stop_all();
         }));
 
-        let upload_task = uploader.start();
         let api = if config.api.enabled {
             Some(
                 api::start(
@@ -464,7 +471,7 @@ impl Service {
 
         Ok(Service {
             api,
-            uploader: upload_task,
+            pipeline,
             stop,
             tasks,
             watcher,
@@ -481,7 +488,8 @@ impl Service {
         self.api.as_ref().map(|a| a.local_addr())
     }
 
-    /// Graceful stop: readers, then uploads in flight, then the API.
+    /// Graceful stop: readers, then the pipeline (submitted swipes become durable, uploads in
+    /// flight finish, the rest stays queued), then the API.
     pub async fn shutdown(mut self) -> Result<(), ServiceError> {
         if let Some(w) = self.watcher.as_mut() {
             w.stop();
@@ -490,16 +498,13 @@ impl Service {
         for t in self.tasks.drain(..) {
             let _ = t.await;
         }
-        let uploaded = self.uploader.stop().await;
+        self.pipeline.shutdown().await;
         if let Some(api) = self.api.take() {
             if let Err(e) = api.shutdown().await {
                 tracing::warn!(error = %e, "api did not stop cleanly");
             }
         }
-        uploaded.map_err(|error| ServiceError::Queue {
-            path: self.queue.path().display().to_string(),
-            error,
-        })
+        Ok(())
     }
 }
 
@@ -519,35 +524,6 @@ mod tests {
     use super::*;
     use crate::agent::api::Lane;
 
-    #[test]
-    fn outcomes_map_to_uploader_results() {
-        assert_eq!(
-            deliver_result(Outcome::Saved {
-                customer_id: "CL1".into(),
-                token: Some("tok".into()),
-                brand: None,
-                last4: None,
-            }),
-            DeliverResult::Final(FinalAnswer::Saved(Saved {
-                token: Some("tok".into())
-            }))
-        );
-        assert!(matches!(
-            deliver_result(Outcome::AuthFailed),
-            DeliverResult::AuthFailed(_)
-        ));
-        assert_eq!(
-            deliver_result(Outcome::Transient {
-                reason: "timeout".into()
-            }),
-            DeliverResult::Transient("timeout".into())
-        );
-        assert_eq!(
-            deliver_result(Outcome::Declined { text: "no".into() }),
-            DeliverResult::Final(FinalAnswer::Declined("no".into()))
-        );
-    }
-
     fn looper(configured: Vec<Selector>) -> DeviceLoop {
         let (tx, _rx) = mpsc::channel(1);
         DeviceLoop {
@@ -557,6 +533,7 @@ mod tests {
                 Arc::new(Metrics::new()),
             )),
             events: EventHub::default(),
+            pipeline: None,
             profiles: Profiles::embedded().unwrap(),
             manager: ManagerConfig::default(),
             tx,
@@ -594,7 +571,8 @@ mod tests {
         l.on_reader_event(DeviceEvent::Attached {
             source: "serial:/dev/cardlane-test-absent".into(),
             profile: None,
-        });
+        })
+        .await;
         assert_eq!(sub.recv().await.unwrap().kind(), "reader-attached");
         l.on_hotplug(DeviceEvent::Detached {
             source: "serial:/dev/cardlane-test-absent".into(),

@@ -208,7 +208,13 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     let fresh3 = measure(seconds, || {
-        pr = cardlane::crypto::des_fast::tdes2_pair_fresh(black_box(pr.0), pr.1, Some(&mask), pr.0, pr.1);
+        pr = cardlane::crypto::des_fast::tdes2_pair_fresh(
+            black_box(pr.0),
+            pr.1,
+            Some(&mask),
+            pr.0,
+            pr.1,
+        );
         Ok(())
     })?;
     let sched = measure(seconds, || {
