@@ -234,6 +234,7 @@ fn cardlane(args: &[&str]) -> std::process::Output {
         .args(args)
         .env_remove("CARDLANE_QUEUE")
         .env_remove("CARDLANE_QUEUE_KEY")
+        .env_remove("CARDLANE_API_KEY")
         .output()
         .unwrap()
 }
@@ -299,8 +300,37 @@ fn cli_list_purge_flush() {
         "--gateway",
         "http://127.0.0.1:9",
     ]);
+    // No API key: refused before anything is claimed.
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("flush needs the gateway client"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CARDLANE_API_KEY"));
+    // Gateway unreachable: nothing sent, every record still held, exit 1.
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args([
+            "queue",
+            "flush",
+            "--queue",
+            dbs,
+            "--gateway",
+            "http://127.0.0.1:9",
+        ])
+        .arg("--key-file")
+        .arg(db.with_extension("key"))
+        .env_remove("CARDLANE_QUEUE")
+        .env_remove("CARDLANE_QUEUE_KEY")
+        .env("CARDLANE_API_KEY", "k")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim())
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(report["sent"], 0);
+    assert!(report["remaining"].as_u64().unwrap() >= 2, "{report}");
 
     let out = cardlane(&["queue", "purge", "--all", "--queue", dbs]);
     assert!(out.status.success());

@@ -3,7 +3,8 @@
 # Same work in each, one core, fresh derivation per operation: IPEK + current key for
 # KSN FFFF9876543210E0AAAA (8 counter bits) + data key (one-way function) + TDES-CBC decrypt of
 # an 80-byte track, BDK 0123456789ABCDEFFEDCBA9876543210.
-# Usage: benches/peers/run.sh [SECONDS]   (default 3 per implementation)
+# All three figures are operations per second of CPU time on one core (the machine is shared;
+# wall-clock rates mostly measure the other load). Usage: benches/peers/run.sh [SECONDS] (default 3)
 set -euo pipefail
 SECS="${1:-3}"
 HERE="$(cd "$(dirname "$0")" && pwd)"

@@ -36,9 +36,10 @@ impl std::fmt::Debug for Args {
     }
 }
 
-/// The decryptor for `--bdk`. Wired by the lead once the crypto module lands.
-fn decryptor(_bdk: &[u8]) -> anyhow::Result<Box<dyn TrackDecryptor>> {
-    anyhow::bail!("decryption needs the crypto module")
+/// The decryptor for `--bdk`: DUKPT keys from the BDK and each frame's KSN.
+fn decryptor(bdk: &[u8]) -> anyhow::Result<Box<dyn TrackDecryptor>> {
+    let d = cardlane::crypto::BdkDecryptor::new(bdk).map_err(|e| anyhow::anyhow!("--bdk: {e}"))?;
+    Ok(Box::new(d))
 }
 
 fn error_line(e: &ParseError) -> String {

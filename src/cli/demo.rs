@@ -1,12 +1,220 @@
-//! `cardlane demo`.
+//! `cardlane demo`: the simulator on a free loopback port (temporary database, ANSI test BDK),
+//! the bundled fixtures replayed through the whole pipeline (decode, durable queue in a temporary
+//! file, upload), and a table of what was saved. Everything it creates is removed at the end.
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use cardlane::agent::captures::Captures;
+use cardlane::agent::events::EventHub;
+use cardlane::agent::metrics::Metrics;
+use cardlane::agent::pipeline::{GatewayDeliver, Pipeline};
+use cardlane::device::profile::Profiles;
+use cardlane::gateway::sim::{self, Bdk, SimConfig};
+use cardlane::gateway::ApiKey;
+use cardlane::queue::{KeySource, Queue, QueueConfig, QueueKey};
+use rand::Rng;
+
+use super::replay::{self, Entry};
+
+/// The ANSI X9.24 test BDK every synthetic fixture is encrypted under (public test key).
+const TEST_BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
+
+/// The bundled fixtures: (name, contents). Public test cards only; provenance in
+/// fixtures/README.md.
+const FIXTURES: &[(&str, &str)] = &[
+    (
+        "04_idtech_unimag2_enhanced.hex",
+        include_str!("../../fixtures/decode/good/04_idtech_unimag2_enhanced.hex"),
+    ),
+    (
+        "idtech_enhanced_tdes.hex",
+        include_str!("../../fixtures/decode/good/idtech_enhanced_tdes.hex"),
+    ),
+    (
+        "idtech_original.hex",
+        include_str!("../../fixtures/decode/good/idtech_original.hex"),
+    ),
+    (
+        "magtek_hid.hex",
+        include_str!("../../fixtures/decode/good/magtek_hid.hex"),
+    ),
+    (
+        "vivotech2_contactless.hex",
+        include_str!("../../fixtures/decode/good/vivotech2_contactless.hex"),
+    ),
+    (
+        "tracks_with_lrc.txt",
+        include_str!("../../fixtures/decode/good/tracks_with_lrc.txt"),
+    ),
+    (
+        "09_magtek_kb_sl2_sureswipe.txt",
+        include_str!("../../fixtures/decode/good/09_magtek_kb_sl2_sureswipe.txt"),
+    ),
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Seconds to wait for the simulator's answers.
+    #[arg(long, default_value_t = 5.0)]
+    wait: f64,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`demo` is not built yet")
+/// A scratch directory removed on drop (the demo must leave nothing behind).
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch() -> anyhow::Result<Scratch> {
+    let n: u64 = rand::thread_rng().gen();
+    let dir = std::env::temp_dir().join(format!("cardlane-demo-{}-{n:016x}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(Scratch(dir))
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let dir = scratch()?;
+    let profiles = Profiles::embedded().context("loading reader profiles")?;
+    // A throwaway key shared by the simulator and the client; never printed.
+    let key_text = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
+    let mut sim_cfg = SimConfig::new(ApiKey::new(key_text.clone()));
+    sim_cfg.db_path = Some(dir.0.join("gateway.db"));
+    sim_cfg.bdks = vec![Bdk::from_hex(TEST_BDK).map_err(|e| anyhow::anyhow!("{e}"))?];
+    let queue = Arc::new(
+        Queue::open(
+            dir.0.join("queue.db"),
+            QueueConfig {
+                key: KeySource::Key(QueueKey::random()),
+                ..QueueConfig::default()
+            },
+        )
+        .context("opening the demo queue")?,
+    );
+    let fixtures: Vec<_> = FIXTURES
+        .iter()
+        .map(|(name, text)| {
+            (
+                (*name).to_string(),
+                replay::load(name, text.as_bytes(), &profiles),
+            )
+        })
+        .collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let wait = Duration::from_secs_f64(args.wait.clamp(0.0, 600.0));
+    let (entries, base_url) = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("binding a loopback port for the simulator")?;
+        let server = sim::spawn(sim_cfg, listener).context("starting the simulator")?;
+        let base_url = server.base_url.clone();
+        let client = replay::client(&base_url, ApiKey::new(key_text))?;
+        // The demo's fixtures include clear-text wedge samples: allowed here, off by default.
+        let cfg = replay::replay_config(true, "DEMO", 4);
+        let pipeline = Pipeline::start(
+            cfg,
+            queue,
+            Arc::new(GatewayDeliver::new(client)),
+            EventHub::default(),
+            Arc::new(Captures::new(4)),
+            Arc::new(Metrics::new()),
+        )?;
+        let (mut entries, interrupted) = replay::submit_all(&pipeline, fixtures, true).await;
+        if !interrupted {
+            replay::settle_all(&mut entries, wait, None).await;
+        }
+        pipeline.shutdown().await;
+        server.shutdown().await;
+        anyhow::Ok((entries, base_url))
+    })?;
+    print_table(&entries, &base_url, started.elapsed())
+}
+
+fn print_table(entries: &[Entry], base_url: &str, took: Duration) -> anyhow::Result<ExitCode> {
+    let mut rows = vec![[
+        "fixture".to_string(),
+        "customer id".into(),
+        "masked PAN".into(),
+        "brand".into(),
+        "entry".into(),
+        "outcome".into(),
+        "token".into(),
+    ]];
+    let mut kept = 0;
+    for e in entries {
+        match e {
+            Entry::Swipe {
+                fixture, ticket, ..
+            } => {
+                let o = ticket.outcome();
+                if o.is_kept() {
+                    kept += 1;
+                }
+                let outcome = match o.error() {
+                    Some(err) => format!("{} ({err})", o.as_str()),
+                    None => o.as_str().to_string(),
+                };
+                rows.push([
+                    fixture.clone(),
+                    ticket.customer_id.clone().unwrap_or_else(|| "-".into()),
+                    ticket
+                        .masked_pan
+                        .as_ref()
+                        .map_or("-".into(), |m| m.as_str().to_string()),
+                    ticket.brand.clone().unwrap_or_else(|| "-".into()),
+                    ticket.entry_mode.clone().unwrap_or_else(|| "-".into()),
+                    outcome,
+                    o.token().unwrap_or_else(|| "-".into()),
+                ]);
+            }
+            Entry::Bad { fixture, error } => rows.push([
+                fixture.clone(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                format!("unreadable ({})", error.code),
+                "-".into(),
+            ]),
+        }
+    }
+    let mut widths = [0usize; 7];
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    writeln!(out, "gateway simulator on {base_url} (ANSI test BDK)")?;
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    let swipes = rows.len() - 1;
+    writeln!(
+        out,
+        "{kept} of {swipes} swipes saved or queued in {} ms; simulator, queue and keys removed",
+        took.as_millis()
+    )?;
+    Ok(if kept == swipes {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

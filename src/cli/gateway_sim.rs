@@ -1,11 +1,14 @@
 //! `cardlane gateway-sim [--listen ADDR] [--bdk HEX]... [--db FILE] [--plain-json]`: the local
 //! gateway simulator. API key from `CARDLANE_API_KEY` (or `--api-key-file`), BDKs from `--bdk`
-//! or `CARDLANE_BDK` (comma- or space-separated).
+//! or `CARDLANE_BDK` (comma- or space-separated); the ANSI test BDK only with `--test-bdk`.
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use std::sync::Arc;
+
+use cardlane::gateway::sim::decrypting_reader::DecryptingReader;
 use cardlane::gateway::sim::{self, Bdk, SimConfig};
 use cardlane::gateway::ApiKey;
 
@@ -14,9 +17,15 @@ pub struct Args {
     /// Address to listen on (port 0 picks a free one; the first output line tells which).
     #[arg(long, default_value = "127.0.0.1:0")]
     listen: String,
-    /// A BDK (hex) for decrypting reader output and PIN blocks; repeatable.
+    /// A BDK (hex) for decrypting reader output and PIN blocks; repeatable. Default: the
+    /// comma-separated list in CARDLANE_BDK.
     #[arg(long = "bdk", value_name = "HEX")]
     bdks: Vec<String>,
+    /// With no --bdk and no CARDLANE_BDK, use the ANSI X9.24 test BDK
+    /// 0123456789ABCDEFFEDCBA9876543210 (test readers only). Without it and without BDKs,
+    /// encrypted card data is refused.
+    #[arg(long)]
+    test_bdk: bool,
     /// SQLite file that keeps customers across restarts (default: in memory).
     #[arg(long, value_name = "FILE")]
     db: Option<PathBuf>,
@@ -36,10 +45,14 @@ impl std::fmt::Debug for Args {
             .field("bdks", &self.bdks.len())
             .field("db", &self.db)
             .field("plain_json", &self.plain_json)
+            .field("test_bdk", &self.test_bdk)
             .field("api_key_file", &self.api_key_file)
             .finish()
     }
 }
+
+/// The ANSI X9.24-1 example BDK (onepay-gateway.md "Test data"): public, for test readers only.
+const ANSI_TEST_BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let api_key = match api_key(&args)? {
@@ -59,6 +72,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .collect();
         }
     }
+    if bdk_texts.is_empty() && args.test_bdk {
+        bdk_texts.push(ANSI_TEST_BDK.to_owned());
+    }
     let mut bdks = Vec::new();
     for (i, text) in bdk_texts.iter().enumerate() {
         match Bdk::from_hex(text) {
@@ -76,6 +92,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.db_path = args.db.clone();
     cfg.plain_json = args.plain_json;
     cfg.bdks = bdks;
+    cfg.reader = Arc::new(DecryptingReader);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -11,9 +11,10 @@ use cardlane::queue::{
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The queue file.
-    #[arg(long, global = true, env = "CARDLANE_QUEUE", default_value = cardlane::queue::DEFAULT_PATH)]
-    queue: PathBuf,
+    /// The queue file (default: $CARDLANE_QUEUE, else $XDG_STATE_HOME or ~/.local/state
+    /// /cardlane/queue.db, as `replay` uses).
+    #[arg(long, global = true)]
+    queue: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,22 +53,34 @@ struct PurgeArgs {
     all: bool,
 }
 
-/// The gateway client behind `flush`. The lead wires the real client in here.
-fn deliverer(_url: &str) -> anyhow::Result<Arc<dyn Deliver>> {
-    anyhow::bail!("flush needs the gateway client")
+/// The gateway client behind `flush`: one attempt per record (the uploader keeps the backoff),
+/// API key from `CARDLANE_API_KEY`.
+fn deliverer(url: &str) -> anyhow::Result<Arc<dyn Deliver>> {
+    let key = std::env::var("CARDLANE_API_KEY")
+        .ok()
+        .filter(|k| !k.trim().is_empty())
+        .ok_or_else(|| anyhow::anyhow!("flush needs the API key in CARDLANE_API_KEY"))?;
+    let client = super::replay::client(url, cardlane::gateway::ApiKey::new(key.trim()))?;
+    Ok(Arc::new(cardlane::agent::pipeline::GatewayDeliver::new(
+        client,
+    )))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let queue = args
+        .queue
+        .clone()
+        .unwrap_or_else(cardlane::agent::pipeline::default_queue_path);
     match args.command {
-        Command::List => list(&args.queue),
-        Command::Purge(p) => purge(&args.queue, p.all),
+        Command::List => list(&queue),
+        Command::Purge(p) => purge(&queue, p.all),
         Command::Flush(f) => {
             let deliver = deliverer(&f.gateway)?;
             let key = match f.key_file {
                 Some(path) => KeySource::File(path),
                 None => KeySource::Auto,
             };
-            let report = flush(&args.queue, key, deliver, usize::from(f.concurrency))?;
+            let report = flush(&queue, key, deliver, usize::from(f.concurrency))?;
             println!(
                 "{}",
                 serde_json::json!({"sent": report.sent, "failed": report.failed, "remaining": report.remaining})
@@ -223,11 +236,5 @@ mod tests {
         .unwrap();
         assert_eq!(r, FlushReport::default());
         assert!(!none.exists());
-    }
-
-    #[test]
-    fn deliverer_is_not_wired_yet() {
-        let err = deliverer("http://127.0.0.1:1").err().unwrap();
-        assert_eq!(err.to_string(), "flush needs the gateway client");
     }
 }

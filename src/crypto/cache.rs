@@ -139,6 +139,6 @@ mod tests {
                 }
             }
         }
-        assert_eq!(format!("{host:?}").contains("0123"), false);
+        assert!(!format!("{host:?}").contains("0123"));
     }
 }

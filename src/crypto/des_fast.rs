@@ -389,9 +389,12 @@ pub fn encrypt_multi<const N: usize>(keys: [&DesKey; N], blocks: [u64; N]) -> [u
 /// most of the key schedule's cost.
 #[derive(Zeroize, ZeroizeOnDrop)]
 struct SubkeyGen {
-    c: u32,
-    d: u32,
+    /// C in bits 55..28, D in bits 27..0: both halves rotate in one go.
+    cd: u64,
 }
+
+/// Bits of each 28-bit half that stay in the half when shifting left by 1 or 2.
+const KEEP: [u64; 3] = [0, 0x00FF_FFFF_EFFF_FFFE, 0x00FF_FFFF_CFFF_FFFC];
 
 impl SubkeyGen {
     #[inline(always)]
@@ -401,48 +404,55 @@ impl SubkeyGen {
         for (tab, byte) in PC1T.iter().zip(b) {
             cd |= tab[byte as usize];
         }
-        SubkeyGen {
-            c: (cd >> 28) as u32,
-            d: (cd as u32) & 0x0fff_ffff,
-        }
+        SubkeyGen { cd }
     }
 
     #[inline(always)]
     fn pc2(&self) -> u64 {
-        let (c, d) = (self.c, self.d);
-        PC2T[0][((c >> 21) & 127) as usize]
-            | PC2T[1][((c >> 14) & 127) as usize]
-            | PC2T[2][((c >> 7) & 127) as usize]
-            | PC2T[3][(c & 127) as usize]
-            | PC2T[4][((d >> 21) & 127) as usize]
-            | PC2T[5][((d >> 14) & 127) as usize]
-            | PC2T[6][((d >> 7) & 127) as usize]
-            | PC2T[7][(d & 127) as usize]
+        let x = self.cd;
+        PC2T[0][((x >> 49) & 127) as usize]
+            | PC2T[1][((x >> 42) & 127) as usize]
+            | PC2T[2][((x >> 35) & 127) as usize]
+            | PC2T[3][((x >> 28) & 127) as usize]
+            | PC2T[4][((x >> 21) & 127) as usize]
+            | PC2T[5][((x >> 14) & 127) as usize]
+            | PC2T[6][((x >> 7) & 127) as usize]
+            | PC2T[7][(x & 127) as usize]
+    }
+
+    /// Both 28-bit halves rotated left by `s` (1 or 2).
+    #[inline(always)]
+    fn rotl(x: u64, s: u8) -> u64 {
+        let keep = KEEP[usize::from(s & 3) % 3];
+        let wrap = !keep & 0x00FF_FFFF_FFFF_FFFF;
+        ((x << s) & keep) | ((x >> (28 - s)) & wrap)
     }
 
     /// Round key `i` for rounds taken 0, 1, … 15.
     #[inline(always)]
     fn enc(&mut self, i: usize) -> u64 {
-        let s = SHIFTS[i & 15];
-        self.c = rot28(self.c, s);
-        self.d = rot28(self.d, s);
+        self.cd = Self::rotl(self.cd, SHIFTS[i & 15]);
         self.pc2()
     }
 
-    /// Round key `i` for rounds taken 15, 14, … 0.
+    /// Round key `i` for rounds taken 15, 14, … 0 (rotating right = left by 28 − s).
     #[inline(always)]
     fn dec(&mut self, i: usize) -> u64 {
         let k = self.pc2();
-        let s = 28 - SHIFTS[i & 15];
-        self.c = rot28(self.c, s);
-        self.d = rot28(self.d, s);
+        let s = SHIFTS[i & 15];
+        let x = self.cd;
+        // Right rotation of both halves by s.
+        let low = (1u64 << s) - 1;
+        let lowbits = low | (low << 28);
+        self.cd = ((x >> s) & !(lowbits << (28 - s)) & 0x00FF_FFFF_FFFF_FFFF)
+            | ((x & lowbits) << (28 - s));
         k
     }
 }
 
 /// One DES pass over two blocks with round keys `ka` (block a) and `ka ^ m` (block b).
 #[inline(always)]
-fn pass2(
+fn pass2<const STORE: bool>(
     dec: bool,
     gen: &mut SubkeyGen,
     mask: &DesKey,
@@ -452,7 +462,9 @@ fn pass2(
     for n in 0..16 {
         let i = if dec { 15 - n } else { n };
         let k = if dec { gen.dec(i) } else { gen.enc(i) };
-        store[i] = k;
+        if STORE {
+            store[i] = k;
+        }
         let km = k ^ mask.ks[i];
         let ta = la ^ f(ra, k);
         let tb = lb ^ f(rb, km);
@@ -474,11 +486,10 @@ fn zero_schedule() -> &'static DesKey {
 #[inline]
 pub fn des_pair_fresh(k: u64, mask: &DesKey, a: u64, b: u64) -> (u64, u64) {
     let mut gen = SubkeyGen::new(k);
-    let mut store = [0u64; 16];
+    let mut unused = [0u64; 16];
     let (la, ra) = ip(a);
     let (lb, rb) = ip(b);
-    let (la, ra, lb, rb) = pass2(false, &mut gen, mask, &mut store, (la, ra, lb, rb));
-    store.zeroize();
+    let (la, ra, lb, rb) = pass2::<false>(false, &mut gen, mask, &mut unused, (la, ra, lb, rb));
     (fp(la, ra), fp(lb, rb))
 }
 
@@ -491,14 +502,14 @@ pub fn tdes2_pair_fresh(kl: u64, kr: u64, mask: Option<&DesKey>, a: u64, b: u64)
     let mut scratch = [0u64; 16];
     let (la, ra) = ip(a);
     let (lb, rb) = ip(b);
-    let st = pass2(
+    let st = pass2::<true>(
         false,
         &mut SubkeyGen::new(kl),
         mask,
         &mut k1,
         (la, ra, lb, rb),
     );
-    let (la, ra, lb, rb) = pass2(true, &mut SubkeyGen::new(kr), mask, &mut scratch, st);
+    let (la, ra, lb, rb) = pass2::<false>(true, &mut SubkeyGen::new(kr), mask, &mut scratch, st);
     // Third pass reuses the stored K1 round keys.
     let (mut la, mut ra, mut lb, mut rb) = (la, ra, lb, rb);
     for (i, k) in k1.iter().enumerate() {
@@ -511,7 +522,6 @@ pub fn tdes2_pair_fresh(kl: u64, kr: u64, mask: Option<&DesKey>, a: u64, b: u64)
         rb = tb;
     }
     k1.zeroize();
-    scratch.zeroize();
     (fp(ra, la), fp(rb, lb))
 }
 

@@ -12,6 +12,7 @@ pub mod mac;
 pub mod modes;
 pub mod pinblock;
 pub mod reader;
+pub mod reader_decryptor;
 pub mod secret;
 pub mod tdes_dukpt;
 
@@ -24,5 +25,6 @@ pub use dukpt::{
 pub use error::{CryptoError, PinBlockFault};
 pub use pinblock::PinFormat;
 pub use reader::{decrypt_reader_data, encrypt_reader_data, ReaderCipher, ReaderKey};
+pub use reader_decryptor::BdkDecryptor;
 pub use secret::SecretKey;
 pub use tdes_dukpt::{TdesKsn, TdesVariant};

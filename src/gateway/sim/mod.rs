@@ -3,6 +3,7 @@
 //! axum routes served by our own hyper accept loop, which lets a fault close a connection
 //! without answering (`reset`, `commit-then-drop`) and gives a graceful shutdown.
 pub mod customer;
+pub mod decrypting_reader;
 pub mod faults;
 pub mod reader;
 mod routes;
@@ -41,13 +42,14 @@ pub struct SimConfig {
 }
 
 impl SimConfig {
+    /// Decrypts reader output with `bdks` (none configured: encrypted data is refused).
     pub fn new(api_key: ApiKey) -> Self {
         Self {
             api_key,
             db_path: None,
             plain_json: false,
             bdks: Vec::new(),
-            reader: Arc::new(ClearCardReader),
+            reader: Arc::new(decrypting_reader::DecryptingReader),
             shutdown_grace: Duration::from_secs(10),
         }
     }

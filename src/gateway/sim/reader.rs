@@ -274,3 +274,26 @@ mod tests {
         assert_eq!(Bdk::from_hex("zz").unwrap_err(), BdkError::NotHex);
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn clear_track_reading_never_panics(text in ".{0,120}") {
+            let _ = read_clear_tracks(&text);
+            let _ = brand_of(&text);
+        }
+
+        /// Any well-formed Track 2 reads back its PAN and swaps YYMM to MMYY.
+        #[test]
+        fn track2_round_trip(pan in "[0-9]{13,19}", yy in 0u8..100, mm in 1u8..=12) {
+            let t = format!(";{pan}={yy:02}{mm:02}101?");
+            let f = read_clear_tracks(&t).unwrap();
+            proptest::prop_assert_eq!(f.pan.expose(), pan.as_str());
+            let want = format!("{mm:02}{yy:02}");
+            proptest::prop_assert_eq!(f.expiry_mmyy.as_deref(), Some(want.as_str()));
+        }
+    }
+}

@@ -502,3 +502,33 @@ fn errors_never_hold_values() {
     let errs = validate(&with_card(card)).unwrap_err();
     assert!(!format!("{errs:?}").contains("4005571701"));
 }
+
+proptest::proptest! {
+    /// Arbitrary text in the fields: validation answers without panicking, and every error's
+    /// text starts with the field it names.
+    #[test]
+    fn never_panics(values in proptest::collection::vec(".{0,70}", 12)) {
+        let v = |i: usize| values.get(i).cloned();
+        let req = CustomerRequest {
+            client_ip: v(0),
+            customer: CustomerFields {
+                customer_id: v(1), zip: v(2), phone_number: v(3), email: v(4),
+                action_code: v(5), ..Default::default()
+            },
+            card: Some(CardRequest {
+                number: v(6).map(Into::into), expiration_date: v(7), ksn: v(8),
+                pin_block: v(9).map(Into::into), ..Default::default()
+            }),
+            check: Some(CheckRequest {
+                aba_code: v(10), account_number: v(11).map(Into::into), ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Err(errors) = validate(&req) {
+            for e in errors {
+                let text = e.to_string();
+                proptest::prop_assert!(text.starts_with(&e.field));
+            }
+        }
+    }
+}
