@@ -3,5 +3,7 @@ pub mod api;
 pub mod captures;
 pub mod config;
 pub mod events;
+pub mod lane;
 pub mod metrics;
 pub mod pipeline;
+pub mod service;

@@ -1,12 +1,76 @@
-//! `cardlane run`.
+//! `cardlane run [--config FILE]`: the agent in service. Prints `ready: api on http://ADDR` on
+//! standard output once the API listens (tests and supervisors wait for it), runs until SIGTERM
+//! or SIGINT, then stops gracefully and exits 0.
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use cardlane::agent::config::Config;
+use cardlane::agent::service::{stop_signal, Service};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    rest: Vec<String>,
+    /// Configuration file (TOML, design.md §3). Without it every key takes its default.
+    #[arg(long, env = "CARDLANE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Check the configuration and exit (0 when it is valid).
+    #[arg(long)]
+    check: bool,
 }
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`run` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => Config::load(path),
+        None => Ok(Config::default()),
+    };
+    let config = match config {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: config: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    if args.check {
+        println!("config ok: {} reader(s)", config.readers.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(serve(config))
+}
+
+async fn serve(config: Config) -> anyhow::Result<ExitCode> {
+    // Signals are hooked before anything starts, so a stop during start-up is not lost.
+    let signal = tokio::spawn(stop_signal());
+    let service = match Service::start(config).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            tracing::error!(code = e.code(), "cannot start");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        match service.api_addr() {
+            Some(addr) => writeln!(out, "ready: api on http://{addr}")?,
+            None => writeln!(out, "ready: api disabled")?,
+        }
+        out.flush()?;
+    }
+    tracing::info!(api = ?service.api_addr(), "ready");
+    let why = match signal.await {
+        Ok(Ok(name)) => name,
+        Ok(Err(e)) => {
+            let _ = service.shutdown().await;
+            anyhow::bail!("cannot watch for signals: {e}");
+        }
+        Err(e) => anyhow::bail!("signal task failed: {e}"),
+    };
+    tracing::info!(signal = why, "stopping");
+    service.shutdown().await?;
+    eprintln!("stopped ({why})");
+    Ok(ExitCode::SUCCESS)
 }

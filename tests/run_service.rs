@@ -1,0 +1,582 @@
+//! `cardlane run` as a real process: a serial reader played by a PTY, the gateway simulator on
+//! 127.0.0.1:0, the local API over real HTTP, SIGTERM and a clean restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cardlane::gateway::secret::ApiKey;
+use cardlane::gateway::sim::{self, SimConfig, SimServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use serialport::{SerialPort, TTYPort};
+
+const API_KEY: &str = "run-test-key";
+
+/// The simulator on its own runtime, alive as long as the value.
+struct Gateway {
+    rt: tokio::runtime::Runtime,
+    server: Option<SimServer>,
+    base_url: String,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            sim::spawn(SimConfig::new(ApiKey::new(API_KEY)), l).unwrap()
+        });
+        let base_url = server.base_url.clone();
+        Gateway {
+            rt,
+            server: Some(server),
+            base_url,
+        }
+    }
+
+    fn customers(&self) -> Vec<Value> {
+        let url = format!("{}/_sim/customers", self.base_url);
+        self.rt
+            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+/// A PTY pair; the slave end is closed again so the agent opens it by path.
+fn far_end() -> (TTYPort, String) {
+    let (master, slave) = TTYPort::pair().expect("openpty");
+    let name = slave.name().expect("pty name");
+    drop(slave);
+    (master, name)
+}
+
+/// A running agent process; everything it prints is collected for the no-PAN check.
+struct Agent {
+    child: Child,
+    api: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+fn write_config(dir: &Path, gateway: &str, reader: &str, extra: &str) -> PathBuf {
+    let path = dir.join("cardlane.toml");
+    let text = format!(
+        r#"
+[gateway]
+base_url = "{gateway}"
+[gateway.retry]
+initial_backoff = "100ms"
+max_backoff = "1s"
+[queue]
+path = "{q}"
+[api]
+listen = "127.0.0.1:0"
+token_file = "{t}"
+capture_timeout = "30s"
+[[readers]]
+id = "front"
+device = "{reader}"
+[devices]
+hotplug = false
+{extra}
+"#,
+        q = dir.join("queue.db").display(),
+        t = dir.join("api-token").display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+impl Agent {
+    fn start(config: &Path) -> Agent {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CARDLANE_API_KEY", API_KEY)
+            .env("CARDLANE_LOG", "cardlane=debug")
+            .env_remove("CARDLANE_QUEUE_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut agent = Agent {
+            child,
+            api: String::new(),
+            lines: rx,
+            seen: Vec::new(),
+        };
+        let line = agent
+            .wait_line(
+                |l| l.starts_with("ready: api on http://"),
+                Duration::from_secs(20),
+            )
+            .unwrap_or_else(|| panic!("no ready line; output: {:?}", agent.seen));
+        agent.api = line.trim_start_matches("ready: api on ").to_string();
+        agent
+    }
+
+    fn wait_line(&mut self, want: impl Fn(&str) -> bool, within: Duration) -> Option<String> {
+        let end = Instant::now() + within;
+        loop {
+            let left = end.checked_duration_since(Instant::now())?;
+            match self.lines.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if want(&l) {
+                        return Some(l);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// SIGTERM, then the exit status and the rest of the output.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let end = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "agent did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
+            self.seen.push(l);
+        }
+        status
+    }
+
+    fn output(&self) -> String {
+        self.seen.join("\n")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(base: &str, token_file: &Path) -> Api {
+        Api {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            token: std::fs::read_to_string(token_file)
+                .unwrap()
+                .trim()
+                .to_string(),
+        }
+    }
+
+    fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, String) {
+        self.rt.block_on(async {
+            let r = req.send().await.unwrap();
+            let status = r.status();
+            (status, r.text().await.unwrap())
+        })
+    }
+
+    fn get(&self, path: &str) -> (StatusCode, String) {
+        self.send(
+            self.http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.token),
+        )
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.get(path);
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        let (s, text) = self.send(
+            self.http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .json(body),
+        );
+        (s, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    fn wait_for(&self, what: &str, within: Duration, f: impl Fn(&Api) -> bool) {
+        let end = Instant::now() + within;
+        while !f(self) {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn reader_state(api: &Api, id: &str) -> Option<String> {
+    let v = api.json("/v1/readers");
+    v["readers"]
+        .as_array()?
+        .iter()
+        .find(|r| r["id"] == id)
+        .and_then(|r| r["state"].as_str().map(str::to_string))
+}
+
+#[test]
+fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (_master, pts) = far_end();
+    let config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{pts}@9600"),
+        "",
+    );
+    let mut agent = Agent::start(&config);
+
+    // The token file: created private with a random token.
+    let token_file = dir.path().join("api-token");
+    let mode = std::fs::metadata(&token_file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let api = Api::new(&agent.api, &token_file);
+    assert!(api.token.len() >= 32);
+
+    // 401 without a token and with a wrong one, on every kind of route.
+    for path in ["/v1/health", "/metrics", "/v1/openapi.json", "/v1/readers"] {
+        let url = format!("{}{path}", api.base);
+        let (s, _) = api.send(api.http.get(&url));
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} without token");
+        let (s, _) = api.send(api.http.get(&url).bearer_auth("not-the-token"));
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{path} with a wrong token");
+    }
+
+    // The PTY reader attaches; health shows it, the empty queue and the reachable simulator.
+    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+        reader_state(a, "front").as_deref() == Some("connected")
+    });
+    api.wait_for("gateway reachable", Duration::from_secs(10), |a| {
+        a.json("/v1/health")["gateway"] == "reachable"
+    });
+    let health = api.json("/v1/health");
+    assert_eq!(health["queue"]["held"], 0);
+    let readers = health["readers"].as_array().unwrap();
+    assert_eq!(readers.len(), 1);
+    assert_eq!(readers[0]["device"], format!("serial:{pts}@9600"));
+    assert_eq!(readers[0]["configured"], true);
+
+    // 413 for a 1 MiB body; 400 naming `zip`.
+    let big = "x".repeat(1 << 20);
+    let (s, _) = api.send(
+        api.http
+            .post(format!("{}/v1/captures", api.base))
+            .bearer_auth(&api.token)
+            .header("content-type", "application/json")
+            .body(big),
+    );
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"customer": {"first_name": "Ada", "zip": "12"}}),
+    );
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"]["field"], "zip", "{body}");
+    let (s, body) = api.post("/v1/captures", &json!({"reader": "nope", "customer": {}}));
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["field"], "reader", "{body}");
+
+    // A capture armed on the reader by its id, then cancelled.
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"reader": "front", "customer": {"first_name": "Ada", "zip": "94107"}, "timeout_s": 20}),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["state"], "waiting");
+    let id = body["id"].as_str().unwrap().to_string();
+    let (s, text) = api.send(
+        api.http
+            .delete(format!("{}/v1/captures/{id}", api.base))
+            .bearer_auth(&api.token),
+    );
+    assert_eq!(s, StatusCode::OK, "{text}");
+    assert_eq!(
+        api.json(&format!("/v1/captures/{id}"))["state"],
+        "cancelled"
+    );
+
+    // Metrics and the OpenAPI document.
+    let (s, metrics) = api.get("/metrics");
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        metrics.contains("cardlane_reader_connected{reader=\"front\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("cardlane_queue_depth 0"), "{metrics}");
+    let doc = api.json("/v1/openapi.json");
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    assert!(doc["paths"]["/v1/captures"].is_object());
+
+    // SIGTERM: exit 0, then the same configuration starts again with the same token.
+    let status = agent.terminate();
+    assert!(status.success(), "{status:?}: {}", agent.output());
+    assert!(
+        agent.output().contains("stopped (SIGTERM)"),
+        "{}",
+        agent.output()
+    );
+    let token_before = api.token.clone();
+    let mut again = Agent::start(&config);
+    let api2 = Api::new(&again.api, &token_file);
+    assert_eq!(api2.token, token_before);
+    assert_eq!(api2.json("/v1/health")["status"], "ok");
+    assert!(again.terminate().success());
+    drop(gateway);
+}
+
+#[test]
+fn a_reader_arriving_later_is_reported_as_an_event() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    // The configured device does not exist yet, like a reader not plugged in at boot.
+    let link = dir.path().join("ttyREADER");
+    let config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{}", link.display()),
+        "",
+    );
+    let agent = Agent::start(&config);
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+    assert_ne!(reader_state(&api, "front").as_deref(), Some("connected"));
+
+    // Open the event stream, then plug the reader in.
+    let rt = &api.rt;
+    let mut resp = rt.block_on(async {
+        api.http
+            .get(format!("{}/v1/events", api.base))
+            .bearer_auth(&api.token)
+            .send()
+            .await
+            .unwrap()
+    });
+    assert_eq!(resp.status(), StatusCode::OK);
+    let (_master, pts) = far_end();
+    std::os::unix::fs::symlink(&pts, &link).unwrap();
+    let text = rt.block_on(async {
+        let mut text = String::new();
+        let end = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !text.contains("event: reader-attached") {
+            match tokio::time::timeout_at(end, resp.chunk()).await {
+                Ok(Ok(Some(c))) => text.push_str(&String::from_utf8_lossy(&c)),
+                _ => break,
+            }
+        }
+        text
+    });
+    assert!(text.contains("event: reader-attached"), "{text}");
+    assert!(text.contains("\"reader\":\"front\""), "{text}");
+    assert_eq!(reader_state(&api, "front").as_deref(), Some("connected"));
+    drop(agent);
+}
+
+#[test]
+fn bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "[gateway]\nbse_url = \"http://127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["run", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gateway.bse_url"), "{err}");
+
+    // A good file passes --check; a missing API key stops the agent before it listens.
+    let (_m, pts) = far_end();
+    let good = write_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &format!("serial:{pts}"),
+        "",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["run", "--check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["run", "--config"])
+        .arg(&good)
+        .env_remove("CARDLANE_API_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CARDLANE_API_KEY"), "{err}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ready:"));
+}
+
+/// Clear ISO 7813 tracks as a keyboard-wedge head types them (CR-terminated), test PANs only.
+const ARMED_SWIPE: &str =
+    "%B4111111111111111^DOE/JANE^2912101000000000000?;4111111111111111=29121010000000000000?\r";
+const UNARMED_SWIPE: &str =
+    "%B5454545454545454^PUBLIC/JOHN^2811101000000000000?;5454545454545454=28111010000000000000?\r";
+
+fn capture_state(api: &Api, id: &str) -> Value {
+    api.json(&format!("/v1/captures/{id}"))
+}
+
+#[test]
+fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, pts) = far_end();
+    // A clear-text head on the serial line (typed tracks), allowed explicitly for the test.
+    let mut config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{pts}@9600"),
+        "[lane]\non_swipe = \"save\"\nallow_clear_text = true\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "id = \"front\"\n",
+        "id = \"front\"\nprofile = \"generic-keyboard-wedge\"\n",
+    );
+    config = dir.path().join("wedge.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut agent = Agent::start(&config);
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+        reader_state(a, "front").as_deref() == Some("connected")
+    });
+
+    // The kiosk arms the next swipe with its visitor's fields; the card is swiped.
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"reader": "front", "timeout_s": 30,
+                "customer": {"first_name": "Ada", "last_name": "Lovelace", "zip": "94107",
+                             "city": "Springfield", "phone_number": "4155550100"}}),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    master.write_all(ARMED_SWIPE.as_bytes()).unwrap();
+    master.flush().unwrap();
+    api.wait_for("capture outcome", Duration::from_secs(20), |a| {
+        !matches!(
+            capture_state(a, &id)["state"].as_str(),
+            Some("waiting" | "queued")
+        )
+    });
+    let cap = capture_state(&api, &id);
+    assert_eq!(cap["state"], "saved", "{cap}");
+    assert!(
+        cap["token"].as_str().is_some_and(|t| !t.is_empty()),
+        "{cap}"
+    );
+    assert_eq!(cap["masked_pan"], "411111******1111", "{cap}");
+    let customer_id = cap["customer_id"].as_str().unwrap().to_string();
+
+    // At the gateway: the kiosk's names beside the card's last 4, under the agent's id.
+    let customers = gateway.customers();
+    let saved = customers
+        .iter()
+        .find(|c| c["customer_id"] == customer_id.as_str())
+        .unwrap_or_else(|| panic!("{customer_id} not at the gateway: {customers:?}"));
+    assert_eq!(saved["first_name"], "Ada", "{saved}");
+    assert_eq!(saved["last_name"], "Lovelace", "{saved}");
+    assert_eq!(saved["account_last_4"], "1111", "{saved}");
+    assert_eq!(saved["token"], cap["token"], "{saved}");
+
+    // Nothing armed: the swipe is saved under the Track 1 name.
+    master.write_all(UNARMED_SWIPE.as_bytes()).unwrap();
+    master.flush().unwrap();
+    let end = Instant::now() + Duration::from_secs(20);
+    let second = loop {
+        let list = gateway.customers();
+        if let Some(c) = list.iter().find(|c| c["account_last_4"] == "5454") {
+            break c.clone();
+        }
+        assert!(Instant::now() < end, "unarmed swipe not saved: {list:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(second["last_name"], "PUBLIC", "{second}");
+    assert_eq!(second["first_name"], "JOHN", "{second}");
+    assert_eq!(gateway.customers().len(), 2);
+
+    // Metrics followed; the queue is empty again.
+    api.wait_for("queue drained", Duration::from_secs(10), |a| {
+        a.json("/v1/health")["queue"]["held"] == 0
+    });
+    let (_, metrics) = api.get("/metrics");
+    assert!(
+        metrics.contains("cardlane_swipes_total{reader=\"front\",format=\"tracks\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cardlane_records_total{outcome=\"saved\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("cardlane_gateway_latency_seconds_count 2"),
+        "{metrics}"
+    );
+
+    // No PAN anywhere in what the agent printed (debug logging on).
+    assert!(agent.terminate().success());
+    let out = agent.output();
+    for pan in ["4111111111111111", "5454545454545454"] {
+        assert!(!out.contains(pan), "PAN in the agent's output");
+    }
+    assert!(
+        !out.contains("DOE/JANE"),
+        "clear track text in the agent's output"
+    );
+}
