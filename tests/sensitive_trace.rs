@@ -117,6 +117,7 @@ fn no_card_data_at_trace_level() {
                 "--listen",
                 "127.0.0.1:0",
             ])
+            .args(["--bdk", "0123456789ABCDEFFEDCBA9876543210"])
             .arg("--db")
             .arg(dir.path().join("sim.db"))
             .env("CARDLANE_LOG", "trace")
@@ -134,6 +135,9 @@ fn no_card_data_at_trace_level() {
             .strip_prefix("listening on ")
             .unwrap()
             .to_string();
+        // Encrypted captures of 4111111111111111 (keyboard ID TECH, iDynamo), decrypted by the sim.
+        let enc1 = fixture("captures/idtech-securemag-kb.capture");
+        let enc2 = fixture("captures/magtek-idynamo-kb.capture");
         let replay = run(
             fmt,
             dir.path(),
@@ -147,10 +151,16 @@ fn no_card_data_at_trace_level() {
                 "10",
                 &cap,
                 &clear,
+                &enc1,
+                &enc2,
             ],
         );
         check_output("replay --gateway", &replay);
-        assert!(replay.status.success());
+        assert!(
+            replay.status.success(),
+            "{}",
+            String::from_utf8_lossy(&replay.stdout)
+        );
         // Gateway down: everything goes through the queue file.
         let down = run(
             fmt,

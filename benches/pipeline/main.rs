@@ -188,7 +188,7 @@ fn main() {
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
         p.shutdown().await;
-        let sent = sent.lock().unwrap();
+        let sent = sent.lock().unwrap().clone();
         let mut lat: Vec<Duration> = submitted
             .iter()
             .filter_map(|(id, at)| sent.get(id).map(|s| s.duration_since(*at)))
