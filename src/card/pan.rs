@@ -78,12 +78,16 @@ impl std::fmt::Display for MaskedPan {
 
 /// Appends `s` masked as [`MaskedPan::from_reader`] does, without a temporary string.
 pub(crate) fn push_masked(out: &mut String, s: &str) {
-    // ASCII (the usual case) can be counted in bytes; anything else is counted in chars.
-    let n = if s.is_ascii() {
-        s.len()
-    } else {
-        s.chars().count()
-    };
+    if s.is_ascii() {
+        // Byte positions are char positions: copy the shown ends, star the middle.
+        let n = s.len();
+        let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+        out.push_str(s.get(..head).unwrap_or(""));
+        out.extend(std::iter::repeat('*').take(n - head - tail));
+        out.push_str(s.get(n - tail..).unwrap_or(""));
+        return;
+    }
+    let n = s.chars().count();
     // Short numbers would be shown whole by a 6/4 rule: show only their first half.
     let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
     for (i, c) in s.chars().enumerate() {
@@ -202,6 +206,12 @@ mod tests {
             "545230******7189"
         );
         assert_eq!(MaskedPan::from_reader("1234567890").as_str(), "12345*****");
+        // Non-ASCII input takes the per-char route and is counted in chars.
+        assert_eq!(
+            MaskedPan::from_reader("é234567890123456").as_str(),
+            "é23456******3456"
+        );
+        assert_eq!(MaskedPan::from_reader("").as_str(), "");
         assert_eq!(
             MaskedPan::from_reader("5150********7861").last4().unwrap(),
             "7861"

@@ -86,7 +86,10 @@ fn round_up(n: usize, block: usize) -> usize {
 }
 
 fn ascii_string(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
 fn nonzero_hash(h: [u8; 20]) -> Option<[u8; 20]> {
