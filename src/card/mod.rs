@@ -6,6 +6,7 @@ mod secret;
 mod track;
 
 pub use ksn::Ksn;
+pub(crate) use pan::push_masked;
 pub use pan::{luhn_valid, Brand, MaskedPan, Pan};
 pub use read::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, TrackInfo,

@@ -53,14 +53,8 @@ impl MaskedPan {
     /// From a PAN as a reader sent it (clear, `*`-masked or `0`-masked): whatever the reader
     /// did, positions after the 6th and before the last 4 become `*`, so a clear PAN never leaks.
     pub fn from_reader(s: &str) -> MaskedPan {
-        let n = s.chars().count();
-        // Short numbers would be shown whole by a 6/4 rule: show only their first half.
-        let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
-        let out = s
-            .chars()
-            .enumerate()
-            .map(|(i, c)| if i < head || i + tail >= n { c } else { '*' })
-            .collect::<String>();
+        let mut out = String::with_capacity(s.len());
+        push_masked(&mut out, s);
         MaskedPan(out)
     }
     pub fn as_str(&self) -> &str {
@@ -79,6 +73,25 @@ impl MaskedPan {
 impl std::fmt::Display for MaskedPan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Appends `s` masked as [`MaskedPan::from_reader`] does, without a temporary string.
+pub(crate) fn push_masked(out: &mut String, s: &str) {
+    if s.is_ascii() {
+        // Byte positions are char positions: copy the shown ends, star the middle.
+        let n = s.len();
+        let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+        out.push_str(s.get(..head).unwrap_or(""));
+        out.extend(std::iter::repeat('*').take(n - head - tail));
+        out.push_str(s.get(n - tail..).unwrap_or(""));
+        return;
+    }
+    let n = s.chars().count();
+    // Short numbers would be shown whole by a 6/4 rule: show only their first half.
+    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+    for (i, c) in s.chars().enumerate() {
+        out.push(if i < head || i + tail >= n { c } else { '*' });
     }
 }
 
@@ -133,8 +146,14 @@ impl Brand {
 
     /// From the leading digits (a masked PAN's clear prefix is enough when it has 4+ digits).
     pub fn from_bin(pan: &str) -> Option<Brand> {
-        let digits: String = pan.chars().take_while(|c| c.is_ascii_digit()).collect();
-        let p = |n: usize| -> Option<u32> { digits.get(..n).and_then(|s| s.parse().ok()) };
+        // The leading digits, as a number of up to 6 digits, without allocating.
+        let lead = pan.bytes().take_while(u8::is_ascii_digit).take(6);
+        let (mut v6, mut nd) = (0u32, 0usize);
+        for b in lead {
+            v6 = v6 * 10 + u32::from(b - b'0');
+            nd += 1;
+        }
+        let p = |n: usize| -> Option<u32> { (n <= nd).then(|| v6 / 10u32.pow((nd - n) as u32)) };
         let in_range = |n: usize, lo: u32, hi: u32| p(n).is_some_and(|v| (lo..=hi).contains(&v));
         if in_range(1, 4, 4) {
             Some(Brand::Visa)
@@ -187,6 +206,12 @@ mod tests {
             "545230******7189"
         );
         assert_eq!(MaskedPan::from_reader("1234567890").as_str(), "12345*****");
+        // Non-ASCII input takes the per-char route and is counted in chars.
+        assert_eq!(
+            MaskedPan::from_reader("é234567890123456").as_str(),
+            "é23456******3456"
+        );
+        assert_eq!(MaskedPan::from_reader("").as_str(), "");
         assert_eq!(
             MaskedPan::from_reader("5150********7861").last4().unwrap(),
             "7861"
@@ -214,5 +239,47 @@ mod tests {
         assert_eq!(Brand::from_bin("30569309025904"), Some(Brand::Diners));
         assert_eq!(Brand::from_bin("9999"), None);
         assert_eq!(Brand::from_bin(""), None);
+    }
+
+    /// The BIN table written the slow, obvious way (digit strings parsed per prefix length),
+    /// as an independent reference for the allocation-free version.
+    fn brand_reference(pan: &str) -> Option<Brand> {
+        let digits: String = pan.chars().take_while(|c| c.is_ascii_digit()).collect();
+        let r = |n: usize, lo: u32, hi: u32| {
+            digits
+                .get(..n)
+                .and_then(|s| s.parse::<u32>().ok())
+                .is_some_and(|v| (lo..=hi).contains(&v))
+        };
+        if r(1, 4, 4) {
+            Some(Brand::Visa)
+        } else if r(2, 51, 55) || r(4, 2221, 2720) {
+            Some(Brand::Mastercard)
+        } else if r(2, 34, 34) || r(2, 37, 37) {
+            Some(Brand::Amex)
+        } else if r(4, 6011, 6011) || r(3, 644, 649) || r(2, 65, 65) || r(6, 622126, 622925) {
+            Some(Brand::Discover)
+        } else if r(4, 3528, 3589) {
+            Some(Brand::Jcb)
+        } else if r(3, 300, 305) || r(4, 3095, 3095) || r(2, 36, 36) || r(2, 38, 39) {
+            Some(Brand::Diners)
+        } else {
+            None
+        }
+    }
+
+    #[test]
+    fn brand_matches_reference_on_every_short_prefix() {
+        // Every 1..=6 digit prefix bordering the table's ranges, with and without a mask tail.
+        for n in 1..=6u32 {
+            for v in (0..10u32.pow(n)).step_by(if n > 4 { 7 } else { 1 }) {
+                let d = format!("{v:0width$}", width = n as usize);
+                for s in [d.clone(), format!("{d}**1234"), format!("{d}x")] {
+                    assert_eq!(Brand::from_bin(&s), brand_reference(&s), "{s}");
+                }
+            }
+        }
+        assert_eq!(Brand::from_bin("622126"), Some(Brand::Discover));
+        assert_eq!(Brand::from_bin("62212"), None);
     }
 }

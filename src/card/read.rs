@@ -2,7 +2,8 @@
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
-use super::{Brand, Ksn, MaskedPan, SecretText, Track1, Track2};
+use super::track::{Track1Ref, Track2Ref};
+use super::{Brand, Ksn, MaskedPan, SecretText, Track1};
 
 /// Which framing the reader used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,35 +254,38 @@ impl CardRead {
     /// Fills last4, expiry, service code, name, masked PAN and brand from clear tracks
     /// (index 0 = Track 1). Track 2 wins over Track 1 for the shared fields.
     pub fn fill_from_clear(&mut self, tracks: &[Option<SecretText>; 3]) {
-        // Only what the JSON needs: Track 1 is parsed whole only when Track 2 is unusable.
-        let t2 = tracks[1].as_ref().and_then(|t| Track2::parse(t.expose()));
-        let t1 = match t2 {
-            None => tracks[0].as_ref().and_then(|t| Track1::parse(t.expose())),
-            Some(_) => None,
-        };
-        if let Some(name) = tracks[0]
-            .as_ref()
-            .and_then(|t| Track1::name_field(t.expose()))
-        {
+        // Fields are borrowed from the tracks and copied once into the JSON-facing strings;
+        // Track 1 is parsed whole only when Track 2 is unusable.
+        let t1_text = tracks[0].as_ref().map(SecretText::expose);
+        if let Some(name) = t1_text.and_then(Track1::name_field) {
             if !name.is_empty() {
                 self.cardholder_name = Some(name.to_string());
             }
         }
-        let (pan, expiry, service) = match (&t2, &t1) {
-            (Some(t), _) => (Some(&t.pan), t.expiry.clone(), t.service_code.clone()),
-            (None, Some(t)) => (Some(&t.pan), t.expiry.clone(), t.service_code.clone()),
-            _ => (None, None, None),
+        let fields = match tracks[1]
+            .as_ref()
+            .and_then(|t| Track2Ref::parse(t.expose()))
+        {
+            Some(t) => Some((t.pan, t.expiry, t.service_code)),
+            None => t1_text
+                .and_then(Track1Ref::parse)
+                .map(|t| (t.pan, t.expiry, t.service_code)),
         };
-        if let Some(pan) = pan {
-            self.masked_pan = Some(pan.masked());
-            self.last4 = Some(pan.last4());
-            self.brand = pan.brand();
+        let Some((pan, expiry, service)) = fields else {
+            return;
+        };
+        self.masked_pan = Some(MaskedPan::from_reader(pan));
+        self.last4 = Some(
+            pan.get(pan.len().saturating_sub(4)..)
+                .unwrap_or("")
+                .to_string(),
+        );
+        self.brand = Brand::from_bin(pan);
+        if let Some(e) = expiry {
+            self.expiry = Some(e.to_string());
         }
-        if expiry.is_some() {
-            self.expiry = expiry;
-        }
-        if service.is_some() {
-            self.service_code = service;
+        if let Some(s) = service {
+            self.service_code = Some(s.to_string());
         }
     }
 

@@ -64,25 +64,87 @@ fn all_digits(s: &str) -> bool {
     s.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// What `Pan::new` accepts, checked without building one.
+fn pan_ok(s: &str) -> bool {
+    (8..=19).contains(&s.len()) && all_digits(s)
+}
+
 /// Expiry (4 digits or the separator) then service code (3 digits or the separator).
-fn expiry_service(rest: &str, sep: char) -> Option<(Option<String>, Option<String>, &str)> {
+fn expiry_service(rest: &str, sep: char) -> Option<(Option<&str>, Option<&str>, &str)> {
     let (expiry, rest) = if let Some(r) = rest.strip_prefix(sep) {
         (None, r)
     } else {
         let e = rest.get(..4).filter(|e| all_digits(e))?;
-        (Some(e.to_string()), rest.get(4..)?)
+        (Some(e), rest.get(4..)?)
     };
     let (service, rest) = if let Some(r) = rest.strip_prefix(sep) {
         (None, r)
     } else {
         match rest.get(..3).filter(|s| all_digits(s)) {
-            Some(s) => (Some(s.to_string()), rest.get(3..)?),
+            Some(s) => (Some(s), rest.get(3..)?),
             // A card may end right after the expiry.
             None if rest.is_empty() => (None, rest),
             None => return None,
         }
     };
     Some((expiry, service, rest))
+}
+
+/// Track 1 fields borrowed from the text: decoders read them without copying the secret parts.
+pub(crate) struct Track1Ref<'a> {
+    pub format_code: char,
+    pub pan: &'a str,
+    /// The name field as it stands (padding included).
+    pub name: &'a str,
+    pub expiry: Option<&'a str>,
+    pub service_code: Option<&'a str>,
+    pub discretionary: &'a str,
+}
+
+impl<'a> Track1Ref<'a> {
+    pub fn parse(text: &'a str) -> Option<Track1Ref<'a>> {
+        let body = text.strip_prefix('%')?.strip_suffix('?')?;
+        let mut chars = body.chars();
+        let format_code = chars.next().filter(|c| c.is_ascii_uppercase())?;
+        let body = chars.as_str();
+        let (pan, rest) = body.split_once('^')?;
+        let pan = pan.trim_end();
+        pan_ok(pan).then_some(())?;
+        let (name, rest) = rest.split_once('^')?;
+        let (expiry, service_code, discretionary) = expiry_service(rest, '^')?;
+        Some(Track1Ref {
+            format_code,
+            pan,
+            name,
+            expiry,
+            service_code,
+            discretionary,
+        })
+    }
+}
+
+/// Track 2 fields borrowed from the text.
+pub(crate) struct Track2Ref<'a> {
+    pub pan: &'a str,
+    pub expiry: Option<&'a str>,
+    pub service_code: Option<&'a str>,
+    pub discretionary: &'a str,
+}
+
+impl<'a> Track2Ref<'a> {
+    pub fn parse(text: &'a str) -> Option<Track2Ref<'a>> {
+        let body = text.strip_prefix(';')?.strip_suffix('?')?;
+        let (pan, rest) = body.split_once('=')?;
+        pan_ok(pan).then_some(())?;
+        let (expiry, service_code, discretionary) = expiry_service(rest, '=')?;
+        all_digits(discretionary).then_some(())?;
+        Some(Track2Ref {
+            pan,
+            expiry,
+            service_code,
+            discretionary,
+        })
+    }
 }
 
 impl Track1 {
@@ -98,21 +160,14 @@ impl Track1 {
 
     /// `%B…^NAME^YYMMSSS…?`
     pub fn parse(text: &str) -> Option<Track1> {
-        let body = text.strip_prefix('%')?.strip_suffix('?')?;
-        let mut chars = body.chars();
-        let format_code = chars.next().filter(|c| c.is_ascii_uppercase())?;
-        let body = chars.as_str();
-        let (pan, rest) = body.split_once('^')?;
-        let pan = Pan::new(pan.trim_end())?;
-        let (name, rest) = rest.split_once('^')?;
-        let (expiry, service_code, disc) = expiry_service(rest, '^')?;
+        let t = Track1Ref::parse(text)?;
         Some(Track1 {
-            format_code,
-            pan,
-            name: Name::parse(name),
-            expiry,
-            service_code,
-            discretionary: SecretText::new(disc),
+            format_code: t.format_code,
+            pan: Pan::new(t.pan)?,
+            name: Name::parse(t.name),
+            expiry: t.expiry.map(str::to_string),
+            service_code: t.service_code.map(str::to_string),
+            discretionary: SecretText::new(t.discretionary),
         })
     }
 }
@@ -120,16 +175,12 @@ impl Track1 {
 impl Track2 {
     /// `;PAN=YYMMSSS…?`
     pub fn parse(text: &str) -> Option<Track2> {
-        let body = text.strip_prefix(';')?.strip_suffix('?')?;
-        let (pan, rest) = body.split_once('=')?;
-        let pan = Pan::new(pan)?;
-        let (expiry, service_code, disc) = expiry_service(rest, '=')?;
-        all_digits(disc).then_some(())?;
+        let t = Track2Ref::parse(text)?;
         Some(Track2 {
-            pan,
-            expiry,
-            service_code,
-            discretionary: SecretText::new(disc),
+            pan: Pan::new(t.pan)?,
+            expiry: t.expiry.map(str::to_string),
+            service_code: t.service_code.map(str::to_string),
+            discretionary: SecretText::new(t.discretionary),
         })
     }
 }

@@ -4,8 +4,9 @@
 use nom::number::complete::{le_u16, u8 as nom_u8};
 use nom::sequence::tuple;
 use nom::IResult;
+use zeroize::Zeroizing;
 
-use super::tracks::{mask_track, masked_info};
+use super::tracks::{mask_track, masked_ref, MaskedRef};
 use super::ParseError;
 use crate::card::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
@@ -28,17 +29,48 @@ impl<'a> Src<'a> {
         self.rest = rest;
         Ok(got)
     }
-    /// A binary field of `n` bytes (2n hex digits in keyboard text).
+    /// Fills `out` from a binary field (2 hex digits per byte in keyboard text).
+    fn bin_into(&mut self, out: &mut [u8]) -> Result<(), ParseError> {
+        if self.text {
+            let h = self.raw(out.len().checked_mul(2).ok_or(PAST_END)?)?;
+            for (o, pair) in out.iter_mut().zip(h.chunks_exact(2)) {
+                *o = hex_pair(pair)?;
+            }
+        } else {
+            out.copy_from_slice(self.raw(out.len())?);
+        }
+        Ok(())
+    }
+    /// A binary field of `n` bytes, owned (ciphertext blocks the read keeps).
     fn bin(&mut self, n: usize) -> Result<Vec<u8>, ParseError> {
         if self.text {
             let h = self.raw(n.checked_mul(2).ok_or(PAST_END)?)?;
-            hex::decode(h).map_err(|_| ParseError::BadHex)
+            h.chunks_exact(2).map(hex_pair).collect()
         } else {
             Ok(self.raw(n)?.to_vec())
         }
     }
+    /// A fixed-size binary field, on the stack.
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], ParseError> {
+        let mut a = [0u8; N];
+        self.bin_into(&mut a)?;
+        Ok(a)
+    }
+    /// Steps over a binary field the read does not keep (hex still checked in text).
+    fn skip_bin(&mut self, n: usize) -> Result<(), ParseError> {
+        if self.text {
+            let h = self.raw(n.checked_mul(2).ok_or(PAST_END)?)?;
+            if !h.iter().all(u8::is_ascii_hexdigit) {
+                return Err(ParseError::BadHex);
+            }
+        } else {
+            self.raw(n)?;
+        }
+        Ok(())
+    }
     fn byte(&mut self) -> Result<u8, ParseError> {
-        self.bin(1)?.first().copied().ok_or(PAST_END)
+        let [b] = self.array::<1>()?;
+        Ok(b)
     }
     /// An ASCII field, raw in both forms.
     fn ascii(&mut self, n: usize) -> Result<&'a [u8], ParseError> {
@@ -54,12 +86,43 @@ fn round_up(n: usize, block: usize) -> usize {
 }
 
 fn ascii_string(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    match std::str::from_utf8(b) {
+        Ok(s) => s.to_string(),
+        Err(_) => String::from_utf8_lossy(b).into_owned(),
+    }
 }
 
-fn nonzero_hash(h: Vec<u8>) -> Option<[u8; 20]> {
-    let arr: [u8; 20] = h.try_into().ok()?;
-    arr.iter().any(|&b| b != 0).then_some(arr)
+fn nonzero_hash(h: [u8; 20]) -> Option<[u8; 20]> {
+    h.iter().any(|&b| b != 0).then_some(h)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Two hex digits (either case) to a byte.
+fn hex_pair(p: &[u8]) -> Result<u8, ParseError> {
+    match p {
+        [h, l] => Ok(hex_digit(*h).ok_or(ParseError::BadHex)? << 4
+            | hex_digit(*l).ok_or(ParseError::BadHex)?),
+        _ => Err(ParseError::BadHex),
+    }
+}
+
+/// The serial number field: 10 ASCII bytes, sent raw or (keyboard mode, some firmware) as hex.
+fn serial_field(s: &mut Src<'_>, serial_hex: bool) -> Result<[u8; 10], ParseError> {
+    if serial_hex {
+        s.array::<10>()
+    } else {
+        let mut a = [0u8; 10];
+        a.copy_from_slice(s.ascii(10)?);
+        Ok(a)
+    }
 }
 
 /// Track text without the character after its end sentinel (ID TECH includes the LRC slot).
@@ -80,34 +143,67 @@ struct Fields {
     enc: Vec<EncBlock>,
     plain_lens: [Option<usize>; 3],
     hashes: [Option<[u8; 20]>; 3],
-    serial: Option<String>,
+    serial: Option<[u8; 10]>,
     ksn: Option<Ksn>,
     cipher: CipherKind,
     variant: KeyVariant,
 }
 
 fn build_read(f: Fields) -> CardRead {
-    let mut r = CardRead::new(f.format);
+    let Fields {
+        format,
+        status,
+        lens,
+        present,
+        masked,
+        enc,
+        plain_lens,
+        hashes,
+        serial,
+        ksn,
+        cipher,
+        variant,
+    } = f;
+    let mut r = CardRead::new(format);
     r.entry_mode = Some(EntryMode::Swipe);
-    r.encrypted = !f.enc.is_empty();
+    r.encrypted = !enc.is_empty();
     r.plain_has_lrc = true;
     if r.encrypted {
-        r.cipher = Some(f.cipher);
-        r.key_variant = Some(f.variant);
-        r.ksn = f.ksn;
+        r.cipher = Some(cipher);
+        r.key_variant = Some(variant);
+        r.ksn = ksn;
     }
-    r.device_serial = f
-        .serial
-        .map(|s| s.trim_matches(|c: char| c == '\0' || c == ' ').to_string())
-        .filter(|s| !s.is_empty());
+    r.device_serial = serial.and_then(|b| {
+        let s = String::from_utf8_lossy(&b);
+        let t = s.trim_matches(|c: char| c == '\0' || c == ' ');
+        (!t.is_empty()).then(|| t.to_string())
+    });
+    // PAN, name, expiry from what the reader left readable (Track 2 wins for shared fields).
+    let info1 = masked[0].as_deref().map(|m| masked_ref(1, m));
+    let info2 = masked[1].as_deref().map(|m| masked_ref(2, m));
+    let pick = |f: fn(MaskedRef<'_>) -> Option<&str>| info2.and_then(f).or(info1.and_then(f));
+    if let Some(name) = info1.as_ref().and_then(|i| i.name) {
+        r.cardholder_name = Some(name.to_string());
+    }
+    if let Some(pan) = pick(|i| i.pan) {
+        r.set_pan_text(pan);
+    }
+    r.expiry = pick(|i| i.expiry).map(str::to_string);
+    r.service_code = pick(|i| i.service_code).map(str::to_string);
     let mut clear: [Option<SecretText>; 3] = Default::default();
-    // Parallel fixed-size arrays, indices 0..3 only.
-    #[allow(clippy::needless_range_loop)]
-    for i in 0..3 {
-        let ok = f.status & (1 << i) != 0;
-        let sampled = f.status & (8 << i) != 0;
-        let status = if f.present[i] {
-            if ok || f.lens[i] > 0 && f.masked[i].is_some() {
+    for (i, m) in masked.into_iter().enumerate() {
+        let (Some(&len), Some(&present), Some(info), Some(slot)) = (
+            lens.get(i),
+            present.get(i),
+            r.tracks.get_mut(i),
+            clear.get_mut(i),
+        ) else {
+            continue;
+        };
+        let ok = status & (1 << i) != 0;
+        let sampled = status & (8 << i) != 0;
+        let status = if present {
+            if ok || len > 0 && m.is_some() {
                 TrackStatus::Ok
             } else {
                 TrackStatus::Error
@@ -117,48 +213,27 @@ fn build_read(f: Fields) -> CardRead {
         } else {
             TrackStatus::Absent
         };
-        let masked = f.masked[i].clone();
         // With encryption off the "masked" field carries the clear track.
-        let is_clear = !r.encrypted
-            && masked
-                .as_deref()
-                .is_some_and(|m| !m.contains('*') && m.contains('?'));
-        let shown = match (&masked, is_clear) {
-            (Some(m), true) => {
-                clear[i] = Some(SecretText::new(strip_lrc(m)));
-                Some(mask_track(strip_lrc(m)))
+        let shown = match m {
+            Some(m) if !r.encrypted && !m.contains('*') && m.contains('?') => {
+                let m = Zeroizing::new(m);
+                *slot = Some(SecretText::new(strip_lrc(&m)));
+                Some(mask_track(strip_lrc(&m)))
             }
-            (m, _) => m.clone(),
+            m => m,
         };
-        r.tracks[i] = TrackInfo {
+        *info = TrackInfo {
             status,
             masked: shown,
         };
-    }
-    // PAN, name, expiry from what the reader left readable (Track 2 first for shared fields).
-    let info1 = f.masked[0].as_deref().map(|m| masked_info(1, m));
-    let info2 = f.masked[1].as_deref().map(|m| masked_info(2, m));
-    if let Some(name) = info1.as_ref().and_then(|i| i.name.clone()) {
-        r.cardholder_name = Some(name);
-    }
-    for info in [&info1, &info2].into_iter().flatten() {
-        if let Some(pan) = &info.pan {
-            r.set_pan_text(pan);
-        }
-        if info.expiry.is_some() {
-            r.expiry = info.expiry.clone();
-        }
-        if info.service_code.is_some() {
-            r.service_code = info.service_code.clone();
-        }
     }
     if clear.iter().any(Option::is_some) {
         r.fill_from_clear(&clear);
         r.clear = clear;
     }
-    r.enc_blocks = f.enc;
-    r.plain_lens = f.plain_lens;
-    r.hashes = f.hashes;
+    r.enc_blocks = enc;
+    r.plain_lens = plain_lens;
+    r.hashes = hashes;
     r
 }
 
@@ -174,7 +249,7 @@ fn enhanced(mut s: Src<'_>, serial_hex: bool) -> Result<CardRead, ParseError> {
     let f9 = s.byte()?;
     if status & 0x40 != 0 {
         let n = s.byte()?;
-        s.bin(usize::from(n))?;
+        s.skip_bin(usize::from(n))?;
     }
     let cipher = if f8 & 0x10 != 0 {
         CipherKind::Aes
@@ -187,7 +262,7 @@ fn enhanced(mut s: Src<'_>, serial_hex: bool) -> Result<CardRead, ParseError> {
             *m = Some(ascii_string(s.ascii(lens[i])?));
         }
     }
-    let mut enc = Vec::new();
+    let mut enc = Vec::with_capacity((f9 & 7).count_ones() as usize);
     let mut plain_lens = [None; 3];
     for (i, pl) in plain_lens.iter_mut().enumerate() {
         if f9 & (1 << i) != 0 {
@@ -200,20 +275,16 @@ fn enhanced(mut s: Src<'_>, serial_hex: bool) -> Result<CardRead, ParseError> {
         }
     }
     if f9 & 0x40 != 0 {
-        s.bin(8)?;
+        s.skip_bin(8)?;
     }
     let mut hashes = [None; 3];
     for (i, h) in hashes.iter_mut().enumerate() {
         if f9 & (8 << i) != 0 {
-            *h = nonzero_hash(s.bin(20)?);
+            *h = nonzero_hash(s.array()?);
         }
     }
     let serial = if f8 & 0x80 != 0 {
-        Some(if serial_hex {
-            ascii_string(&s.bin(10)?)
-        } else {
-            ascii_string(s.ascii(10)?)
-        })
+        Some(serial_field(&mut s, serial_hex)?)
     } else {
         None
     };
@@ -224,10 +295,12 @@ fn enhanced(mut s: Src<'_>, serial_hex: bool) -> Result<CardRead, ParseError> {
         } else {
             10
         };
-        let k = s.bin(n)?;
+        let mut k = [0u8; 12];
+        let k = k.get_mut(..n).ok_or(PAST_END)?;
+        s.bin_into(k)?;
         // Fixed-key mode puts serial + NULs here instead of a KSN.
         if f8 & 0x08 == 0 {
-            ksn = Ksn::from_bytes(&k);
+            ksn = Ksn::from_bytes(k);
         }
     }
     if !s.is_empty() {
@@ -342,7 +415,7 @@ fn original(mut s: Src<'_>, serial_hex: bool) -> Result<CardRead, ParseError> {
 type Tail = (
     Vec<EncBlock>,
     [Option<[u8; 20]>; 3],
-    Option<String>,
+    Option<[u8; 10]>,
     Option<Ksn>,
 );
 
@@ -367,17 +440,13 @@ fn original_tail(
     }
     for (i, h) in hashes.iter_mut().enumerate() {
         if lens[i] > 0 && (i < 2 || lay.t3_hash) {
-            *h = nonzero_hash(t.bin(20)?);
+            *h = nonzero_hash(t.array()?);
         }
     }
     if lay.serial {
-        serial = Some(if serial_hex {
-            ascii_string(&t.bin(10)?)
-        } else {
-            ascii_string(t.ascii(10)?)
-        });
+        serial = Some(serial_field(t, serial_hex)?);
     }
-    ksn = Ksn::from_bytes(&t.bin(10)?);
+    ksn = Ksn::from_bytes(&t.array::<10>()?);
     Ok((enc, hashes, serial, ksn))
 }
 
@@ -448,8 +517,7 @@ pub fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
 }
 
 fn hex_byte(b: &[u8]) -> Result<u8, ParseError> {
-    let v = hex::decode(b).map_err(|_| ParseError::BadHex)?;
-    v.first().copied().ok_or(ParseError::BadHex)
+    hex_pair(b)
 }
 
 /// Whether text looks like an ID TECH keyboard-mode frame (starts `02` + hex length).
@@ -499,14 +567,12 @@ fn keyboard_at(t: &[u8]) -> Result<CardRead, ParseError> {
     let declared = usize::from(u16::from_le_bytes([lo, hi]));
     // The length counts ASCII characters as sent (rule 3); some firmware counts the binary
     // equivalent instead, so the trailer may also sit at the very end.
-    let mut ends = vec![6 + declared];
-    if let Some(e) = t.len().checked_sub(6) {
-        if e >= 6 && e != 6 + declared {
-            ends.push(e);
-        }
-    }
+    let alt = t
+        .len()
+        .checked_sub(6)
+        .filter(|&e| e >= 6 && e != 6 + declared);
     let mut err = None;
-    for end in ends {
+    for end in std::iter::once(6 + declared).chain(alt) {
         let Some(trailer) = t.get(end..end + 6) else {
             err.get_or_insert(ParseError::Truncated("frame shorter than its length"));
             continue;

@@ -1,7 +1,7 @@
 //! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
 use super::ParseError;
-use crate::card::{CardRead, EntryMode, Format, MaskedPan, SecretText, TrackInfo, TrackStatus};
+use crate::card::{push_masked, CardRead, EntryMode, Format, SecretText, TrackInfo, TrackStatus};
 
 /// One track found in text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -44,13 +44,55 @@ pub fn lrc(track: u8, text: &[u8]) -> u8 {
     }
 }
 
-/// Finds the tracks in wedge text: prefix before the first sentinel and suffix after the last
-/// track are ignored; an LRC after the end sentinel is optional and may itself be `?` (rule 1).
-pub fn scan_tracks(input: &[u8]) -> Result<Vec<ScannedTrack>, ParseError> {
+/// Where one track sits in the input: found without copying anything.
+#[derive(Clone, Copy, Default)]
+struct Span {
+    number: u8,
+    /// Start sentinel through end sentinel (or the whole error marker).
+    start: usize,
+    end: usize,
+    lrc: Option<u8>,
+    error: bool,
+}
+
+/// At most one of each track, in input order.
+#[derive(Default)]
+struct Spans {
+    items: [Span; 3],
+    len: usize,
+}
+
+impl Spans {
+    fn iter(&self) -> impl Iterator<Item = &Span> {
+        self.items.iter().take(self.len)
+    }
+    fn push(&mut self, s: Span) -> Result<(), ParseError> {
+        if self.iter().any(|t| t.number == s.number) {
+            return Err(ParseError::BadTrack("track repeated"));
+        }
+        let slot = self
+            .items
+            .get_mut(self.len)
+            .ok_or(ParseError::BadTrack("track repeated"))?;
+        *slot = s;
+        self.len += 1;
+        Ok(())
+    }
+}
+
+/// The track's text: ASCII by construction (every byte passed the charset check).
+fn span_text<'a>(input: &'a [u8], s: &Span) -> &'a str {
+    input
+        .get(s.start..s.end)
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .unwrap_or("")
+}
+
+fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
     let Some(start) = input.iter().position(|&c| is_start(c)) else {
         return Err(ParseError::UnknownFormat);
     };
-    let mut out: Vec<ScannedTrack> = Vec::new();
+    let mut out = Spans::default();
     let mut i = start;
     let mut seen2 = false;
     while let Some(&c) = input.get(i) {
@@ -73,27 +115,30 @@ pub fn scan_tracks(input: &[u8]) -> Result<Vec<ScannedTrack>, ParseError> {
         }
         // Bad-read marker.
         if input.get(i + 1) == Some(&b'E') && input.get(i + 2) == Some(&b'?') {
-            let text = String::from_utf8_lossy(input.get(i..i + 3).unwrap_or_default());
-            out.push(ScannedTrack {
+            out.push(Span {
                 number,
-                text: SecretText::new(text),
+                start: i,
+                end: i + 3,
                 lrc: None,
                 error: true,
-            });
+            })?;
             i += 3;
             continue;
         }
-        let mut j = i + 1;
-        loop {
-            match input.get(j) {
-                None => return Err(ParseError::Truncated("track has no end sentinel")),
-                Some(b'?') => break,
-                Some(&d) if in_charset(number, d) => j += 1,
-                Some(_) => return Err(ParseError::BadTrack("character outside the track's set")),
-            }
+        // The end sentinel: every byte before it must be in the track's character set.
+        let body = input.get(i + 1..).unwrap_or_default();
+        let Some(q) = body
+            .iter()
+            .position(|&d| d == b'?' || !in_charset(number, d))
+        else {
+            return Err(ParseError::Truncated("track has no end sentinel"));
+        };
+        if body.get(q) != Some(&b'?') {
+            return Err(ParseError::BadTrack("character outside the track's set"));
         }
+        let j = i + 1 + q;
         let bytes = input.get(i..=j).unwrap_or_default();
-        let text = String::from_utf8_lossy(bytes).into_owned();
+        let span_start = i;
         i = j + 1;
         let mut lrc_char = None;
         if let Some(&c) = input.get(i) {
@@ -102,7 +147,7 @@ pub fn scan_tracks(input: &[u8]) -> Result<Vec<ScannedTrack>, ParseError> {
                 .get(i + 1)
                 .map_or(true, |&n| is_start(n) || n == b'\r' || n == b'\n');
             if c == expected && (!is_start(c) || next_is_boundary) {
-                lrc_char = Some(char::from(c));
+                lrc_char = Some(c);
                 i += 1;
             } else if is_start(c) || c == b'\r' || c == b'\n' || !in_charset(number, c) {
                 // No LRC: the next track, a line end, or a suffix follows.
@@ -110,38 +155,55 @@ pub fn scan_tracks(input: &[u8]) -> Result<Vec<ScannedTrack>, ParseError> {
                 return Err(ParseError::BadLrc("track LRC"));
             }
         }
-        out.push(ScannedTrack {
+        out.push(Span {
             number,
-            text: SecretText::new(text),
+            start: span_start,
+            end: j + 1,
             lrc: lrc_char,
             error: false,
-        });
+        })?;
     }
     Ok(out)
 }
 
+/// Finds the tracks in wedge text: prefix before the first sentinel and suffix after the last
+/// track are ignored; an LRC after the end sentinel is optional and may itself be `?` (rule 1).
+pub fn scan_tracks(input: &[u8]) -> Result<Vec<ScannedTrack>, ParseError> {
+    let spans = scan_spans(input)?;
+    Ok(spans
+        .iter()
+        .map(|s| ScannedTrack {
+            number: s.number,
+            text: SecretText::new(span_text(input, s)),
+            lrc: s.lrc.map(char::from),
+            error: s.error,
+        })
+        .collect())
+}
+
 /// Plain ISO 7813 text (wedge readers, MagTek security level 2).
 pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
-    let tracks = scan_tracks(input)?;
+    let spans = scan_spans(input)?;
     let mut read = CardRead::new(Format::Tracks);
     read.entry_mode = Some(EntryMode::Swipe);
     let mut clear: [Option<SecretText>; 3] = Default::default();
-    for t in tracks {
-        let idx = usize::from(t.number - 1);
+    for t in spans.iter() {
+        let idx = usize::from(t.number.saturating_sub(1));
         let (Some(info), Some(slot)) = (read.tracks.get_mut(idx), clear.get_mut(idx)) else {
             continue;
         };
+        let text = span_text(input, t);
         if t.error {
             *info = TrackInfo {
                 status: TrackStatus::Error,
-                masked: Some(t.text.expose().to_string()),
+                masked: Some(text.to_string()),
             };
         } else {
             *info = TrackInfo {
                 status: TrackStatus::Ok,
-                masked: Some(mask_track(t.text.expose())),
+                masked: Some(mask_track(text)),
             };
-            *slot = Some(t.text);
+            *slot = Some(SecretText::new(text));
         }
     }
     read.fill_from_clear(&clear);
@@ -178,7 +240,7 @@ pub fn mask_track(text: &str) -> String {
         let rest = c.as_str();
         match rest.split_once('^') {
             Some((pan, after)) => {
-                out.push_str(MaskedPan::from_reader(pan).as_str());
+                push_masked(&mut out, pan);
                 out.push('^');
                 match after.split_once('^') {
                     Some((name, tail)) => {
@@ -189,16 +251,16 @@ pub fn mask_track(text: &str) -> String {
                     None => push_stars(&mut out, after),
                 }
             }
-            None => out.push_str(MaskedPan::from_reader(rest).as_str()),
+            None => push_masked(&mut out, rest),
         }
     } else {
         match body.split_once('=') {
             Some((pan, tail)) => {
-                out.push_str(MaskedPan::from_reader(pan).as_str());
+                push_masked(&mut out, pan);
                 out.push('=');
                 push_stars(&mut out, tail);
             }
-            None => out.push_str(MaskedPan::from_reader(body).as_str()),
+            None => push_masked(&mut out, body),
         }
     }
     out.push_str(es);
@@ -218,24 +280,33 @@ fn digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn expiry_and_service(rest: &str, info: &mut MaskedInfo) {
+/// [`MaskedInfo`] borrowed from the masked track, for decoders that copy only what they keep.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct MaskedRef<'a> {
+    pub pan: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub expiry: Option<&'a str>,
+    pub service_code: Option<&'a str>,
+}
+
+fn expiry_and_service<'a>(rest: &'a str, info: &mut MaskedRef<'a>) {
     if let Some(e) = rest.get(..4).filter(|e| digits(e)) {
-        info.expiry = Some(e.to_string());
+        info.expiry = Some(e);
         // Masking readers fill the service code with the mask digit: keep only plausible ones.
         if let Some(s) = rest.get(4..7).filter(|s| digits(s)) {
             if matches!(
                 s.as_bytes().first(),
                 Some(b'1' | b'2' | b'5' | b'6' | b'7' | b'9')
             ) {
-                info.service_code = Some(s.to_string());
+                info.service_code = Some(s);
             }
         }
     }
 }
 
 /// Reads PAN (as masked), name, and any clear expiry / service code from a masked track.
-pub fn masked_info(track: u8, masked: &str) -> MaskedInfo {
-    let mut info = MaskedInfo::default();
+pub(crate) fn masked_ref(track: u8, masked: &str) -> MaskedRef<'_> {
+    let mut info = MaskedRef::default();
     let body = masked.get(1..).unwrap_or("");
     if track == 1 {
         let body = body.get(1..).unwrap_or("");
@@ -244,19 +315,30 @@ pub fn masked_info(track: u8, masked: &str) -> MaskedInfo {
         if parts.clone().next().is_none() {
             return info;
         }
-        info.pan = (!pan.is_empty()).then(|| pan.to_string());
+        info.pan = (!pan.is_empty()).then_some(pan);
         let name = parts.next().unwrap_or("").trim();
         if !name.is_empty() && !name.chars().all(|c| c == '*') {
-            info.name = Some(name.to_string());
+            info.name = Some(name);
         }
         if let Some(rest) = parts.next() {
             expiry_and_service(rest, &mut info);
         }
     } else if let Some((pan, rest)) = body.split_once('=') {
-        info.pan = (!pan.is_empty()).then(|| pan.to_string());
+        info.pan = (!pan.is_empty()).then_some(pan);
         expiry_and_service(rest, &mut info);
     }
     info
+}
+
+/// Reads PAN (as masked), name, and any clear expiry / service code from a masked track.
+pub fn masked_info(track: u8, masked: &str) -> MaskedInfo {
+    let r = masked_ref(track, masked);
+    MaskedInfo {
+        pan: r.pan.map(str::to_string),
+        name: r.name.map(str::to_string),
+        expiry: r.expiry.map(str::to_string),
+        service_code: r.service_code.map(str::to_string),
+    }
 }
 
 /// Nibble-packed Track 2 (`B…D…F` + LRC nibble) to `;…=…?` text (rule 7).
