@@ -11,9 +11,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "cardlane", version, about = "Card-present terminal agent")]
 struct Cli {
-    /// Log format on standard error: `human` or `json`. Level from CARDLANE_LOG (default `warn`).
-    #[arg(long, global = true, default_value = "human")]
-    log_format: String,
+    /// Log format on standard error: `human` or `json` (default `human`, or `[log] format` of
+    /// `run`'s configuration). Level from CARDLANE_LOG (default `warn`, or `[log] level`).
+    #[arg(long, global = true, value_parser = ["human", "json"])]
+    log_format: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -46,9 +47,11 @@ enum Command {
     Queue(cli::queue::Args),
 }
 
-fn init_tracing(format: &str) {
+fn init_tracing(format: &str, default_level: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("CARDLANE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("CARDLANE_LOG")
+        .or_else(|_| EnvFilter::try_new(default_level))
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -61,7 +64,17 @@ fn init_tracing(format: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log_format);
+    // `run` takes its log settings from its configuration; the flag and CARDLANE_LOG still win.
+    let (config_format, level) = match &cli.command {
+        Command::Run(a) => cli::run::log_settings(a),
+        _ => (None, "warn".to_string()),
+    };
+    let format = cli
+        .log_format
+        .clone()
+        .or(config_format)
+        .unwrap_or_else(|| "human".to_string());
+    init_tracing(&format, &level);
     let result = match cli.command {
         Command::Demo(a) => cli::demo::run(a),
         Command::Run(a) => cli::run::run(a),

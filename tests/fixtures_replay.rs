@@ -107,8 +107,6 @@ fn every_capture_replays_to_its_expected_decode() {
         let frames = capture::frames(&cap, &profiles).unwrap();
         let want = e["frames"].as_array().unwrap();
         let results: Vec<_> = frames.iter().map(|f| decode(&f.bytes, &dec)).collect();
-        // A `known_gap` note in expected.json no longer excuses an error: every decoder gap it
-        // named (the 337-byte MagTek clear report) is closed, so the values must match.
         let cut = e.get("cut_final").and_then(Value::as_bool) == Some(true);
         if cut {
             // The unplugged frame is dropped by the framer or refused as truncated.

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use cardlane::agent::config::Config;
+use cardlane::agent::config::{Config, LogFormat};
 use cardlane::agent::service::{stop_signal, Service};
 
 #[derive(clap::Args, Debug)]
@@ -16,6 +16,25 @@ pub struct Args {
     /// Check the configuration and exit (0 when it is valid).
     #[arg(long)]
     check: bool,
+}
+
+/// The `[log]` format and level of the configuration, for setting up logging before `run`
+/// starts; a configuration that does not load leaves `warn` (`run` reports the error).
+pub fn log_settings(args: &Args) -> (Option<String>, String) {
+    let config = match args.config.as_deref() {
+        Some(path) => Config::load(path),
+        None => Ok(Config::default()),
+    };
+    match config {
+        Ok(c) => {
+            let format = match c.log.format {
+                LogFormat::Json => "json",
+                LogFormat::Human => "human",
+            };
+            (Some(format.to_string()), c.log.level.clone())
+        }
+        _ => (None, "warn".to_string()),
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
