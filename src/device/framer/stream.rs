@@ -214,18 +214,5 @@ fn vivo_candidate(buf: &[u8]) -> Candidate {
     }
 }
 
-/// CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor.
-pub fn crc16_ccitt_false(data: &[u8]) -> u16 {
-    let mut crc: u16 = 0xFFFF;
-    for &byte in data {
-        crc ^= u16::from(byte) << 8;
-        for _ in 0..8 {
-            crc = if crc & 0x8000 != 0 {
-                (crc << 1) ^ 0x1021
-            } else {
-                crc << 1
-            };
-        }
-    }
-    crc
-}
+/// ViVOtech2 frames carry CRC-16/CCITT-FALSE; the decoder's implementation is the one truth.
+pub use crate::parse::vivo::crc16 as crc16_ccitt_false;
