@@ -5,9 +5,8 @@ use std::collections::HashMap;
 use zeroize::Zeroizing;
 
 use super::aes_dukpt::{self, AesKsn};
-use super::dukpt::{cbc_with_key, DataCipher, Ksn};
 use super::error::CryptoError;
-use super::reader::{aes_reader_key, cbc_key16, tdes_reader_key, ReaderCipher, ReaderKey};
+use super::reader::{run_with, ReaderCipher, ReaderKey};
 use super::secret::{Key16, SecretKey};
 use super::tdes_dukpt::{self, TdesKsn};
 
@@ -83,20 +82,18 @@ impl DukptHost {
         data: &mut [u8],
         encrypt: bool,
     ) -> Result<(), CryptoError> {
-        match Ksn::from_slice(ksn)? {
-            Ksn::Tdes(k) => {
-                let ipek = self.ipek(&k)?;
-                cbc_key16(&tdes_reader_key(&ipek, &k, key), cipher, iv, data, encrypt)
-            }
-            Ksn::Aes(k) => {
-                if cipher == DataCipher::Tdes {
-                    return Err(CryptoError::Unsupported("AES DUKPT reader data is AES-CBC"));
-                }
-                let ik = self.aes_ik(&k)?;
-                let wk = aes_reader_key(ik.as_bytes(), &k, key)?;
-                cbc_with_key(wk.as_bytes(), DataCipher::Aes, iv, data, encrypt)
-            }
-        }
+        // Only one of the two initial keys is asked for, so the cache is borrowed once.
+        let cache = std::cell::RefCell::new(self);
+        run_with(
+            ksn,
+            key,
+            cipher,
+            iv,
+            data,
+            encrypt,
+            |k| cache.borrow_mut().ipek(k),
+            |k| cache.borrow_mut().aes_ik(k),
+        )
     }
 
     /// Same as [`super::decrypt_reader_data`], with the IPEK/IK cached.
@@ -117,6 +114,7 @@ impl DukptHost {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::dukpt::DataCipher;
 
     #[test]
     fn cached_equals_uncached() {

@@ -7,7 +7,7 @@ use super::des_fast::Tdes;
 use super::dukpt::{cbc_with_key, DataCipher, Ksn};
 use super::error::CryptoError;
 use super::modes::{self, AesAny};
-use super::secret::Key16;
+use super::secret::{Key16, SecretKey};
 use super::tdes_dukpt::{self, TdesVariant};
 
 /// Which key the reader encrypted with.
@@ -88,17 +88,41 @@ fn run(
     data: &mut [u8],
     encrypt: bool,
 ) -> Result<(), CryptoError> {
+    run_with(
+        ksn,
+        key,
+        cipher,
+        iv,
+        data,
+        encrypt,
+        |k| Ok(tdes_dukpt::ipek_fast(&tdes_dukpt::key16(bdk)?, k)),
+        |k| aes_dukpt::initial_key(bdk, k),
+    )
+}
+
+/// The reader-data cipher for a KSN's scheme, with the initial key (IPEK or IK) supplied by the
+/// caller: derived on the spot here, cached by [`super::cache::DukptHost`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn run_with(
+    ksn: &[u8],
+    key: ReaderKey,
+    cipher: ReaderCipher,
+    iv: Option<&[u8]>,
+    data: &mut [u8],
+    encrypt: bool,
+    tdes_ipek: impl FnOnce(&tdes_dukpt::TdesKsn) -> Result<Key16, CryptoError>,
+    aes_ik: impl FnOnce(&aes_dukpt::AesKsn) -> Result<SecretKey, CryptoError>,
+) -> Result<(), CryptoError> {
     match Ksn::from_slice(ksn)? {
         Ksn::Tdes(k) => {
-            let bdk = tdes_dukpt::key16(bdk)?;
-            let ipek = tdes_dukpt::ipek_fast(&bdk, &k);
+            let ipek = tdes_ipek(&k)?;
             cbc_key16(&tdes_reader_key(&ipek, &k, key), cipher, iv, data, encrypt)
         }
         Ksn::Aes(k) => {
             if cipher == DataCipher::Tdes {
                 return Err(CryptoError::Unsupported("AES DUKPT reader data is AES-CBC"));
             }
-            let ik = aes_dukpt::initial_key(bdk, &k)?;
+            let ik = aes_ik(&k)?;
             let wk = aes_reader_key(ik.as_bytes(), &k, key)?;
             cbc_with_key(wk.as_bytes(), DataCipher::Aes, iv, data, encrypt)
         }
