@@ -33,6 +33,7 @@ fn record(i: usize) -> NewRecord {
         masked_pan: Some("476173******0119".into()),
         payload: Zeroizing::new(vec![0x5A; PAYLOAD_LEN]),
         has_pin_block: false,
+        in_flight: false,
     }
 }
 

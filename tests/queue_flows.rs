@@ -126,6 +126,7 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
             masked_pan: Some("476173******0119".into()),
             payload: payload(c),
             has_pin_block: false,
+            in_flight: false,
         })
         .collect();
     assert!(q.enqueue_many(recs).unwrap().iter().all(Result::is_ok));
@@ -258,6 +259,7 @@ fn cli_list_purge_flush() {
             masked_pan: Some("476173******0119".into()),
             payload: payload(c),
             has_pin_block: false,
+            in_flight: false,
         })
         .unwrap();
     }

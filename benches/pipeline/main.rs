@@ -226,6 +226,7 @@ fn main() {
                 masked_pan: rec.masked_pan.clone(),
                 payload: rec.payload(),
                 has_pin_block: false,
+                in_flight: false,
             });
         }
         while !batch.is_empty() {

@@ -17,7 +17,11 @@
 //! ```
 //!
 //! A swipe counts as taken only once its record is durable (`SwipeOutcome::Queued`). Records are
-//! batched: whatever is waiting in the intake goes in one transaction with one fsync. A record
+//! batched: whatever is waiting in the intake goes in one transaction with one fsync. When the
+//! uploader has a free slot, a fresh record's request starts at once, while that commit is in
+//! flight (the direct lane): the fsync costs milliseconds on a busy disk and the request need not
+//! wait for it, because the row is written `sending` and the answer is applied to it only after
+//! the commit (a crash in between re-sends it; the gateway's upsert keeps one customer). A record
 //! with a PIN block is never enqueued: it is sent once, online, and fails at once if the gateway
 //! does not answer. Each swipe runs in a `swipe` span carrying its swipe id; nothing logged or
 //! published holds card data (masked PAN and last 4 only).
@@ -29,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use zeroize::Zeroizing;
@@ -46,8 +50,8 @@ use crate::gateway::swipe::{build_record, LaneSettings, SwipeError, SwipeInput};
 use crate::gateway::{CustomerFields, SecretString};
 use crate::parse;
 use crate::queue::{
-    Deliver, DeliverFuture, DeliverResult, FinalAnswer, NewRecord, Queue, QueueError, UploadEvent,
-    Uploader, UploaderConfig, UploaderTask,
+    Deliver, DeliverFuture, DeliverResult, FinalAnswer, NewRecord, Queue, QueueError, RecordId,
+    UploadEvent, Uploader, UploaderConfig, UploaderTask,
 };
 
 /// How the pipeline runs.
@@ -60,6 +64,9 @@ pub struct PipelineConfig {
     pub intake_capacity: usize,
     /// Records per enqueue transaction at most.
     pub batch_max: usize,
+    /// Start a fresh record's request while its enqueue commits, when the uploader has a free
+    /// slot (see the module notes); off: every record waits for its commit and the uploader.
+    pub send_before_commit: bool,
     pub uploader: UploaderConfig,
 }
 
@@ -70,6 +77,7 @@ impl Default for PipelineConfig {
             save_unarmed: true,
             intake_capacity: 256,
             batch_max: 128,
+            send_before_commit: true,
             uploader: UploaderConfig::default(),
         }
     }
@@ -133,6 +141,8 @@ struct Prepared {
     swipe_id: u64,
     customer_id: String,
     record: NewRecord,
+    /// The direct lane sending this record waits here for the commit's result.
+    stored: Option<oneshot::Sender<Result<RecordId, QueueError>>>,
 }
 
 struct Shared {
@@ -403,15 +413,29 @@ impl Pipeline {
             self.send_online(tracker, record.payload(), &read);
             return ticket;
         }
+        let payload = record.payload();
+        let direct = (sh.cfg.send_before_commit && record.fresh_customer_id)
+            .then(|| sh.uploader.direct_slot())
+            .flatten()
+            .map(|slot| {
+                let (tx, rx) = oneshot::channel();
+                (tx, (slot, rx, payload.clone()))
+            });
+        let (stored, direct) = match direct {
+            Some((tx, d)) => (Some(tx), Some(d)),
+            None => (None, None),
+        };
         let prepared = Prepared {
             swipe_id,
             customer_id: record.customer_id.clone(),
             record: NewRecord {
                 customer_id: record.customer_id.clone(),
                 masked_pan: record.masked_pan.clone(),
-                payload: record.payload(),
+                payload,
                 has_pin_block: false,
+                in_flight: direct.is_some(),
             },
+            stored,
         };
         // Registered before the enqueue: the uploader may answer before the batcher returns.
         lock(&sh.pending)
@@ -428,6 +452,11 @@ impl Pipeline {
                     },
                 );
             }
+            return ticket;
+        }
+        if let Some((slot, stored, payload)) = direct {
+            sh.uploader
+                .send_direct(slot, record.customer_id.clone(), payload, stored);
         }
         ticket
     }
@@ -480,6 +509,18 @@ impl Pipeline {
         let _ = tasks.listener.await;
         self.shared.update_queue_metrics().await;
         tracing::info!("pipeline stopped; unsent records stay queued");
+    }
+}
+
+/// A record the queue refused: the swipe is not taken.
+fn not_durable(e: &QueueError) -> SwipeOutcome {
+    let code = match e {
+        QueueError::Full { .. } => "queue-full",
+        _ => "queue-error",
+    };
+    SwipeOutcome::Failed {
+        code: code.into(),
+        error: e.to_string(),
     }
 }
 
@@ -614,6 +655,17 @@ impl Shared {
                 reason,
                 ..
             } => (customer_id, SwipeOutcome::Rejected { reason }),
+            UploadEvent::NotStored {
+                customer_id,
+                answer,
+                error,
+            } => {
+                let outcome = match answer {
+                    Some(a) => final_outcome(a),
+                    None => not_durable(&error),
+                };
+                (customer_id, outcome)
+            }
             UploadEvent::AuthFailed { .. } => {
                 tracing::error!("gateway refused the API key: uploads paused, swipes kept queued");
                 return;
@@ -639,11 +691,14 @@ async fn batch_loop(sh: Arc<Shared>, mut rx: mpsc::Receiver<Prepared>) {
                 Err(_) => break,
             }
         }
-        let ids: Vec<(u64, String)> = batch
-            .iter()
-            .map(|p| (p.swipe_id, p.customer_id.clone()))
+        let mut ids = Vec::with_capacity(batch.len());
+        let records: Vec<NewRecord> = batch
+            .into_iter()
+            .map(|p| {
+                ids.push((p.swipe_id, p.customer_id, p.stored));
+                p.record
+            })
             .collect();
-        let records: Vec<NewRecord> = batch.into_iter().map(|p| p.record).collect();
         let q = sh.queue.clone();
         let stored = tokio::task::spawn_blocking(move || {
             let r = q.enqueue_many(records);
@@ -660,23 +715,22 @@ async fn batch_loop(sh: Arc<Shared>, mut rx: mpsc::Receiver<Prepared>) {
                 None,
             ),
         };
-        for ((swipe_id, customer_id), result) in ids.into_iter().zip(results) {
+        for ((swipe_id, customer_id, stored), result) in ids.into_iter().zip(results) {
             match result {
-                Ok(_) => sh.mark_queued(&customer_id, swipe_id),
+                Ok(id) => {
+                    sh.mark_queued(&customer_id, swipe_id);
+                    if let Some(tx) = stored {
+                        let _ = tx.send(Ok(id));
+                    }
+                }
                 Err(e) => {
                     tracing::error!(error = %e, "swipe could not be made durable");
+                    // A direct delivery in flight decides: the gateway may have saved it anyway.
+                    if let Some(Ok(())) = stored.map(|tx| tx.send(Err(e.clone()))) {
+                        continue;
+                    }
                     if let Some(t) = sh.take_tracker(&customer_id, Some(swipe_id)) {
-                        let code = match e {
-                            QueueError::Full { .. } => "queue-full",
-                            _ => "queue-error",
-                        };
-                        sh.finish(
-                            t,
-                            SwipeOutcome::Failed {
-                                code: code.into(),
-                                error: e.to_string(),
-                            },
-                        );
+                        sh.finish(t, not_durable(&e));
                     }
                 }
             }

@@ -214,6 +214,7 @@ mod tests {
                 masked_pan: None,
                 payload: Zeroizing::new(vec![1, 2, 3]),
                 has_pin_block: false,
+                in_flight: false,
             })
             .unwrap();
         }

@@ -110,6 +110,9 @@ pub struct SwipeRecord {
     /// First 6 / last 4 at most.
     pub masked_pan: Option<String>,
     pub has_pin_block: bool,
+    /// `customer_id` was chosen by the agent for this swipe (not given by a kiosk), so no
+    /// older record can carry it.
+    pub fresh_customer_id: bool,
 }
 
 impl SwipeRecord {
@@ -277,9 +280,9 @@ pub fn build_record(input: SwipeInput<'_>) -> Result<SwipeRecord, SwipeError> {
         }
     }
     // A kiosk may name its own customer; AUTO is never used (a retry could create a duplicate).
-    let customer_id = match non_empty(&customer.customer_id) {
-        Some(id) if !id.eq_ignore_ascii_case("AUTO") => id,
-        _ => new_customer_id(&input.lane.customer_id_prefix),
+    let (customer_id, fresh_customer_id) = match non_empty(&customer.customer_id) {
+        Some(id) if !id.eq_ignore_ascii_case("AUTO") => (id, false),
+        _ => (new_customer_id(&input.lane.customer_id_prefix), true),
     };
     customer.customer_id = Some(customer_id.clone());
     customer.action_code = Some("1".into());
@@ -317,6 +320,7 @@ pub fn build_record(input: SwipeInput<'_>) -> Result<SwipeRecord, SwipeError> {
         customer_id,
         masked_pan: read.masked_pan.as_ref().map(|m| m.as_str().to_string()),
         has_pin_block,
+        fresh_customer_id,
     })
 }
 

@@ -22,6 +22,6 @@ pub use store::{
     Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo, RecordState,
 };
 pub use uploader::{
-    Backoff, Deliver, DeliverFuture, DeliverResult, FinalAnswer, FlushReport, Saved, UploadEvent,
-    Uploader, UploaderConfig, UploaderTask,
+    Backoff, Deliver, DeliverFuture, DeliverResult, DirectSlot, FinalAnswer, FlushReport, Saved,
+    StoredRx, UploadEvent, Uploader, UploaderConfig, UploaderTask,
 };

@@ -78,6 +78,10 @@ pub struct NewRecord {
     pub payload: Zeroizing<Vec<u8>>,
     /// The request carries a PIN block: refused, never written.
     pub has_pin_block: bool,
+    /// Already on its way to the gateway (the uploader's direct lane, started before this
+    /// commit): stored `sending` with one attempt so nobody claims it a second time. A crash
+    /// leaves it `sending`, and recovery makes it pending again.
+    pub in_flight: bool,
 }
 
 impl fmt::Debug for NewRecord {
@@ -87,6 +91,7 @@ impl fmt::Debug for NewRecord {
             .field("masked_pan", &self.masked_pan)
             .field("payload", &format_args!("<{} bytes>", self.payload.len()))
             .field("has_pin_block", &self.has_pin_block)
+            .field("in_flight", &self.in_flight)
             .finish()
     }
 }
@@ -321,7 +326,7 @@ impl Queue {
                 let (nonce, ct) = sealer
                     .seal(r.customer_id.as_bytes(), &r.payload)
                     .ok_or_else(|| QueueError::Storage("payload too large to seal".into()))?;
-                Ok((r.customer_id, r.masked_pan, nonce, ct))
+                Ok((r.customer_id, r.masked_pan, r.in_flight, nonce, ct))
             })
             .collect();
         let now = self.now_ms();
@@ -339,7 +344,8 @@ impl Queue {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO records (customer_id, state, attempts, next_attempt, created,
                                           masked_pan, nonce, payload)
-                     VALUES (?1, 'pending', 0, ?2, ?2, ?3, ?4, ?5)",
+                     VALUES (?1, CASE WHEN ?6 THEN 'sending' ELSE 'pending' END,
+                             CASE WHEN ?6 THEN 1 ELSE 0 END, ?2, ?2, ?3, ?4, ?5)",
                 )?;
                 for p in prepared {
                     out.push(match p {
@@ -348,13 +354,14 @@ impl Queue {
                             held,
                             cap: self.max_records,
                         }),
-                        Ok((customer_id, masked_pan, nonce, ct)) => {
+                        Ok((customer_id, masked_pan, in_flight, nonce, ct)) => {
                             insert.execute(params![
                                 customer_id,
                                 now,
                                 masked_pan,
                                 nonce.as_slice(),
-                                ct
+                                ct,
+                                in_flight
                             ])?;
                             held += 1;
                             Ok(RecordId(tx.last_insert_rowid()))

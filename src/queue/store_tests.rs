@@ -22,6 +22,7 @@ fn rec(customer: &str) -> NewRecord {
         masked_pan: Some("476173******0119".into()),
         payload: payload_for(customer),
         has_pin_block: false,
+        in_flight: false,
     }
 }
 
@@ -254,6 +255,7 @@ fn pin_block_refused_and_never_on_disk() {
             masked_pan: None,
             payload: Zeroizing::new(marker.to_vec()),
             has_pin_block: true,
+            in_flight: false,
         })
         .unwrap_err();
     assert_eq!(err, QueueError::PinBlockRefused);

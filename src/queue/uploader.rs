@@ -4,14 +4,22 @@
 //! wiped); transient → back to pending after an exponential, jittered, capped backoff;
 //! auth failure → the record is handed back, uploads pause and [`UploadEvent::AuthFailed`] is
 //! raised until [`Uploader::resume`]. Rows left `sending` by a crash are recovered on start.
+//!
+//! Two lanes share one concurrency limit: the background loop claims due rows, and the direct
+//! lane ([`Uploader::send_direct`]) sends a fresh record while its enqueue is still committing,
+//! so a swipe's request never waits for the fsync; the answer is applied to the row once the
+//! commit is known.
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{broadcast, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
+use tracing::Instrument;
+use zeroize::Zeroizing;
 
 use super::error::QueueError;
 use super::mask::mask_text;
@@ -87,6 +95,13 @@ pub enum UploadEvent {
     Expired {
         count: u64,
     },
+    /// A direct delivery whose record could not be stored (`error`): only the gateway's
+    /// answer counts; `None` when it gave none (the swipe is lost and must be taken again).
+    NotStored {
+        customer_id: String,
+        answer: Option<FinalAnswer>,
+        error: QueueError,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +147,25 @@ struct Inner {
     paused: watch::Sender<bool>,
     events: broadcast::Sender<UploadEvent>,
     nudge: Notify,
+    /// The concurrency limit, shared by the background loop and the direct lane.
+    permits: Arc<Semaphore>,
+    /// Set while the background loop stops: the direct lane takes nothing more.
+    stopping: AtomicBool,
+    /// Direct deliveries in flight (joined by [`UploaderTask::stop`]).
+    direct: Mutex<JoinSet<()>>,
+}
+
+/// A free delivery slot taken for the direct lane ([`Uploader::direct_slot`]).
+pub struct DirectSlot {
+    // Held, never read: dropping it frees the slot.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// How the direct lane learns whether its record was stored: the row id, or why not.
+pub type StoredRx = oneshot::Receiver<Result<RecordId, QueueError>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Cheap to clone; clones share the pause state and event channel.
@@ -144,15 +178,22 @@ pub struct Uploader {
 pub struct UploaderTask {
     stop: watch::Sender<bool>,
     join: tokio::task::JoinHandle<Result<(), QueueError>>,
+    inner: Arc<Inner>,
 }
 
 impl UploaderTask {
-    /// Graceful stop: claims nothing more, waits for the deliveries in flight, keeps the rest.
+    /// Graceful stop: claims nothing more, waits for the deliveries in flight (both lanes),
+    /// keeps the rest.
     pub async fn stop(self) -> Result<(), QueueError> {
+        self.inner.stopping.store(true, Ordering::Release);
         let _ = self.stop.send(true);
-        self.join
+        let drained = self
+            .join
             .await
-            .map_err(|_| QueueError::Storage("uploader task panicked".into()))?
+            .map_err(|_| QueueError::Storage("uploader task panicked".into()));
+        let mut direct = std::mem::take(&mut *lock(&self.inner.direct));
+        while direct.join_next().await.is_some() {}
+        drained?
     }
 }
 
@@ -201,6 +242,9 @@ impl Uploader {
                 paused: watch::Sender::new(false),
                 events,
                 nudge: Notify::new(),
+                permits: Arc::new(Semaphore::new(cfg.concurrency.max(1))),
+                stopping: AtomicBool::new(false),
+                direct: Mutex::new(JoinSet::new()),
             }),
         })
     }
@@ -238,10 +282,68 @@ impl Uploader {
 
     /// Starts the background loop on the current tokio runtime.
     pub fn start(&self) -> UploaderTask {
+        self.inner.stopping.store(false, Ordering::Release);
         let (tx, rx) = watch::channel(false);
         let inner = self.inner.clone();
         let join = tokio::spawn(async move { drain(inner, false, rx).await.map(|_| ()) });
-        UploaderTask { stop: tx, join }
+        UploaderTask {
+            stop: tx,
+            join,
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// A delivery slot for the direct lane: only while uploads run (not paused, not stopping)
+    /// and the concurrency limit has room. `None` means: enqueue normally, the loop sends it.
+    pub fn direct_slot(&self) -> Option<DirectSlot> {
+        if self.is_paused() || self.inner.stopping.load(Ordering::Acquire) {
+            return None;
+        }
+        self.inner
+            .permits
+            .clone()
+            .try_acquire_owned()
+            .ok()
+            .map(|p| DirectSlot { _permit: p })
+    }
+
+    /// Sends a record now, while its enqueue (with `in_flight: true`) commits; `stored` says
+    /// how the commit went. The answer is then applied to the row as the loop would (saved →
+    /// deleted, transient → retried later, …) and raised as the same [`UploadEvent`]s; a
+    /// record that could not be stored ends in [`UploadEvent::NotStored`]. Only for a
+    /// `customer_id` no older record can hold (one the agent just chose), so no customer's
+    /// records overtake each other.
+    pub fn send_direct(
+        &self,
+        slot: DirectSlot,
+        customer_id: String,
+        payload: Zeroizing<Vec<u8>>,
+        stored: StoredRx,
+    ) {
+        let inner = self.inner.clone();
+        let task = async move {
+            let result = inner.deliver.deliver(&payload).await;
+            drop(payload);
+            let stored = stored
+                .await
+                .unwrap_or_else(|_| Err(QueueError::Storage("enqueue abandoned".into())));
+            let applied = match stored {
+                Ok(id) => settle(&inner, id, customer_id, 1, result).await.map(|_| ()),
+                Err(error) => {
+                    not_stored(&inner, customer_id, result, error);
+                    Ok(())
+                }
+            };
+            if let Err(e) = applied {
+                tracing::error!(error = %e, "queue: the answer of a direct delivery was not recorded");
+            }
+            drop(slot);
+            // The slot is free: the loop may have rows waiting for it.
+            inner.nudge.notify_one();
+        };
+        let mut direct = lock(&self.inner.direct);
+        while direct.try_join_next().is_some() {}
+        direct.spawn(task.instrument(tracing::Span::current()));
     }
 }
 
@@ -276,13 +378,15 @@ async fn drain(
     loop {
         let stopping = stop_gone || *stop.borrow_and_update();
         let is_paused = *paused.borrow_and_update();
-        let free = inner.cfg.concurrency.saturating_sub(tasks.len());
+        let free = inner.permits.available_permits();
         if !stopping && !is_paused && free > 0 {
             let due_by = if once { flush_start } else { i64::MAX };
             let claimed = blocking(&inner.queue, move |q| q.claim_due_by(free, due_by)).await?;
             for c in claimed {
                 let key = (c.id, c.attempts);
-                let handle = tasks.spawn(deliver_one(inner.clone(), c));
+                // The direct lane may have taken a slot meanwhile: then the task waits for one.
+                let permit = inner.permits.clone().try_acquire_owned().ok();
+                let handle = tasks.spawn(deliver_one(inner.clone(), c, permit));
                 in_flight.insert(handle.id(), key);
             }
         }
@@ -361,7 +465,16 @@ fn retry_at(q: &Queue, delay: Duration) -> i64 {
     q.now_ms().saturating_add(ms)
 }
 
-async fn deliver_one(inner: Arc<Inner>, claimed: Claimed) -> Result<Outcome, QueueError> {
+async fn deliver_one(
+    inner: Arc<Inner>,
+    claimed: Claimed,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Result<Outcome, QueueError> {
+    let _permit = match permit {
+        Some(p) => Some(p),
+        // Never closed, so this only waits.
+        None => inner.permits.clone().acquire_owned().await.ok(),
+    };
     let Claimed {
         id,
         customer_id,
@@ -371,6 +484,51 @@ async fn deliver_one(inner: Arc<Inner>, claimed: Claimed) -> Result<Outcome, Que
     } = claimed;
     let result = inner.deliver.deliver(&payload).await;
     drop(payload);
+    settle(&inner, id, customer_id, attempts, result).await
+}
+
+/// Raises the pause on an authentication failure (once).
+fn pause(inner: &Inner, reason: String) {
+    if inner
+        .paused
+        .send_if_modified(|p| !std::mem::replace(p, true))
+    {
+        tracing::error!("queue: gateway refused the API key; uploads paused");
+        let _ = inner.events.send(UploadEvent::AuthFailed { reason });
+    }
+}
+
+/// A direct delivery whose record is not in the queue: report what the gateway said.
+fn not_stored(inner: &Inner, customer_id: String, result: DeliverResult, error: QueueError) {
+    let answer = match result {
+        DeliverResult::Final(FinalAnswer::Saved(s)) => Some(FinalAnswer::Saved(s)),
+        DeliverResult::Final(FinalAnswer::Declined(r)) => {
+            Some(FinalAnswer::Declined(mask_text(&r)))
+        }
+        DeliverResult::Final(FinalAnswer::Rejected(r)) => {
+            Some(FinalAnswer::Rejected(mask_text(&r)))
+        }
+        DeliverResult::Transient(_) => None,
+        DeliverResult::AuthFailed(reason) => {
+            pause(inner, mask_text(&reason));
+            None
+        }
+    };
+    let _ = inner.events.send(UploadEvent::NotStored {
+        customer_id,
+        answer,
+        error,
+    });
+}
+
+/// Applies the gateway's answer to the record's row and raises the matching event.
+async fn settle(
+    inner: &Arc<Inner>,
+    id: RecordId,
+    customer_id: String,
+    attempts: u32,
+    result: DeliverResult,
+) -> Result<Outcome, QueueError> {
     let q = &inner.queue;
     match result {
         DeliverResult::Final(FinalAnswer::Saved(saved)) => {
@@ -430,13 +588,7 @@ async fn deliver_one(inner: Arc<Inner>, claimed: Claimed) -> Result<Outcome, Que
             let reason = mask_text(&reason);
             let stored = format!("auth failed: {reason}");
             blocking(q, move |q| q.release(id, &stored)).await?;
-            if inner
-                .paused
-                .send_if_modified(|p| !std::mem::replace(p, true))
-            {
-                tracing::error!("queue: gateway refused the API key; uploads paused");
-                let _ = inner.events.send(UploadEvent::AuthFailed { reason });
-            }
+            pause(inner, reason);
             Ok(Outcome::Paused)
         }
     }

@@ -101,6 +101,7 @@ fn fill(q: &Queue, n: usize) {
                 customer_id: c,
                 masked_pan: None,
                 has_pin_block: false,
+                in_flight: false,
             }
         })
         .collect();

@@ -4,9 +4,11 @@ use super::*;
 use crate::gateway::CustomerRequest;
 use crate::queue::{KeySource, QueueConfig, QueueKey, Saved};
 
-/// A gateway stand-in: answers every delivery with `answer`, keeps what it was sent.
+/// A gateway stand-in: answers with the scripted answers first, then `answer`; keeps what it
+/// was sent.
 struct Fake {
     answer: Mutex<DeliverResult>,
+    script: Mutex<VecDeque<DeliverResult>>,
     seen: Mutex<Vec<CustomerRequest>>,
     calls: AtomicUsize,
 }
@@ -15,6 +17,7 @@ impl Fake {
     fn new(answer: DeliverResult) -> Arc<Fake> {
         Arc::new(Fake {
             answer: Mutex::new(answer),
+            script: Mutex::new(VecDeque::new()),
             seen: Mutex::new(Vec::new()),
             calls: AtomicUsize::new(0),
         })
@@ -28,7 +31,8 @@ impl Deliver for Fake {
             if let Ok(r) = serde_json::from_slice(payload) {
                 lock(&self.seen).push(r);
             }
-            lock(&self.answer).clone()
+            let scripted = lock(&self.script).pop_front();
+            scripted.unwrap_or_else(|| lock(&self.answer).clone())
         })
     }
 }
@@ -52,12 +56,21 @@ struct Rig {
 }
 
 fn rig(answer: DeliverResult, allow_clear: bool) -> Rig {
+    rig_with(answer, 1_000, |c| c.lane.allow_clear = allow_clear)
+}
+
+fn rig_with(
+    answer: DeliverResult,
+    max_records: u64,
+    tweak: impl FnOnce(&mut PipelineConfig),
+) -> Rig {
     let dir = tempfile::tempdir().unwrap();
     let queue = Arc::new(
         Queue::open(
             dir.path().join("q.db"),
             QueueConfig {
                 key: KeySource::Key(QueueKey::from_bytes([7; 32])),
+                max_records,
                 ..QueueConfig::default()
             },
         )
@@ -67,8 +80,8 @@ fn rig(answer: DeliverResult, allow_clear: bool) -> Rig {
     let events = EventHub::new(1024);
     let captures = Arc::new(Captures::new(4));
     let mut cfg = PipelineConfig::default();
-    cfg.lane.allow_clear = allow_clear;
     cfg.uploader.idle_poll = Duration::from_millis(100);
+    tweak(&mut cfg);
     let pipeline = Pipeline::start(
         cfg,
         queue.clone(),
@@ -222,4 +235,122 @@ async fn rejected_stays_failed_in_queue_with_reason() {
     );
     r.pipeline.shutdown().await;
     assert_eq!(r.queue.stats().unwrap().failed, 1);
+}
+
+/// Polls until `done` holds (the pipeline's tasks run on their own).
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    let until = Instant::now() + WAIT;
+    while !done() {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Takes SQLite's write lock on the queue file from a second connection, so the pipeline's
+/// enqueue cannot commit until `COMMIT`.
+fn hold_write_lock(queue: &Queue) -> rusqlite::Connection {
+    let c = rusqlite::Connection::open(queue.path()).unwrap();
+    c.execute_batch("BEGIN IMMEDIATE").unwrap();
+    c
+}
+
+#[tokio::test]
+async fn request_goes_out_while_the_commit_waits() {
+    let r = rig(saved("5"), true);
+    let blocker = hold_write_lock(&r.queue);
+    let mut t = r.pipeline.submit(Swipe::new(CLEAR, "stdin", None)).await;
+    wait_for("the request", || r.fake.calls.load(Ordering::SeqCst) == 1).await;
+    // Answered by the gateway, but not durable yet: nothing is reported before the commit.
+    assert_eq!(t.outcome(), SwipeOutcome::Pending);
+    blocker.execute_batch("COMMIT").unwrap();
+    assert_eq!(
+        t.settle(WAIT).await,
+        SwipeOutcome::Saved {
+            token: Some("5".into())
+        }
+    );
+    r.pipeline.shutdown().await;
+    // Stored as `sending`, so the background loop never sent it a second time; then deleted.
+    assert_eq!(r.fake.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(r.queue.stats().unwrap().held, 0);
+}
+
+#[tokio::test]
+async fn without_the_direct_lane_or_for_a_kiosk_customer_id_the_request_waits_for_the_commit() {
+    let off = rig_with(saved("6"), 1_000, |c| {
+        c.lane.allow_clear = true;
+        c.send_before_commit = false;
+    });
+    let on = rig(saved("7"), true);
+    let mut fields = serde_json::Map::new();
+    fields.insert("customer_id".into(), "KIOSK-CUST-1".into());
+    on.captures
+        .arm(Some("stdin".into()), fields, Duration::from_secs(60))
+        .unwrap();
+    let blockers = [hold_write_lock(&off.queue), hold_write_lock(&on.queue)];
+    let mut t_off = off.pipeline.submit(Swipe::new(CLEAR, "stdin", None)).await;
+    let mut t_kiosk = on.pipeline.submit(Swipe::new(CLEAR, "stdin", None)).await;
+    // A kiosk's own customer_id may have an older record queued: it must not be overtaken.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(off.fake.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(on.fake.calls.load(Ordering::SeqCst), 0);
+    for b in &blockers {
+        b.execute_batch("COMMIT").unwrap();
+    }
+    assert_eq!(t_off.settle(WAIT).await.as_str(), "saved");
+    assert_eq!(t_kiosk.settle(WAIT).await.as_str(), "saved");
+    assert_eq!(t_kiosk.customer_id.as_deref(), Some("KIOSK-CUST-1"));
+    off.pipeline.shutdown().await;
+    on.pipeline.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_record_the_queue_refuses_counts_only_if_the_gateway_saved_it() {
+    // Cap 0: every enqueue is refused as full.
+    let saved_anyway = rig_with(saved("8"), 0, |c| c.lane.allow_clear = true);
+    let mut t = saved_anyway
+        .pipeline
+        .submit(Swipe::new(CLEAR, "stdin", None))
+        .await;
+    assert_eq!(
+        t.settle(WAIT).await,
+        SwipeOutcome::Saved {
+            token: Some("8".into())
+        }
+    );
+    saved_anyway.pipeline.shutdown().await;
+
+    let lost = rig_with(DeliverResult::Transient("connect failed".into()), 0, |c| {
+        c.lane.allow_clear = true
+    });
+    let mut t = lost.pipeline.submit(Swipe::new(CLEAR, "stdin", None)).await;
+    assert_eq!(t.settle(WAIT).await.code(), "queue-full");
+    assert_eq!(lost.fake.calls.load(Ordering::SeqCst), 1);
+    lost.pipeline.shutdown().await;
+    assert_eq!(lost.queue.stats().unwrap().held, 0);
+}
+
+#[tokio::test]
+async fn direct_transient_failure_is_retried_from_the_queue() {
+    let r = rig_with(saved("9"), 1_000, |c| {
+        c.lane.allow_clear = true;
+        c.uploader.backoff = crate::queue::Backoff {
+            base: Duration::from_millis(10),
+            max: Duration::from_millis(20),
+        };
+    });
+    lock(&r.fake.script).push_back(DeliverResult::Transient("http 500".into()));
+    let mut t = r.pipeline.submit(Swipe::new(CLEAR, "stdin", None)).await;
+    assert_eq!(t.taken().await, SwipeOutcome::Queued);
+    assert_eq!(
+        t.settle(WAIT).await,
+        SwipeOutcome::Saved {
+            token: Some("9".into())
+        }
+    );
+    r.pipeline.shutdown().await;
+    let sent = lock(&r.fake.seen).clone();
+    assert_eq!(sent.len(), 2);
+    assert!(sent.iter().all(|s| s.customer.customer_id == t.customer_id));
+    assert_eq!(r.queue.stats().unwrap().held, 0);
 }
