@@ -1,6 +1,5 @@
 //! `CardRead`: the one value every decoder returns, and its JSON form (design.md §3).
 use serde_json::{json, Map, Value};
-use zeroize::Zeroizing;
 
 use super::track::{Track1Ref, Track2Ref};
 use super::{Brand, Ksn, MaskedPan, SecretText, Track1};
@@ -172,16 +171,6 @@ pub struct EncBlock {
     pub data: Vec<u8>,
 }
 
-/// The raw frame bytes: may hold clear tracks (clear readers), so never printed.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct RawFrame(pub Zeroizing<Vec<u8>>);
-
-impl std::fmt::Debug for RawFrame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RawFrame({} bytes)", self.0.len())
-    }
-}
-
 /// The one value a decoder returns. Holds no clear PAN in anything `Debug` prints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CardRead {
@@ -212,7 +201,6 @@ pub struct CardRead {
     /// Whether the reader's plaintext includes the LRC (ID TECH yes, MagTek no).
     pub plain_has_lrc: bool,
     pub warnings: Vec<String>,
-    pub raw: RawFrame,
 }
 
 impl CardRead {
@@ -239,7 +227,6 @@ impl CardRead {
             decrypted: None,
             plain_has_lrc: false,
             warnings: Vec::new(),
-            raw: RawFrame::default(),
         }
     }
 

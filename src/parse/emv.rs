@@ -66,9 +66,7 @@ pub fn split_attribution(data: &[u8]) -> Result<(Option<u8>, Vec<Tlv<'_>>), Pars
 /// A bare TLV read (`emv-tlv`).
 pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
     let (attr, tlvs) = split_attribution(input)?;
-    let mut r = from_tlv(&tlvs, attr, Format::EmvTlv)?;
-    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
-    Ok(r)
+    from_tlv(&tlvs, attr, Format::EmvTlv)
 }
 
 fn ascii(v: &[u8]) -> String {
@@ -96,7 +94,6 @@ pub fn from_tlv(
         }
         None => CardRead::new(format),
     };
-    r.raw = Default::default();
 
     let ksn = all
         .iter()

@@ -508,12 +508,10 @@ pub fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     if s != sum {
         return Err(ParseError::BadChecksum("frame"));
     }
-    let mut r = body(Src {
+    body(Src {
         rest: data,
         text: false,
-    })?;
-    r.raw.0 = zeroize::Zeroizing::new(input.get(..end + 3).unwrap_or(input).to_vec());
-    Ok(r)
+    })
 }
 
 fn hex_byte(b: &[u8]) -> Result<u8, ParseError> {
@@ -537,10 +535,7 @@ pub fn decode_keyboard(input: &[u8]) -> Result<CardRead, ParseError> {
     let mut first_err = None;
     for p in starts {
         match keyboard_at(t.get(p..).unwrap_or_default()) {
-            Ok(mut r) => {
-                r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
-                return Ok(r);
-            }
+            Ok(r) => return Ok(r),
             Err(e) => {
                 first_err.get_or_insert(e);
             }

@@ -133,7 +133,6 @@ pub fn decode_hid(input: &[u8]) -> Result<CardRead, ParseError> {
     }
     apply_masked(&mut r, &masked);
     finish(&mut r, ksn, clear);
-    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
     Ok(r)
 }
 
@@ -217,6 +216,5 @@ pub fn decode_kb(input: &[u8]) -> Result<CardRead, ParseError> {
     let ksn = Ksn::from_bytes(&hexf(8)?).filter(|k| !k.is_zero());
     apply_masked(&mut r, &masked);
     finish(&mut r, ksn, Default::default());
-    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
     Ok(r)
 }
