@@ -183,13 +183,13 @@ fn build_read(f: Fields) -> CardRead {
     let info2 = masked[1].as_deref().map(|m| masked_ref(2, m));
     let pick = |f: fn(MaskedRef<'_>) -> Option<&str>| info2.and_then(f).or(info1.and_then(f));
     if let Some(name) = info1.as_ref().and_then(|i| i.name) {
-        r.cardholder_name = Some(name.to_string());
+        r.cardholder_name = Some(name.into());
     }
     if let Some(pan) = pick(|i| i.pan) {
         r.set_pan_text(pan);
     }
-    r.expiry = pick(|i| i.expiry).map(str::to_string);
-    r.service_code = pick(|i| i.service_code).map(str::to_string);
+    r.expiry = pick(|i| i.expiry).map(Into::into);
+    r.service_code = pick(|i| i.service_code).map(Into::into);
     let mut clear: [Option<SecretText>; 3] = Default::default();
     for (i, m) in masked.into_iter().enumerate() {
         let (Some(&len), Some(&present), Some(info), Some(slot)) = (
