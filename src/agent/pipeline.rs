@@ -328,7 +328,7 @@ impl Pipeline {
             format: Some(read.format.as_str().into()),
             entry_mode: entry_mode.clone(),
             masked_pan: masked_pan.clone(),
-            last4: read.last4.clone(),
+            last4: read.last4.as_deref().map(String::from),
             capture_id: capture.as_ref().map(|c| c.id.clone()),
             error_code: None,
         });
@@ -356,7 +356,7 @@ impl Pipeline {
                             capture_id,
                             customer_id: String::new(),
                             masked_pan,
-                            last4: read.last4.clone(),
+                            last4: read.last4.as_deref().map(String::from),
                         };
                         sh.finish(
                             t,
@@ -385,7 +385,7 @@ impl Pipeline {
             capture_id,
             customer_id: String::new(),
             masked_pan,
-            last4: read.last4.clone(),
+            last4: read.last4.as_deref().map(String::from),
         };
         let record = match built {
             Ok(r) => r,

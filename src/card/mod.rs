@@ -5,6 +5,8 @@ mod read;
 mod secret;
 mod track;
 
+/// Inline short string of `CardRead`'s short fields; re-exported so callers need not name the crate.
+pub use compact_str::CompactString;
 pub use ksn::Ksn;
 pub(crate) use pan::push_masked;
 pub use pan::{luhn_valid, Brand, MaskedPan, Pan};

@@ -1,4 +1,5 @@
 //! PAN (secret), masked PAN (printable), Luhn, brand by BIN.
+use compact_str::CompactString;
 use zeroize::Zeroizing;
 
 /// A clear primary account number: digits only, 8 to 19 of them. Prints as first 6 / last 4.
@@ -45,15 +46,16 @@ impl std::fmt::Display for Pan {
     }
 }
 
-/// A PAN with at most the first 6 and last 4 characters shown, the rest `*`.
+/// A PAN with at most the first 6 and last 4 characters shown, the rest `*`. Held inline
+/// (no heap) up to 24 bytes, which covers every 19-digit PAN.
 #[derive(Clone, PartialEq, Eq, Debug)]
-pub struct MaskedPan(String);
+pub struct MaskedPan(CompactString);
 
 impl MaskedPan {
     /// From a PAN as a reader sent it (clear, `*`-masked or `0`-masked): whatever the reader
     /// did, positions after the 6th and before the last 4 become `*`, so a clear PAN never leaks.
     pub fn from_reader(s: &str) -> MaskedPan {
-        let mut out = String::with_capacity(s.len());
+        let mut out = CompactString::with_capacity(s.len());
         push_masked(&mut out, s);
         MaskedPan(out)
     }
@@ -61,9 +63,9 @@ impl MaskedPan {
         &self.0
     }
     /// The last four characters when they are digits.
-    pub fn last4(&self) -> Option<String> {
+    pub fn last4(&self) -> Option<CompactString> {
         let t = tail(&self.0, 4);
-        (t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit())).then(|| t.to_string())
+        (t.len() == 4 && t.bytes().all(|b| b.is_ascii_digit())).then(|| CompactString::from(t))
     }
     pub fn brand(&self) -> Option<Brand> {
         Brand::from_bin(&self.0)
@@ -77,22 +79,28 @@ impl std::fmt::Display for MaskedPan {
 }
 
 /// Appends `s` masked as [`MaskedPan::from_reader`] does, without a temporary string.
-pub(crate) fn push_masked(out: &mut String, s: &str) {
+/// `out` is a `String` (masked tracks) or a `CompactString` (the masked PAN).
+pub(crate) fn push_masked<S>(out: &mut S, s: &str)
+where
+    S: Extend<char> + for<'a> Extend<&'a str>,
+{
     if s.is_ascii() {
         // Byte positions are char positions: copy the shown ends, star the middle.
         let n = s.len();
         let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
-        out.push_str(s.get(..head).unwrap_or(""));
+        out.extend(s.get(..head));
         out.extend(std::iter::repeat('*').take(n - head - tail));
-        out.push_str(s.get(n - tail..).unwrap_or(""));
+        out.extend(s.get(n - tail..));
         return;
     }
     let n = s.chars().count();
     // Short numbers would be shown whole by a 6/4 rule: show only their first half.
     let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
-    for (i, c) in s.chars().enumerate() {
-        out.push(if i < head || i + tail >= n { c } else { '*' });
-    }
+    out.extend(
+        s.chars()
+            .enumerate()
+            .map(|(i, c)| if i < head || i + tail >= n { c } else { '*' }),
+    );
 }
 
 /// Luhn (mod 10) check over ASCII digits; false for anything else or fewer than 2 digits.

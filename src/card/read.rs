@@ -1,6 +1,6 @@
 //! `CardRead`: the one value every decoder returns, and its JSON form (design.md §3).
+use compact_str::CompactString;
 use serde_json::{json, Map, Value};
-use zeroize::Zeroizing;
 
 use super::track::{Track1Ref, Track2Ref};
 use super::{Brand, Ksn, MaskedPan, SecretText, Track1};
@@ -172,16 +172,6 @@ pub struct EncBlock {
     pub data: Vec<u8>,
 }
 
-/// The raw frame bytes: may hold clear tracks (clear readers), so never printed.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct RawFrame(pub Zeroizing<Vec<u8>>);
-
-impl std::fmt::Debug for RawFrame {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RawFrame({} bytes)", self.0.len())
-    }
-}
-
 /// The one value a decoder returns. Holds no clear PAN in anything `Debug` prints.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CardRead {
@@ -192,12 +182,14 @@ pub struct CardRead {
     pub key_variant: Option<KeyVariant>,
     pub cipher: Option<CipherKind>,
     pub device_serial: Option<String>,
+    // Short fields are inline strings: no heap allocation per decode (a name over 24 bytes
+    // spills to the heap).
     pub masked_pan: Option<MaskedPan>,
-    pub last4: Option<String>,
+    pub last4: Option<CompactString>,
     pub brand: Option<Brand>,
-    pub expiry: Option<String>,
-    pub cardholder_name: Option<String>,
-    pub service_code: Option<String>,
+    pub expiry: Option<CompactString>,
+    pub cardholder_name: Option<CompactString>,
+    pub service_code: Option<CompactString>,
     /// Tracks 1, 2, 3.
     pub tracks: [TrackInfo; 3],
     pub enc_blocks: Vec<EncBlock>,
@@ -212,7 +204,6 @@ pub struct CardRead {
     /// Whether the reader's plaintext includes the LRC (ID TECH yes, MagTek no).
     pub plain_has_lrc: bool,
     pub warnings: Vec<String>,
-    pub raw: RawFrame,
 }
 
 impl CardRead {
@@ -239,7 +230,6 @@ impl CardRead {
             decrypted: None,
             plain_has_lrc: false,
             warnings: Vec::new(),
-            raw: RawFrame::default(),
         }
     }
 
@@ -259,7 +249,7 @@ impl CardRead {
         let t1_text = tracks[0].as_ref().map(SecretText::expose);
         if let Some(name) = t1_text.and_then(Track1::name_field) {
             if !name.is_empty() {
-                self.cardholder_name = Some(name.to_string());
+                self.cardholder_name = Some(name.into());
             }
         }
         let fields = match tracks[1]
@@ -275,17 +265,13 @@ impl CardRead {
             return;
         };
         self.masked_pan = Some(MaskedPan::from_reader(pan));
-        self.last4 = Some(
-            pan.get(pan.len().saturating_sub(4)..)
-                .unwrap_or("")
-                .to_string(),
-        );
+        self.last4 = Some(pan.get(pan.len().saturating_sub(4)..).unwrap_or("").into());
         self.brand = Brand::from_bin(pan);
         if let Some(e) = expiry {
-            self.expiry = Some(e.to_string());
+            self.expiry = Some(e.into());
         }
         if let Some(s) = service {
-            self.service_code = Some(s.to_string());
+            self.service_code = Some(s.into());
         }
     }
 

@@ -2,7 +2,7 @@
 //! with ID TECH's three ways of sending sensitive tags, KSN in DFEE12/FFEE12, the inner MSR
 //! frame DFEE23, and the entry mode from 9F39 or the source tags.
 use super::tlv::{self, LenFlag, Tlv};
-use super::tracks::{chip_track1, chip_track2, mask_track, masked_info, scan_tracks};
+use super::tracks::{chip_track1, chip_track2, mask_track, masked_ref, scan_tracks};
 use super::{idtech, ParseError};
 use crate::card::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
@@ -66,9 +66,7 @@ pub fn split_attribution(data: &[u8]) -> Result<(Option<u8>, Vec<Tlv<'_>>), Pars
 /// A bare TLV read (`emv-tlv`).
 pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
     let (attr, tlvs) = split_attribution(input)?;
-    let mut r = from_tlv(&tlvs, attr, Format::EmvTlv)?;
-    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
-    Ok(r)
+    from_tlv(&tlvs, attr, Format::EmvTlv)
 }
 
 fn ascii(v: &[u8]) -> String {
@@ -96,7 +94,6 @@ pub fn from_tlv(
         }
         None => CardRead::new(format),
     };
-    r.raw = Default::default();
 
     let ksn = all
         .iter()
@@ -189,15 +186,15 @@ pub fn from_tlv(
         match tag {
             0x57 | 0x9F6B => {
                 if let Some(m) = chip_track2(v, true) {
-                    let info = masked_info(2, &m);
-                    if let Some(pan) = &info.pan {
+                    let info = masked_ref(2, &m);
+                    if let Some(pan) = info.pan {
                         r.set_pan_text(pan);
                     }
-                    if info.expiry.is_some() {
-                        r.expiry = info.expiry;
+                    if let Some(e) = info.expiry {
+                        r.expiry = Some(e.into());
                     }
-                    if info.service_code.is_some() {
-                        r.service_code = info.service_code;
+                    if let Some(sc) = info.service_code {
+                        r.service_code = Some(sc.into());
                     }
                     if r.tracks[1].masked.is_none() {
                         r.tracks[1] = TrackInfo {
@@ -262,13 +259,13 @@ pub fn from_tlv(
     if let Some(v) = find(0x5F24) {
         let e = hex::encode_upper(v);
         if let Some(yymm) = e.get(..4).filter(|s| s.bytes().all(|b| b.is_ascii_digit())) {
-            r.expiry = Some(yymm.to_string());
+            r.expiry = Some(yymm.into());
         }
     }
     if let Some(v) = find(0x5F20) {
         let n = ascii(v);
         if !n.is_empty() {
-            r.cardholder_name = Some(n);
+            r.cardholder_name = Some(n.into());
         }
     }
 

@@ -183,13 +183,13 @@ fn build_read(f: Fields) -> CardRead {
     let info2 = masked[1].as_deref().map(|m| masked_ref(2, m));
     let pick = |f: fn(MaskedRef<'_>) -> Option<&str>| info2.and_then(f).or(info1.and_then(f));
     if let Some(name) = info1.as_ref().and_then(|i| i.name) {
-        r.cardholder_name = Some(name.to_string());
+        r.cardholder_name = Some(name.into());
     }
     if let Some(pan) = pick(|i| i.pan) {
         r.set_pan_text(pan);
     }
-    r.expiry = pick(|i| i.expiry).map(str::to_string);
-    r.service_code = pick(|i| i.service_code).map(str::to_string);
+    r.expiry = pick(|i| i.expiry).map(Into::into);
+    r.service_code = pick(|i| i.service_code).map(Into::into);
     let mut clear: [Option<SecretText>; 3] = Default::default();
     for (i, m) in masked.into_iter().enumerate() {
         let (Some(&len), Some(&present), Some(info), Some(slot)) = (
@@ -508,12 +508,10 @@ pub fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     if s != sum {
         return Err(ParseError::BadChecksum("frame"));
     }
-    let mut r = body(Src {
+    body(Src {
         rest: data,
         text: false,
-    })?;
-    r.raw.0 = zeroize::Zeroizing::new(input.get(..end + 3).unwrap_or(input).to_vec());
-    Ok(r)
+    })
 }
 
 fn hex_byte(b: &[u8]) -> Result<u8, ParseError> {
@@ -537,10 +535,7 @@ pub fn decode_keyboard(input: &[u8]) -> Result<CardRead, ParseError> {
     let mut first_err = None;
     for p in starts {
         match keyboard_at(t.get(p..).unwrap_or_default()) {
-            Ok(mut r) => {
-                r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
-                return Ok(r);
-            }
+            Ok(r) => return Ok(r),
             Err(e) => {
                 first_err.get_or_insert(e);
             }

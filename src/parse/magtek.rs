@@ -1,7 +1,7 @@
 //! MagTek MagneSafe V5 output: the HID input report (§3.1) and keyboard/serial text at
 //! security level 3/4 (§3.2). Level 2 is plain track text (see `tracks`). MagTek encrypts from
 //! start to end sentinel without LRC, under the PIN variant by default.
-use super::tracks::{mask_track, masked_info, scan_tracks};
+use super::tracks::{mask_track, masked_ref, scan_tracks};
 use super::ParseError;
 use crate::card::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
@@ -39,20 +39,20 @@ fn clear_text(b: &[u8]) -> Option<String> {
 
 /// Masked PAN, name, expiry into the read (Track 2 first for the shared fields).
 fn apply_masked(r: &mut CardRead, masked: &[Option<String>; 3]) {
-    let i1 = masked[0].as_deref().map(|m| masked_info(1, m));
-    let i2 = masked[1].as_deref().map(|m| masked_info(2, m));
-    if let Some(n) = i1.as_ref().and_then(|i| i.name.clone()) {
-        r.cardholder_name = Some(n);
+    let i1 = masked[0].as_deref().map(|m| masked_ref(1, m));
+    let i2 = masked[1].as_deref().map(|m| masked_ref(2, m));
+    if let Some(n) = i1.and_then(|i| i.name) {
+        r.cardholder_name = Some(n.into());
     }
     for info in [i1, i2].into_iter().flatten() {
-        if let Some(p) = &info.pan {
+        if let Some(p) = info.pan {
             r.set_pan_text(p);
         }
-        if info.expiry.is_some() {
-            r.expiry = info.expiry;
+        if let Some(e) = info.expiry {
+            r.expiry = Some(e.into());
         }
-        if info.service_code.is_some() {
-            r.service_code = info.service_code;
+        if let Some(sc) = info.service_code {
+            r.service_code = Some(sc.into());
         }
     }
 }
@@ -133,7 +133,6 @@ pub fn decode_hid(input: &[u8]) -> Result<CardRead, ParseError> {
     }
     apply_masked(&mut r, &masked);
     finish(&mut r, ksn, clear);
-    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
     Ok(r)
 }
 
@@ -217,6 +216,5 @@ pub fn decode_kb(input: &[u8]) -> Result<CardRead, ParseError> {
     let ksn = Ksn::from_bytes(&hexf(8)?).filter(|k| !k.is_zero());
     apply_masked(&mut r, &masked);
     finish(&mut r, ksn, Default::default());
-    r.raw.0 = zeroize::Zeroizing::new(input.to_vec());
     Ok(r)
 }

@@ -118,7 +118,6 @@ pub fn decode_clear_hid(input: &[u8]) -> Result<CardRead, ParseError> {
     }
     read.fill_from_clear(&clear);
     read.clear = clear;
-    read.raw.0 = zeroize::Zeroizing::new(input.to_vec());
     Ok(read)
 }
 

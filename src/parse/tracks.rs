@@ -208,7 +208,6 @@ pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
     }
     read.fill_from_clear(&clear);
     read.clear = clear;
-    read.raw.0 = zeroize::Zeroizing::new(input.to_vec());
     Ok(read)
 }
 
@@ -221,6 +220,66 @@ fn push_stars(out: &mut String, s: &str) {
 /// Masks a clear track the way readers do: PAN first 6 / last 4, name kept, everything after
 /// the PAN's (or name's) separator starred.
 pub fn mask_track(text: &str) -> String {
+    if text.is_ascii() {
+        mask_track_ascii(text)
+    } else {
+        mask_track_chars(text)
+    }
+}
+
+/// Stars a PAN in place as [`push_masked`] does for ASCII: first 6 / last 4 shown, or only the
+/// first half of a short number.
+fn star_pan(pan: &mut [u8]) {
+    let n = pan.len();
+    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+    if let Some(mid) = pan.get_mut(head..n - tail) {
+        mid.fill(b'*');
+    }
+}
+
+/// [`mask_track`] for ASCII text (every real track): one copy, then ranges starred in place,
+/// separators found by byte search. Same output as the per-char path.
+fn mask_track_ascii(text: &str) -> String {
+    let mut out = text.as_bytes().to_vec();
+    let n = out.len();
+    let first = out.first().copied();
+    // The end sentinel stays; the start sentinel is byte 0.
+    let end = if n >= 2 && out.last() == Some(&b'?') {
+        n - 1
+    } else {
+        n
+    };
+    let body = out.get_mut(1..end).unwrap_or_default();
+    if first == Some(b'%') {
+        // Byte 0 of the body is the format code, kept.
+        let rest = body.get_mut(1..).unwrap_or_default();
+        match rest.iter().position(|&c| c == b'^') {
+            Some(p) => {
+                let (pan, after) = rest.split_at_mut(p);
+                star_pan(pan);
+                // `after` starts with the `^`; the name up to the next `^` is kept.
+                let after = after.get_mut(1..).unwrap_or_default();
+                let tail = after.iter().position(|&c| c == b'^').map_or(0, |q| q + 1);
+                after.get_mut(tail..).unwrap_or_default().fill(b'*');
+            }
+            None => star_pan(rest),
+        }
+    } else {
+        match body.iter().position(|&c| c == b'=') {
+            Some(p) => {
+                let (pan, after) = body.split_at_mut(p);
+                star_pan(pan);
+                after.get_mut(1..).unwrap_or_default().fill(b'*');
+            }
+            None => star_pan(body),
+        }
+    }
+    // Still ASCII: only ASCII bytes were copied or written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`mask_track`] counted in chars, for non-ASCII input.
+fn mask_track_chars(text: &str) -> String {
     let mut chars = text.chars();
     let Some(ss) = chars.next() else {
         return String::new();
@@ -484,6 +543,45 @@ mod tests {
             chip_track1(b"B4111111111111111^CARD/TEST^2912").as_deref(),
             Some("%B4111111111111111^CARD/TEST^2912?")
         );
+    }
+
+    #[test]
+    fn mask_track_known_values() {
+        // Hand-masked: PAN 6/4, name kept, the rest after the separators starred.
+        assert_eq!(
+            mask_track("%B5452300551227189^HOGAN/PAUL      ^08043210000000725000000?"),
+            "%B545230******7189^HOGAN/PAUL      ^***********************?"
+        );
+        assert_eq!(mask_track(";4111=2912?"), ";41**=****?");
+        assert_eq!(
+            mask_track("%B4111111111111111^NAME"),
+            "%B411111******1111^****"
+        );
+        for (t, m) in [
+            ("", ""),
+            ("?", "?"),
+            ("%", "%"),
+            ("%?", "%?"),
+            (";?", ";?"),
+            ("%B?", "%B?"),
+        ] {
+            assert_eq!(mask_track(t), m);
+        }
+    }
+
+    proptest::proptest! {
+        /// The ASCII fast path and the per-char path give the same text on ASCII input
+        /// (separators and sentinels over-represented so every branch is reached).
+        #[test]
+        fn mask_track_ascii_matches_char_path(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof!["[%;+?^=]", "[ -~]{0,20}"],
+                0..8,
+            )
+        ) {
+            let text: String = parts.concat();
+            proptest::prop_assert_eq!(mask_track_ascii(&text), mask_track_chars(&text));
+        }
     }
 
     #[test]

@@ -59,14 +59,12 @@ pub fn decode(input: &[u8]) -> Result<CardRead, ParseError> {
         return Err(ParseError::BadCrc("ViVOtech2"));
     }
     let data = body.get(14..).unwrap_or_default();
-    let mut r = if data.is_empty() {
-        CardRead::new(Format::Vivotech2)
+    if data.is_empty() {
+        Ok(CardRead::new(Format::Vivotech2))
     } else {
         let (attr, tlvs) = emv::split_attribution(data)?;
-        emv::from_tlv(&tlvs, attr, Format::Vivotech2)?
-    };
-    r.raw.0 = zeroize::Zeroizing::new(input.get(..end + 2).unwrap_or(input).to_vec());
-    Ok(r)
+        emv::from_tlv(&tlvs, attr, Format::Vivotech2)
+    }
 }
 
 #[cfg(test)]
