@@ -1,11 +1,73 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, magtek_clear, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, swar, tracks, vivo, ParseError};
 use crate::card::CardRead;
+
+/// Byte classes found by the one detection pass over an input. 0: not keyboard text.
+const TEXT: u8 = 1;
+const BAR: u8 = 2;
+const STAR: u8 = 4;
+const SENTINEL: u8 = 8;
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut c = 0x20;
+    while c < 0x7F {
+        t[c] = TEXT;
+        c += 1;
+    }
+    t[b'\t' as usize] = TEXT;
+    t[b'\r' as usize] = TEXT;
+    t[b'\n' as usize] = TEXT;
+    t[b'|' as usize] |= BAR;
+    t[b'*' as usize] |= STAR;
+    t[b'%' as usize] |= SENTINEL;
+    t[b';' as usize] |= SENTINEL;
+    t[b'+' as usize] |= SENTINEL;
+    t
+};
+
+/// [`text_marks`] byte by byte.
+fn byte_marks(b: &[u8]) -> Option<u8> {
+    let mut marks = 0;
+    for &c in b {
+        let k = CLASS.get(usize::from(c)).copied().unwrap_or(0);
+        if k == 0 {
+            return None;
+        }
+        marks |= k;
+    }
+    Some(marks)
+}
+
+/// For keyboard text (printable ASCII plus tab, CR, LF), the classes of byte it holds
+/// (`TEXT` and any of `BAR`, `STAR`, `SENTINEL`); `None` for binary. One pass, 8 bytes at a
+/// time while they are printable, so detection does not rescan the input.
+fn text_marks(mut b: &[u8]) -> Option<u8> {
+    let mut marks = TEXT;
+    while let Some((w, rest)) = swar::next_word(b) {
+        if swar::all_in(w, 0x20, 0x7E) {
+            let sentinel =
+                swar::has_byte(w, b'%') || swar::has_byte(w, b';') || swar::has_byte(w, b'+');
+            for (found, mark) in [
+                (swar::has_byte(w, b'|'), BAR),
+                (swar::has_byte(w, b'*'), STAR),
+                (sentinel, SENTINEL),
+            ] {
+                if found {
+                    marks |= mark;
+                }
+            }
+        } else {
+            // A control character (tab, CR, LF are text) or a binary byte.
+            marks |= byte_marks(&w.to_le_bytes())?;
+        }
+        b = rest;
+    }
+    Some(marks | byte_marks(b)?)
+}
 
 /// Keyboard text: printable ASCII plus tab, CR, LF.
 pub(crate) fn is_text(b: &[u8]) -> bool {
-    b.iter()
-        .all(|&c| (0x20..0x7F).contains(&c) || matches!(c, b'\t' | b'\r' | b'\n'))
+    text_marks(b).is_some()
 }
 
 fn trim(t: &[u8]) -> &[u8] {
@@ -26,23 +88,26 @@ pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Truncated("empty frame"));
     }
-    if is_text(input) {
-        decode_text(input)
-    } else {
-        decode_binary(input)
+    match text_marks(input) {
+        Some(marks) => decode_text(input, marks),
+        None => decode_binary(input),
     }
 }
 
-fn decode_text(input: &[u8]) -> Result<CardRead, ParseError> {
+/// `marks`: from [`text_marks`] over `input`; trimming removes only whitespace, so they hold
+/// for the trimmed text too.
+fn decode_text(input: &[u8], marks: u8) -> Result<CardRead, ParseError> {
     let t = trim(input);
     let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
+    let (bar, star) = (marks & BAR != 0, marks & STAR != 0);
+    // Cheap tests first; the `02` search last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8
-            && t.get(..32)
-                .is_some_and(|p| p.windows(2).any(|w| w == b"02"))
-            && !t.contains(&b'|')
+            && !bar
+            && star
             && !starts_with_sentinel(t)
-            && t.contains(&b'*'))
+            && t.get(..32)
+                .is_some_and(|p| p.windows(2).any(|w| w == b"02")))
     {
         match idtech::decode_keyboard(t) {
             Ok(r) => return Ok(r),
@@ -62,10 +127,11 @@ fn decode_text(input: &[u8]) -> Result<CardRead, ParseError> {
     if all_hex && t.len() % 2 == 0 {
         return hex_binary(t);
     }
-    if magtek::looks_like_kb(t) {
+    // `magtek::looks_like_kb(t)`: a `|` in the text.
+    if bar {
         return magtek::decode_kb(t);
     }
-    if t.iter().any(|&c| matches!(c, b'%' | b';' | b'+')) {
+    if marks & SENTINEL != 0 {
         return tracks::decode_tracks(input);
     }
     Err(ParseError::UnknownFormat)
@@ -146,4 +212,32 @@ fn frame_len(b: &[u8]) -> Option<usize> {
         return Some(14 + l + 2);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_marks_match_the_plain_definitions() {
+        // Every byte at every position of a word and in the tail, against the definitions
+        // spelled out.
+        for b in 0..=255u8 {
+            let text = (0x20..0x7F).contains(&b) || matches!(b, b'\t' | b'\r' | b'\n');
+            for at in [0, 3, 7, 8, 15, 17] {
+                let mut input = vec![b'A'; 18];
+                input[at] = b;
+                let m = text_marks(&input);
+                assert_eq!(m.is_some(), text, "{b:#04x} at {at}");
+                if let Some(m) = m {
+                    assert_eq!(m & BAR != 0, b == b'|');
+                    assert_eq!(m & STAR != 0, b == b'*');
+                    assert_eq!(m & SENTINEL != 0, matches!(b, b'%' | b';' | b'+'));
+                }
+            }
+        }
+        assert_eq!(text_marks(b""), Some(TEXT));
+        let m = text_marks(b"%B41^X^1?;41=1?|*\r\n");
+        assert_eq!(m, Some(TEXT | BAR | STAR | SENTINEL));
+    }
 }

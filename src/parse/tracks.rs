@@ -1,7 +1,9 @@
 //! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
-use super::ParseError;
-use crate::card::{push_masked, CardRead, EntryMode, Format, SecretText, TrackInfo, TrackStatus};
+use super::{swar, ParseError};
+use crate::card::{
+    push_masked, star_pan, CardRead, EntryMode, Format, SecretText, TrackInfo, TrackStatus,
+};
 
 /// One track found in text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +90,47 @@ fn span_text<'a>(input: &'a [u8], s: &Span) -> &'a str {
         .unwrap_or("")
 }
 
+/// The end sentinel's index in `body` (the bytes after the start sentinel) and the XOR of the
+/// bytes before it, in one pass; every byte before it must be in the track's character set.
+fn end_sentinel(body: &[u8], lo: u8, hi: u8) -> Result<(usize, u8), ParseError> {
+    // Whole words in the set and without the `?` (itself in both sets), 8 bytes at a time.
+    let mut xw = 0u64;
+    let mut rest = body;
+    while let Some((w, r)) = swar::next_word(rest) {
+        if !swar::all_in(w, lo, hi) || swar::has_byte(w, b'?') {
+            break;
+        }
+        xw ^= w;
+        rest = r;
+    }
+    // From the word that stopped the fast loop, byte by byte.
+    let base = body.len() - rest.len();
+    let mut x = swar::xor_bytes(xw);
+    for (k, &d) in rest.iter().enumerate() {
+        if d == b'?' {
+            return Ok((base + k, x));
+        }
+        if !(lo..=hi).contains(&d) {
+            return Err(ParseError::BadTrack("character outside the track's set"));
+        }
+        x ^= d;
+    }
+    Err(ParseError::Truncated("track has no end sentinel"))
+}
+
+/// [`lrc`] from the XOR of a track's `len` bytes (sentinels included), all in the track's
+/// character set. Track 2/3: subtracting 0x30 keeps the low nibble, and MagTek's `+` has the
+/// same low nibble as `;`, so the LRC is the low nibble of the XOR. Track 1: for bytes in
+/// 0x20..=0x5F, (c - 0x20) & 0x3F = (c & 0x3F) ^ 0x20, so the 0x20s cancel in pairs.
+fn lrc_from_xor(track: u8, x: u8, len: usize) -> u8 {
+    if track == 1 {
+        let odd = if len % 2 == 1 { 0x20 } else { 0 };
+        0x20 + ((x & 0x3F) ^ odd)
+    } else {
+        0x30 + (x & 0x0F)
+    }
+}
+
 fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
     let Some(start) = input.iter().position(|&c| is_start(c)) else {
         return Err(ParseError::UnknownFormat);
@@ -125,24 +168,18 @@ fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
             i += 3;
             continue;
         }
-        // The end sentinel: every byte before it must be in the track's character set.
         let body = input.get(i + 1..).unwrap_or_default();
-        let Some(q) = body
-            .iter()
-            .position(|&d| d == b'?' || !in_charset(number, d))
-        else {
-            return Err(ParseError::Truncated("track has no end sentinel"));
+        let (q, x) = if number == 1 {
+            end_sentinel(body, 0x20, 0x5F)?
+        } else {
+            end_sentinel(body, 0x30, 0x3F)?
         };
-        if body.get(q) != Some(&b'?') {
-            return Err(ParseError::BadTrack("character outside the track's set"));
-        }
         let j = i + 1 + q;
-        let bytes = input.get(i..=j).unwrap_or_default();
+        let expected = lrc_from_xor(number, x ^ c ^ b'?', q + 2);
         let span_start = i;
         i = j + 1;
         let mut lrc_char = None;
         if let Some(&c) = input.get(i) {
-            let expected = lrc(number, bytes);
             let next_is_boundary = input
                 .get(i + 1)
                 .map_or(true, |&n| is_start(n) || n == b'\r' || n == b'\n');
@@ -224,16 +261,6 @@ pub fn mask_track(text: &str) -> String {
         mask_track_ascii(text)
     } else {
         mask_track_chars(text)
-    }
-}
-
-/// Stars a PAN in place as [`push_masked`] does for ASCII: first 6 / last 4 shown, or only the
-/// first half of a short number.
-fn star_pan(pan: &mut [u8]) {
-    let n = pan.len();
-    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
-    if let Some(mid) = pan.get_mut(head..n - tail) {
-        mid.fill(b'*');
     }
 }
 
@@ -581,6 +608,50 @@ mod tests {
         ) {
             let text: String = parts.concat();
             proptest::prop_assert_eq!(mask_track_ascii(&text), mask_track_chars(&text));
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass LRC of `scan_spans` equals [`lrc`] computed over the track text: an
+        /// appended `lrc()` is recognised, any other in-set byte there is refused.
+        #[test]
+        fn scan_lrc_matches_lrc(
+            number in 1u8..=3,
+            plus in proptest::bool::ANY,
+            body in proptest::collection::vec(0u8..0x40, 0..80),
+            other in 0u8..0x40,
+        ) {
+            let (ss, base, span) = match number {
+                1 => ('%', 0x20u8, 0x40u8),
+                2 => (';', 0x30, 0x10),
+                _ => (if plus { '+' } else { ';' }, 0x30, 0x10),
+            };
+            // Body bytes in the track's set, `?` excluded; a Track 3 `;` needs a Track 2 first.
+            let body: String = body
+                .iter()
+                .map(|&b| char::from(base + b % span))
+                .filter(|&c| c != '?')
+                .collect();
+            // `%E?` / `;E?` / `+E?` is the bad-read marker, not a track.
+            proptest::prop_assume!(body != "E");
+            let text = format!("{ss}{body}?");
+            let prefix = if number == 3 { ";1=1?" } else { "" };
+            let want = lrc(number, text.as_bytes());
+            let input = format!("{prefix}{text}{}", char::from(want));
+            let tracks = scan_tracks(input.as_bytes());
+            proptest::prop_assert!(tracks.is_ok(), "{:?}", tracks.err());
+            let tracks = tracks.unwrap_or_default();
+            let t = tracks.iter().find(|t| t.number == number);
+            proptest::prop_assert_eq!(t.and_then(|t| t.lrc), Some(char::from(want)));
+            // A wrong LRC that cannot be read as the next track, a line end or a suffix.
+            let bad = base + other % span;
+            if bad != want && !is_start(bad) && bad != b'?' {
+                let input = format!("{prefix}{text}{}", char::from(bad));
+                proptest::prop_assert_eq!(
+                    scan_tracks(input.as_bytes()).map(|_| ()),
+                    Err(ParseError::BadLrc("track LRC"))
+                );
+            }
         }
     }
 
