@@ -15,4 +15,5 @@ pub use read::{
     TrackStatus,
 };
 pub use secret::SecretText;
+pub(crate) use track::split_at_byte;
 pub use track::{Name, Track1, Track2, Track3};

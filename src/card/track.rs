@@ -66,7 +66,7 @@ fn all_digits(s: &str) -> bool {
 
 /// `s` split around its first `b` (ASCII, so both halves are whole chars), by byte search:
 /// cheaper than a char searcher on these short fields.
-fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     let p = s.bytes().position(|c| c == b)?;
     Some((s.get(..p)?, s.get(p + 1..)?))
 }

@@ -2,7 +2,8 @@
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
 use super::{swar, ParseError};
 use crate::card::{
-    push_masked, star_pan, CardRead, EntryMode, Format, SecretText, TrackInfo, TrackStatus,
+    push_masked, split_at_byte, star_pan, CardRead, EntryMode, Format, SecretText, TrackInfo,
+    TrackStatus,
 };
 
 /// One track found in text.
@@ -224,12 +225,17 @@ pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
     let mut read = CardRead::new(Format::Tracks);
     read.entry_mode = Some(EntryMode::Swipe);
     let mut clear: [Option<SecretText>; 3] = Default::default();
+    // Checked as UTF-8 once (wedge text is ASCII); span by span if something outside is not.
+    let whole = std::str::from_utf8(input).ok();
     for t in spans.iter() {
         let idx = usize::from(t.number.saturating_sub(1));
         let (Some(info), Some(slot)) = (read.tracks.get_mut(idx), clear.get_mut(idx)) else {
             continue;
         };
-        let text = span_text(input, t);
+        let text = match whole {
+            Some(w) => w.get(t.start..t.end).unwrap_or(""),
+            None => span_text(input, t),
+        };
         if t.error {
             *info = TrackInfo {
                 status: TrackStatus::Error,
@@ -396,20 +402,23 @@ pub(crate) fn masked_ref(track: u8, masked: &str) -> MaskedRef<'_> {
     let body = masked.get(1..).unwrap_or("");
     if track == 1 {
         let body = body.get(1..).unwrap_or("");
-        let mut parts = body.splitn(3, '^');
-        let pan = parts.next().unwrap_or("").trim();
-        if parts.clone().next().is_none() {
+        let Some((pan, after)) = split_at_byte(body, b'^') else {
             return info;
-        }
+        };
+        let pan = pan.trim();
         info.pan = (!pan.is_empty()).then_some(pan);
-        let name = parts.next().unwrap_or("").trim();
-        if !name.is_empty() && !name.chars().all(|c| c == '*') {
+        let (name, rest) = match split_at_byte(after, b'^') {
+            Some((name, rest)) => (name, Some(rest)),
+            None => (after, None),
+        };
+        let name = name.trim();
+        if !name.is_empty() && !name.bytes().all(|c| c == b'*') {
             info.name = Some(name);
         }
-        if let Some(rest) = parts.next() {
+        if let Some(rest) = rest {
             expiry_and_service(rest, &mut info);
         }
-    } else if let Some((pan, rest)) = body.split_once('=') {
+    } else if let Some((pan, rest)) = split_at_byte(body, b'=') {
         info.pan = (!pan.is_empty()).then_some(pan);
         expiry_and_service(rest, &mut info);
     }
