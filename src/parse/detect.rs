@@ -2,72 +2,36 @@
 use super::{emv, idtech, magtek, magtek_clear, swar, tracks, vivo, ParseError};
 use crate::card::CardRead;
 
-/// Byte classes found by the one detection pass over an input. 0: not keyboard text.
-const TEXT: u8 = 1;
-const BAR: u8 = 2;
-const STAR: u8 = 4;
-const SENTINEL: u8 = 8;
-const CLASS: [u8; 256] = {
-    let mut t = [0u8; 256];
-    let mut c = 0x20;
-    while c < 0x7F {
-        t[c] = TEXT;
-        c += 1;
-    }
-    t[b'\t' as usize] = TEXT;
-    t[b'\r' as usize] = TEXT;
-    t[b'\n' as usize] = TEXT;
-    t[b'|' as usize] |= BAR;
-    t[b'*' as usize] |= STAR;
-    t[b'%' as usize] |= SENTINEL;
-    t[b';' as usize] |= SENTINEL;
-    t[b'+' as usize] |= SENTINEL;
-    t
-};
-
-/// [`text_marks`] byte by byte.
-fn byte_marks(b: &[u8]) -> Option<u8> {
-    let mut marks = 0;
-    for &c in b {
-        let k = CLASS.get(usize::from(c)).copied().unwrap_or(0);
-        if k == 0 {
-            return None;
-        }
-        marks |= k;
-    }
-    Some(marks)
+fn is_text_byte(c: u8) -> bool {
+    (0x20..0x7F).contains(&c) || matches!(c, b'\t' | b'\r' | b'\n')
 }
 
-/// For keyboard text (printable ASCII plus tab, CR, LF), the classes of byte it holds
-/// (`TEXT` and any of `BAR`, `STAR`, `SENTINEL`); `None` for binary. One pass, 8 bytes at a
-/// time while they are printable, so detection does not rescan the input.
-fn text_marks(mut b: &[u8]) -> Option<u8> {
-    let mut marks = TEXT;
+/// For keyboard text (printable ASCII plus tab, CR, LF), whether it holds a `|` (MagTek
+/// keyboard fields); `None` for binary. The one full pass detection needs, 8 bytes at a time
+/// while they are printable; other marks are looked for only when a test needs them.
+fn text_bar(mut b: &[u8]) -> Option<bool> {
+    let mut bar = false;
     while let Some((w, rest)) = swar::next_word(b) {
         if swar::all_in(w, 0x20, 0x7E) {
-            let sentinel =
-                swar::has_byte(w, b'%') || swar::has_byte(w, b';') || swar::has_byte(w, b'+');
-            for (found, mark) in [
-                (swar::has_byte(w, b'|'), BAR),
-                (swar::has_byte(w, b'*'), STAR),
-                (sentinel, SENTINEL),
-            ] {
-                if found {
-                    marks |= mark;
-                }
-            }
+            bar |= swar::has_byte(w, b'|');
         } else {
             // A control character (tab, CR, LF are text) or a binary byte.
-            marks |= byte_marks(&w.to_le_bytes())?;
+            let bytes = w.to_le_bytes();
+            if !bytes.iter().all(|&c| is_text_byte(c)) {
+                return None;
+            }
+            bar |= bytes.contains(&b'|');
         }
         b = rest;
     }
-    Some(marks | byte_marks(b)?)
+    b.iter()
+        .all(|&c| is_text_byte(c))
+        .then(|| bar || b.contains(&b'|'))
 }
 
 /// Keyboard text: printable ASCII plus tab, CR, LF.
 pub(crate) fn is_text(b: &[u8]) -> bool {
-    text_marks(b).is_some()
+    text_bar(b).is_some()
 }
 
 fn trim(t: &[u8]) -> &[u8] {
@@ -88,24 +52,22 @@ pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Truncated("empty frame"));
     }
-    match text_marks(input) {
-        Some(marks) => decode_text(input, marks),
+    match text_bar(input) {
+        Some(bar) => decode_text(input, bar),
         None => decode_binary(input),
     }
 }
 
-/// `marks`: from [`text_marks`] over `input`; trimming removes only whitespace, so they hold
-/// for the trimmed text too.
-fn decode_text(input: &[u8], marks: u8) -> Result<CardRead, ParseError> {
+/// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
+fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);
     let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
-    let (bar, star) = (marks & BAR != 0, marks & STAR != 0);
-    // Cheap tests first; the `02` search last.
+    // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8
             && !bar
-            && star
             && !starts_with_sentinel(t)
+            && t.contains(&b'*')
             && t.get(..32)
                 .is_some_and(|p| p.windows(2).any(|w| w == b"02")))
     {
@@ -131,7 +93,7 @@ fn decode_text(input: &[u8], marks: u8) -> Result<CardRead, ParseError> {
     if bar {
         return magtek::decode_kb(t);
     }
-    if marks & SENTINEL != 0 {
+    if t.iter().any(|&c| matches!(c, b'%' | b';' | b'+')) {
         return tracks::decode_tracks(input);
     }
     Err(ParseError::UnknownFormat)
@@ -219,25 +181,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn text_marks_match_the_plain_definitions() {
-        // Every byte at every position of a word and in the tail, against the definitions
+    fn text_bar_matches_the_plain_definitions() {
+        // Every byte at every position of a word and in the tail, against the definition
         // spelled out.
         for b in 0..=255u8 {
             let text = (0x20..0x7F).contains(&b) || matches!(b, b'\t' | b'\r' | b'\n');
             for at in [0, 3, 7, 8, 15, 17] {
                 let mut input = vec![b'A'; 18];
                 input[at] = b;
-                let m = text_marks(&input);
-                assert_eq!(m.is_some(), text, "{b:#04x} at {at}");
-                if let Some(m) = m {
-                    assert_eq!(m & BAR != 0, b == b'|');
-                    assert_eq!(m & STAR != 0, b == b'*');
-                    assert_eq!(m & SENTINEL != 0, matches!(b, b'%' | b';' | b'+'));
-                }
+                let want = text.then_some(b == b'|');
+                assert_eq!(text_bar(&input), want, "{b:#04x} at {at}");
+                assert_eq!(is_text(&input), text);
             }
         }
-        assert_eq!(text_marks(b""), Some(TEXT));
-        let m = text_marks(b"%B41^X^1?;41=1?|*\r\n");
-        assert_eq!(m, Some(TEXT | BAR | STAR | SENTINEL));
+        assert_eq!(text_bar(b""), Some(false));
+        assert_eq!(text_bar(b"%B41^X^1?;41=1?\r\n|"), Some(true));
+        assert_eq!(text_bar(b"%B41^X^1?;41=1?\r\n"), Some(false));
     }
 }
