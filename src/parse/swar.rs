@@ -15,11 +15,31 @@ pub(crate) fn next_word(b: &[u8]) -> Option<(u64, &[u8])> {
         .map(|(w, rest)| (u64::from_le_bytes(*w), rest))
 }
 
-/// Whether any byte of `w` equals `b`. Exact: the subtraction borrows only out of a byte that
-/// was zero after the XOR, so no other byte can raise a false match.
-pub(crate) fn has_byte(w: u64, b: u8) -> bool {
+/// The index of the first byte of `w` equal to `b`. The subtraction borrows only out of a byte
+/// that was zero after the XOR, so the lowest flagged byte is always a true match (bytes
+/// above it may be flagged falsely, which the caller never sees).
+pub(crate) fn first_byte(w: u64, b: u8) -> Option<usize> {
     let v = w ^ splat(b);
-    v.wrapping_sub(LO) & !v & HI != 0
+    let flags = v.wrapping_sub(LO) & !v & HI;
+    (flags != 0).then(|| flags.trailing_zeros() as usize / 8)
+}
+
+/// Whether any byte of `w` equals `b`.
+pub(crate) fn has_byte(w: u64, b: u8) -> bool {
+    first_byte(w, b).is_some()
+}
+
+/// The index of the first `b` in `hay`, a word at a time.
+pub(crate) fn find(hay: &[u8], b: u8) -> Option<usize> {
+    let mut rest = hay;
+    while let Some((w, r)) = next_word(rest) {
+        if let Some(k) = first_byte(w, b) {
+            return Some(hay.len() - rest.len() + k);
+        }
+        rest = r;
+    }
+    let k = rest.iter().position(|&c| c == b)?;
+    Some(hay.len() - rest.len() + k)
 }
 
 /// Whether every byte of `w` is in `lo..=hi` (an ASCII range: `hi` < 0x80). With the high bits
@@ -60,6 +80,7 @@ mod tests {
             let (w, rest) = next_word(&bytes).unwrap();
             prop_assert!(rest.is_empty());
             prop_assert_eq!(has_byte(w, probe), bytes.contains(&probe));
+            prop_assert_eq!(first_byte(w, probe), bytes.iter().position(|&b| b == probe));
             for (lo, hi) in [(0x20, 0x5F), (0x30, 0x3F), (0x20, 0x7E), (0x00, 0x7F)] {
                 prop_assert_eq!(
                     all_in(w, lo, hi),
@@ -68,6 +89,13 @@ mod tests {
                 );
             }
             prop_assert_eq!(xor_bytes(w), bytes.iter().fold(0, |a, b| a ^ b));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn find_agrees_with_position(hay in prop::collection::vec(byte(), 0..40), probe in byte()) {
+            prop_assert_eq!(find(&hay, probe), hay.iter().position(|&b| b == probe));
         }
     }
 

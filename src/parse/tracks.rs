@@ -244,7 +244,8 @@ pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
         } else {
             *info = TrackInfo {
                 status: TrackStatus::Ok,
-                masked: Some(mask_track(text)),
+                // ASCII: every byte passed the character-set check.
+                masked: Some(mask_track_ascii(text)),
             };
             *slot = Some(SecretText::new(text));
         }
@@ -271,7 +272,8 @@ pub fn mask_track(text: &str) -> String {
 }
 
 /// [`mask_track`] for ASCII text (every real track): one copy, then ranges starred in place,
-/// separators found by byte search. Same output as the per-char path.
+/// separators found a word at a time. Same output as the per-char path; for text that is not
+/// ASCII (callers check) the result is empty rather than wrong.
 fn mask_track_ascii(text: &str) -> String {
     let mut out = text.as_bytes().to_vec();
     let n = out.len();
@@ -286,19 +288,19 @@ fn mask_track_ascii(text: &str) -> String {
     if first == Some(b'%') {
         // Byte 0 of the body is the format code, kept.
         let rest = body.get_mut(1..).unwrap_or_default();
-        match rest.iter().position(|&c| c == b'^') {
+        match swar::find(rest, b'^') {
             Some(p) => {
                 let (pan, after) = rest.split_at_mut(p);
                 star_pan(pan);
                 // `after` starts with the `^`; the name up to the next `^` is kept.
                 let after = after.get_mut(1..).unwrap_or_default();
-                let tail = after.iter().position(|&c| c == b'^').map_or(0, |q| q + 1);
+                let tail = swar::find(after, b'^').map_or(0, |q| q + 1);
                 after.get_mut(tail..).unwrap_or_default().fill(b'*');
             }
             None => star_pan(rest),
         }
     } else {
-        match body.iter().position(|&c| c == b'=') {
+        match swar::find(body, b'=') {
             Some(p) => {
                 let (pan, after) = body.split_at_mut(p);
                 star_pan(pan);
