@@ -8,11 +8,12 @@ mod track;
 /// Inline short string of `CardRead`'s short fields; re-exported so callers need not name the crate.
 pub use compact_str::CompactString;
 pub use ksn::Ksn;
-pub(crate) use pan::push_masked;
 pub use pan::{luhn_valid, Brand, MaskedPan, Pan};
+pub(crate) use pan::{push_masked, star_pan};
 pub use read::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, TrackInfo,
     TrackStatus,
 };
 pub use secret::SecretText;
+pub(crate) use track::split_at_byte;
 pub use track::{Name, Track1, Track2, Track3};

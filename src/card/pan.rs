@@ -55,6 +55,15 @@ impl MaskedPan {
     /// From a PAN as a reader sent it (clear, `*`-masked or `0`-masked): whatever the reader
     /// did, positions after the 6th and before the last 4 become `*`, so a clear PAN never leaks.
     pub fn from_reader(s: &str) -> MaskedPan {
+        // Any ASCII PAN up to the inline size: star a stack copy, then copy it in once.
+        let mut buf = [0u8; 24];
+        if let Some(b) = buf.get_mut(..s.len()).filter(|_| s.is_ascii()) {
+            b.copy_from_slice(s.as_bytes());
+            star_pan(b);
+            if let Ok(t) = std::str::from_utf8(b) {
+                return MaskedPan(CompactString::new(t));
+            }
+        }
         let mut out = CompactString::with_capacity(s.len());
         push_masked(&mut out, s);
         MaskedPan(out)
@@ -75,6 +84,16 @@ impl MaskedPan {
 impl std::fmt::Display for MaskedPan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Stars an ASCII PAN in place as [`push_masked`] does: first 6 / last 4 shown, or only the
+/// first half of a short number.
+pub(crate) fn star_pan(pan: &mut [u8]) {
+    let n = pan.len();
+    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+    if let Some(mid) = pan.get_mut(head..n - tail) {
+        mid.fill(b'*');
     }
 }
 
@@ -224,6 +243,25 @@ mod tests {
             MaskedPan::from_reader("5150********7861").last4().unwrap(),
             "7861"
         );
+    }
+
+    #[test]
+    fn from_reader_fast_path_matches_push_masked() {
+        // Every length around the 12-char rule and the 24-byte inline limit, ASCII and not.
+        for n in 0..=30 {
+            for s in [
+                "4111111111111111222233334444"
+                    .chars()
+                    .cycle()
+                    .take(n)
+                    .collect::<String>(),
+                "é".repeat(n.min(1)) + &"5".repeat(n.saturating_sub(1)),
+            ] {
+                let mut want = String::new();
+                push_masked(&mut want, &s);
+                assert_eq!(MaskedPan::from_reader(&s).as_str(), want, "{s}");
+            }
+        }
     }
 
     #[test]

@@ -181,7 +181,7 @@ pub struct CardRead {
     pub ksn: Option<Ksn>,
     pub key_variant: Option<KeyVariant>,
     pub cipher: Option<CipherKind>,
-    pub device_serial: Option<String>,
+    pub device_serial: Option<CompactString>,
     // Short fields are inline strings: no heap allocation per decode (a name over 24 bytes
     // spills to the heap).
     pub masked_pan: Option<MaskedPan>,

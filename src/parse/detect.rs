@@ -1,11 +1,37 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, magtek_clear, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, swar, tracks, vivo, ParseError};
 use crate::card::CardRead;
+
+fn is_text_byte(c: u8) -> bool {
+    (0x20..0x7F).contains(&c) || matches!(c, b'\t' | b'\r' | b'\n')
+}
+
+/// For keyboard text (printable ASCII plus tab, CR, LF), whether it holds a `|` (MagTek
+/// keyboard fields); `None` for binary. The one full pass detection needs, 8 bytes at a time
+/// while they are printable; other marks are looked for only when a test needs them.
+fn text_bar(mut b: &[u8]) -> Option<bool> {
+    let mut bar = false;
+    while let Some((w, rest)) = swar::next_word(b) {
+        if swar::all_in(w, 0x20, 0x7E) {
+            bar |= swar::has_byte(w, b'|');
+        } else {
+            // A control character (tab, CR, LF are text) or a binary byte.
+            let bytes = w.to_le_bytes();
+            if !bytes.iter().all(|&c| is_text_byte(c)) {
+                return None;
+            }
+            bar |= bytes.contains(&b'|');
+        }
+        b = rest;
+    }
+    b.iter()
+        .all(|&c| is_text_byte(c))
+        .then(|| bar || b.contains(&b'|'))
+}
 
 /// Keyboard text: printable ASCII plus tab, CR, LF.
 pub(crate) fn is_text(b: &[u8]) -> bool {
-    b.iter()
-        .all(|&c| (0x20..0x7F).contains(&c) || matches!(c, b'\t' | b'\r' | b'\n'))
+    text_bar(b).is_some()
 }
 
 fn trim(t: &[u8]) -> &[u8] {
@@ -26,23 +52,24 @@ pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Truncated("empty frame"));
     }
-    if is_text(input) {
-        decode_text(input)
-    } else {
-        decode_binary(input)
+    match text_bar(input) {
+        Some(bar) => decode_text(input, bar),
+        None => decode_binary(input),
     }
 }
 
-fn decode_text(input: &[u8]) -> Result<CardRead, ParseError> {
+/// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
+fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);
     let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
+    // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8
-            && t.get(..32)
-                .is_some_and(|p| p.windows(2).any(|w| w == b"02"))
-            && !t.contains(&b'|')
+            && !bar
             && !starts_with_sentinel(t)
-            && t.contains(&b'*'))
+            && t.contains(&b'*')
+            && t.get(..32)
+                .is_some_and(|p| p.windows(2).any(|w| w == b"02")))
     {
         match idtech::decode_keyboard(t) {
             Ok(r) => return Ok(r),
@@ -62,7 +89,8 @@ fn decode_text(input: &[u8]) -> Result<CardRead, ParseError> {
     if all_hex && t.len() % 2 == 0 {
         return hex_binary(t);
     }
-    if magtek::looks_like_kb(t) {
+    // `magtek::looks_like_kb(t)`: a `|` in the text.
+    if bar {
         return magtek::decode_kb(t);
     }
     if t.iter().any(|&c| matches!(c, b'%' | b';' | b'+')) {
@@ -146,4 +174,28 @@ fn frame_len(b: &[u8]) -> Option<usize> {
         return Some(14 + l + 2);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_bar_matches_the_plain_definitions() {
+        // Every byte at every position of a word and in the tail, against the definition
+        // spelled out.
+        for b in 0..=255u8 {
+            let text = (0x20..0x7F).contains(&b) || matches!(b, b'\t' | b'\r' | b'\n');
+            for at in [0, 3, 7, 8, 15, 17] {
+                let mut input = vec![b'A'; 18];
+                input[at] = b;
+                let want = text.then_some(b == b'|');
+                assert_eq!(text_bar(&input), want, "{b:#04x} at {at}");
+                assert_eq!(is_text(&input), text);
+            }
+        }
+        assert_eq!(text_bar(b""), Some(false));
+        assert_eq!(text_bar(b"%B41^X^1?;41=1?\r\n|"), Some(true));
+        assert_eq!(text_bar(b"%B41^X^1?;41=1?\r\n"), Some(false));
+    }
 }

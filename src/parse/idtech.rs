@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 use super::tracks::{mask_track, masked_ref, MaskedRef};
 use super::ParseError;
 use crate::card::{
-    CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
-    TrackInfo, TrackStatus,
+    CardRead, CipherKind, CompactString, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn,
+    SecretText, TrackInfo, TrackStatus,
 };
 
 const PAST_END: ParseError = ParseError::BadLength("a field runs past the frame's length");
@@ -174,9 +174,16 @@ fn build_read(f: Fields) -> CardRead {
         r.ksn = ksn;
     }
     r.device_serial = serial.and_then(|b| {
-        let s = String::from_utf8_lossy(&b);
-        let t = s.trim_matches(|c: char| c == '\0' || c == ' ');
-        (!t.is_empty()).then(|| t.to_string())
+        // NUL and space are trimmed as bytes: as ASCII they never join a UTF-8 sequence, so
+        // this is the same as trimming after the lossy conversion, without its cost.
+        let keep = |c: &u8| !matches!(c, 0 | b' ');
+        let start = b.iter().position(keep)?;
+        let end = b.iter().rposition(keep).map_or(start, |p| p + 1);
+        let t = b.get(start..end)?;
+        Some(match std::str::from_utf8(t) {
+            Ok(s) => CompactString::from(s),
+            Err(_) => CompactString::from(String::from_utf8_lossy(t)),
+        })
     });
     // PAN, name, expiry from what the reader left readable (Track 2 wins for shared fields).
     let info1 = masked[0].as_deref().map(|m| masked_ref(1, m));

@@ -84,7 +84,9 @@ pub fn decode_hid(input: &[u8]) -> Result<CardRead, ParseError> {
     let b = |i: usize| rep.get(i).copied().unwrap_or(0);
     let mut r = CardRead::new(Format::MagtekHid);
     r.entry_mode = Some(EntryMode::Swipe);
-    r.device_serial = Some(nul_string(field(rep, 477, 16)?)).filter(|s| !s.is_empty());
+    r.device_serial = Some(nul_string(field(rep, 477, 16)?))
+        .filter(|s| !s.is_empty())
+        .map(Into::into);
     let ksn = Ksn::from_bytes(field(rep, 495, 10)?).filter(|k| !k.is_zero());
     let mut masked: [Option<String>; 3] = Default::default();
     let mut clear: [Option<SecretText>; 3] = Default::default();
@@ -211,8 +213,9 @@ pub fn decode_kb(input: &[u8]) -> Result<CardRead, ParseError> {
             });
         }
     }
-    let serial = String::from_utf8_lossy(f(6)).trim().to_string();
-    r.device_serial = (!serial.is_empty()).then_some(serial);
+    let serial = String::from_utf8_lossy(f(6));
+    let serial = serial.trim();
+    r.device_serial = (!serial.is_empty()).then(|| serial.into());
     let ksn = Ksn::from_bytes(&hexf(8)?).filter(|k| !k.is_zero());
     apply_masked(&mut r, &masked);
     finish(&mut r, ksn, Default::default());

@@ -1,7 +1,10 @@
 //! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
-use super::ParseError;
-use crate::card::{push_masked, CardRead, EntryMode, Format, SecretText, TrackInfo, TrackStatus};
+use super::{swar, ParseError};
+use crate::card::{
+    push_masked, split_at_byte, star_pan, CardRead, EntryMode, Format, SecretText, TrackInfo,
+    TrackStatus,
+};
 
 /// One track found in text.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,6 +91,47 @@ fn span_text<'a>(input: &'a [u8], s: &Span) -> &'a str {
         .unwrap_or("")
 }
 
+/// The end sentinel's index in `body` (the bytes after the start sentinel) and the XOR of the
+/// bytes before it, in one pass; every byte before it must be in the track's character set.
+fn end_sentinel(body: &[u8], lo: u8, hi: u8) -> Result<(usize, u8), ParseError> {
+    // Whole words in the set and without the `?` (itself in both sets), 8 bytes at a time.
+    let mut xw = 0u64;
+    let mut rest = body;
+    while let Some((w, r)) = swar::next_word(rest) {
+        if !swar::all_in(w, lo, hi) || swar::has_byte(w, b'?') {
+            break;
+        }
+        xw ^= w;
+        rest = r;
+    }
+    // From the word that stopped the fast loop, byte by byte.
+    let base = body.len() - rest.len();
+    let mut x = swar::xor_bytes(xw);
+    for (k, &d) in rest.iter().enumerate() {
+        if d == b'?' {
+            return Ok((base + k, x));
+        }
+        if !(lo..=hi).contains(&d) {
+            return Err(ParseError::BadTrack("character outside the track's set"));
+        }
+        x ^= d;
+    }
+    Err(ParseError::Truncated("track has no end sentinel"))
+}
+
+/// [`lrc`] from the XOR of a track's `len` bytes (sentinels included), all in the track's
+/// character set. Track 2/3: subtracting 0x30 keeps the low nibble, and MagTek's `+` has the
+/// same low nibble as `;`, so the LRC is the low nibble of the XOR. Track 1: for bytes in
+/// 0x20..=0x5F, (c - 0x20) & 0x3F = (c & 0x3F) ^ 0x20, so the 0x20s cancel in pairs.
+fn lrc_from_xor(track: u8, x: u8, len: usize) -> u8 {
+    if track == 1 {
+        let odd = if len % 2 == 1 { 0x20 } else { 0 };
+        0x20 + ((x & 0x3F) ^ odd)
+    } else {
+        0x30 + (x & 0x0F)
+    }
+}
+
 fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
     let Some(start) = input.iter().position(|&c| is_start(c)) else {
         return Err(ParseError::UnknownFormat);
@@ -125,24 +169,18 @@ fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
             i += 3;
             continue;
         }
-        // The end sentinel: every byte before it must be in the track's character set.
         let body = input.get(i + 1..).unwrap_or_default();
-        let Some(q) = body
-            .iter()
-            .position(|&d| d == b'?' || !in_charset(number, d))
-        else {
-            return Err(ParseError::Truncated("track has no end sentinel"));
+        let (q, x) = if number == 1 {
+            end_sentinel(body, 0x20, 0x5F)?
+        } else {
+            end_sentinel(body, 0x30, 0x3F)?
         };
-        if body.get(q) != Some(&b'?') {
-            return Err(ParseError::BadTrack("character outside the track's set"));
-        }
         let j = i + 1 + q;
-        let bytes = input.get(i..=j).unwrap_or_default();
+        let expected = lrc_from_xor(number, x ^ c ^ b'?', q + 2);
         let span_start = i;
         i = j + 1;
         let mut lrc_char = None;
         if let Some(&c) = input.get(i) {
-            let expected = lrc(number, bytes);
             let next_is_boundary = input
                 .get(i + 1)
                 .map_or(true, |&n| is_start(n) || n == b'\r' || n == b'\n');
@@ -187,12 +225,17 @@ pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
     let mut read = CardRead::new(Format::Tracks);
     read.entry_mode = Some(EntryMode::Swipe);
     let mut clear: [Option<SecretText>; 3] = Default::default();
+    // Checked as UTF-8 once (wedge text is ASCII); span by span if something outside is not.
+    let whole = std::str::from_utf8(input).ok();
     for t in spans.iter() {
         let idx = usize::from(t.number.saturating_sub(1));
         let (Some(info), Some(slot)) = (read.tracks.get_mut(idx), clear.get_mut(idx)) else {
             continue;
         };
-        let text = span_text(input, t);
+        let text = match whole {
+            Some(w) => w.get(t.start..t.end).unwrap_or(""),
+            None => span_text(input, t),
+        };
         if t.error {
             *info = TrackInfo {
                 status: TrackStatus::Error,
@@ -201,7 +244,8 @@ pub fn decode_tracks(input: &[u8]) -> Result<CardRead, ParseError> {
         } else {
             *info = TrackInfo {
                 status: TrackStatus::Ok,
-                masked: Some(mask_track(text)),
+                // ASCII: every byte passed the character-set check.
+                masked: Some(mask_track_ascii(text)),
             };
             *slot = Some(SecretText::new(text));
         }
@@ -227,18 +271,9 @@ pub fn mask_track(text: &str) -> String {
     }
 }
 
-/// Stars a PAN in place as [`push_masked`] does for ASCII: first 6 / last 4 shown, or only the
-/// first half of a short number.
-fn star_pan(pan: &mut [u8]) {
-    let n = pan.len();
-    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
-    if let Some(mid) = pan.get_mut(head..n - tail) {
-        mid.fill(b'*');
-    }
-}
-
 /// [`mask_track`] for ASCII text (every real track): one copy, then ranges starred in place,
-/// separators found by byte search. Same output as the per-char path.
+/// separators found a word at a time. Same output as the per-char path; for text that is not
+/// ASCII (callers check) the result is empty rather than wrong.
 fn mask_track_ascii(text: &str) -> String {
     let mut out = text.as_bytes().to_vec();
     let n = out.len();
@@ -253,19 +288,19 @@ fn mask_track_ascii(text: &str) -> String {
     if first == Some(b'%') {
         // Byte 0 of the body is the format code, kept.
         let rest = body.get_mut(1..).unwrap_or_default();
-        match rest.iter().position(|&c| c == b'^') {
+        match swar::find(rest, b'^') {
             Some(p) => {
                 let (pan, after) = rest.split_at_mut(p);
                 star_pan(pan);
                 // `after` starts with the `^`; the name up to the next `^` is kept.
                 let after = after.get_mut(1..).unwrap_or_default();
-                let tail = after.iter().position(|&c| c == b'^').map_or(0, |q| q + 1);
+                let tail = swar::find(after, b'^').map_or(0, |q| q + 1);
                 after.get_mut(tail..).unwrap_or_default().fill(b'*');
             }
             None => star_pan(rest),
         }
     } else {
-        match body.iter().position(|&c| c == b'=') {
+        match swar::find(body, b'=') {
             Some(p) => {
                 let (pan, after) = body.split_at_mut(p);
                 star_pan(pan);
@@ -369,20 +404,23 @@ pub(crate) fn masked_ref(track: u8, masked: &str) -> MaskedRef<'_> {
     let body = masked.get(1..).unwrap_or("");
     if track == 1 {
         let body = body.get(1..).unwrap_or("");
-        let mut parts = body.splitn(3, '^');
-        let pan = parts.next().unwrap_or("").trim();
-        if parts.clone().next().is_none() {
+        let Some((pan, after)) = split_at_byte(body, b'^') else {
             return info;
-        }
+        };
+        let pan = pan.trim();
         info.pan = (!pan.is_empty()).then_some(pan);
-        let name = parts.next().unwrap_or("").trim();
-        if !name.is_empty() && !name.chars().all(|c| c == '*') {
+        let (name, rest) = match split_at_byte(after, b'^') {
+            Some((name, rest)) => (name, Some(rest)),
+            None => (after, None),
+        };
+        let name = name.trim();
+        if !name.is_empty() && !name.bytes().all(|c| c == b'*') {
             info.name = Some(name);
         }
-        if let Some(rest) = parts.next() {
+        if let Some(rest) = rest {
             expiry_and_service(rest, &mut info);
         }
-    } else if let Some((pan, rest)) = body.split_once('=') {
+    } else if let Some((pan, rest)) = split_at_byte(body, b'=') {
         info.pan = (!pan.is_empty()).then_some(pan);
         expiry_and_service(rest, &mut info);
     }
@@ -581,6 +619,50 @@ mod tests {
         ) {
             let text: String = parts.concat();
             proptest::prop_assert_eq!(mask_track_ascii(&text), mask_track_chars(&text));
+        }
+    }
+
+    proptest::proptest! {
+        /// The one-pass LRC of `scan_spans` equals [`lrc`] computed over the track text: an
+        /// appended `lrc()` is recognised, any other in-set byte there is refused.
+        #[test]
+        fn scan_lrc_matches_lrc(
+            number in 1u8..=3,
+            plus in proptest::bool::ANY,
+            body in proptest::collection::vec(0u8..0x40, 0..80),
+            other in 0u8..0x40,
+        ) {
+            let (ss, base, span) = match number {
+                1 => ('%', 0x20u8, 0x40u8),
+                2 => (';', 0x30, 0x10),
+                _ => (if plus { '+' } else { ';' }, 0x30, 0x10),
+            };
+            // Body bytes in the track's set, `?` excluded; a Track 3 `;` needs a Track 2 first.
+            let body: String = body
+                .iter()
+                .map(|&b| char::from(base + b % span))
+                .filter(|&c| c != '?')
+                .collect();
+            // `%E?` / `;E?` / `+E?` is the bad-read marker, not a track.
+            proptest::prop_assume!(body != "E");
+            let text = format!("{ss}{body}?");
+            let prefix = if number == 3 { ";1=1?" } else { "" };
+            let want = lrc(number, text.as_bytes());
+            let input = format!("{prefix}{text}{}", char::from(want));
+            let tracks = scan_tracks(input.as_bytes());
+            proptest::prop_assert!(tracks.is_ok(), "{:?}", tracks.err());
+            let tracks = tracks.unwrap_or_default();
+            let t = tracks.iter().find(|t| t.number == number);
+            proptest::prop_assert_eq!(t.and_then(|t| t.lrc), Some(char::from(want)));
+            // A wrong LRC that cannot be read as the next track, a line end or a suffix.
+            let bad = base + other % span;
+            if bad != want && !is_start(bad) && bad != b'?' {
+                let input = format!("{prefix}{text}{}", char::from(bad));
+                proptest::prop_assert_eq!(
+                    scan_tracks(input.as_bytes()).map(|_| ()),
+                    Err(ParseError::BadLrc("track LRC"))
+                );
+            }
         }
     }
 
