@@ -1,6 +1,7 @@
 //! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
-use super::{swar, ParseError};
+use super::ParseError;
+use crate::card::swar;
 use crate::card::{
     push_masked, split_at_byte, star_pan, CardRead, EntryMode, Format, SecretText, TrackInfo,
     TrackStatus,
