@@ -133,6 +133,9 @@ fn lrc_from_xor(track: u8, x: u8, len: usize) -> u8 {
     }
 }
 
+// Inlined into `decode_tracks` (the hint alone was not taken): handing the spans back
+// through memory stalled the loads that read them (perf showed the stall).
+#[inline(always)]
 fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
     let Some(start) = input.iter().position(|&c| is_start(c)) else {
         return Err(ParseError::UnknownFormat);
@@ -275,6 +278,8 @@ pub fn mask_track(text: &str) -> String {
 /// [`mask_track`] for ASCII text (every real track): one copy, then ranges starred in place,
 /// separators found a word at a time. Same output as the per-char path; for text that is not
 /// ASCII (callers check) the result is empty rather than wrong.
+// Inlined for the same reason as `scan_spans`: the returned `String` was read back stalled.
+#[inline(always)]
 fn mask_track_ascii(text: &str) -> String {
     let mut out = text.as_bytes().to_vec();
     let n = out.len();
