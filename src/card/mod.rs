@@ -3,6 +3,7 @@ mod ksn;
 mod pan;
 mod read;
 mod secret;
+pub(crate) mod swar;
 mod track;
 
 /// Inline short string of `CardRead`'s short fields; re-exported so callers need not name the crate.

@@ -1,6 +1,6 @@
 //! Clear ISO 7813 tracks split into their fields. Input is the track text from start sentinel
 //! through end sentinel, LRC already removed (the parse module does framing, sentinels, LRC).
-use super::{Pan, SecretText};
+use super::{swar, Pan, SecretText};
 
 /// Cardholder name as Track 1 holds it: `SURNAME/GIVEN MIDDLE.TITLE`, space padded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -61,13 +61,13 @@ pub struct Track3 {
 }
 
 fn all_digits(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_digit())
+    swar::all_bytes_in(s.as_bytes(), b'0', b'9')
 }
 
-/// `s` split around its first `b` (ASCII, so both halves are whole chars), by byte search:
-/// cheaper than a char searcher on these short fields.
+/// `s` split around its first `b` (ASCII, so both halves are whole chars), found a word at a
+/// time: cheaper than a char searcher on these short fields.
 pub(crate) fn split_at_byte(s: &str, b: u8) -> Option<(&str, &str)> {
-    let p = s.bytes().position(|c| c == b)?;
+    let p = swar::find(s.as_bytes(), b)?;
     Some((s.get(..p)?, s.get(p + 1..)?))
 }
 

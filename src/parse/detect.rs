@@ -1,5 +1,6 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, magtek_clear, swar, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, tracks, vivo, ParseError};
+use crate::card::swar;
 use crate::card::CardRead;
 
 fn is_text_byte(c: u8) -> bool {

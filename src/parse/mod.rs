@@ -8,7 +8,6 @@ mod error;
 pub mod idtech;
 pub mod magtek;
 pub mod magtek_clear;
-mod swar;
 pub mod tlv;
 pub mod tracks;
 pub mod vivo;

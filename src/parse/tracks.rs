@@ -1,6 +1,7 @@
 //! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
-use super::{swar, ParseError};
+use super::ParseError;
+use crate::card::swar;
 use crate::card::{
     push_masked, split_at_byte, star_pan, CardRead, EntryMode, Format, SecretText, TrackInfo,
     TrackStatus,
@@ -132,6 +133,9 @@ fn lrc_from_xor(track: u8, x: u8, len: usize) -> u8 {
     }
 }
 
+// Inlined into `decode_tracks` (the hint alone was not taken): handing the spans back
+// through memory stalled the loads that read them (perf showed the stall).
+#[inline(always)]
 fn scan_spans(input: &[u8]) -> Result<Spans, ParseError> {
     let Some(start) = input.iter().position(|&c| is_start(c)) else {
         return Err(ParseError::UnknownFormat);
@@ -274,6 +278,8 @@ pub fn mask_track(text: &str) -> String {
 /// [`mask_track`] for ASCII text (every real track): one copy, then ranges starred in place,
 /// separators found a word at a time. Same output as the per-char path; for text that is not
 /// ASCII (callers check) the result is empty rather than wrong.
+// Inlined for the same reason as `scan_spans`: the returned `String` was read back stalled.
+#[inline(always)]
 fn mask_track_ascii(text: &str) -> String {
     let mut out = text.as_bytes().to_vec();
     let n = out.len();

@@ -1,5 +1,6 @@
 //! Eight bytes at a time in a `u64` ("SIMD within a register"): the scans on the hot decode
-//! path (format detection, a track's end sentinel) test whole words, not single bytes.
+//! path (format detection, a track's end sentinel, separators, digit runs) test whole words,
+//! not single bytes.
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
@@ -51,6 +52,18 @@ pub(crate) fn all_in(w: u64, lo: u8, hi: u8) -> bool {
         && w.wrapping_add(splat(0x7F - hi)) & HI == 0
 }
 
+/// Whether every byte of `b` is in `lo..=hi` (an ASCII range), a word at a time.
+pub(crate) fn all_bytes_in(b: &[u8], lo: u8, hi: u8) -> bool {
+    let mut rest = b;
+    while let Some((w, r)) = next_word(rest) {
+        if !all_in(w, lo, hi) {
+            return false;
+        }
+        rest = r;
+    }
+    rest.iter().all(|c| (lo..=hi).contains(c))
+}
+
 /// The XOR of the 8 bytes of `w`.
 pub(crate) fn xor_bytes(w: u64) -> u8 {
     let w = w ^ (w >> 32);
@@ -96,6 +109,7 @@ mod tests {
         #[test]
         fn find_agrees_with_position(hay in prop::collection::vec(byte(), 0..40), probe in byte()) {
             prop_assert_eq!(find(&hay, probe), hay.iter().position(|&b| b == probe));
+            prop_assert_eq!(all_bytes_in(&hay, 0x30, 0x39), hay.iter().all(u8::is_ascii_digit));
         }
     }
 
