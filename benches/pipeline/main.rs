@@ -3,7 +3,7 @@
 //! 1. 10,000 swipes submitted without delay: swipes/s until all are durable, and until all saved;
 //! 2. latency from a complete frame (submit) to the HTTP request: to the deliverer being called,
 //!    and to the request having arrived at a loopback server (`received.rs`), paced swipes,
-//!    p50/p99;
+//!    p50/p99, with the direct lane and without it (`send_before_commit = false`);
 //! 3. queue drain after an outage: 10,000 held records flushed, records/s.
 //!
 //! `cargo bench --bench pipeline` (N from `PIPELINE_BENCH_N`, default 10000).
@@ -165,50 +165,55 @@ fn main() {
             saved as f64 / all.as_secs_f64()
         );
 
-        // 2. Frame -> HTTP request latency, paced (one swipe every 5 ms).
-        let sent = Arc::new(Mutex::new(HashMap::new()));
-        let arrivals: received::Arrivals = Arc::default();
-        let stamp_url = received::start(arrivals.clone()).await;
-        let p = Pipeline::start(
-            cfg(),
-            queue(dir.path(), "q2.db"),
-            Arc::new(Stamped {
-                inner: client(&stamp_url),
-                sent: sent.clone(),
-            }),
-            EventHub::default(),
-            Arc::new(Captures::new(4)),
-            Arc::new(Metrics::new()),
-        )
-        .unwrap();
-        let m = 1000.min(n);
-        let mut submitted = Vec::with_capacity(m);
-        for i in 0..m {
-            let f = frame(n + i);
-            let at = Instant::now();
-            let mut t = p.submit(Swipe::new(f, "bench", None)).await;
-            submitted.push((t.customer_id.clone().unwrap_or_default(), at));
-            t.taken().await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-        p.shutdown().await;
-        for (what, stamps) in [
-            ("deliverer called", sent.lock().unwrap().clone()),
-            ("request at the server", arrivals.lock().unwrap().clone()),
-        ] {
-            let mut lat: Vec<Duration> = submitted
-                .iter()
-                .filter_map(|(id, at)| stamps.get(id).map(|s| s.duration_since(*at)))
-                .collect();
-            lat.sort();
-            println!(
-                "frame -> {what} ({} paced swipes): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-                lat.len(),
-                percentile(&lat, 0.5).as_secs_f64() * 1e3,
-                percentile(&lat, 0.99).as_secs_f64() * 1e3,
-                lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
-            );
+        // 2. Frame -> HTTP request latency, paced (one swipe every 5 ms), with the direct lane
+        //    (the default) and without it (the request waits for the commit and the claim).
+        for (lane, direct) in [("direct lane", true), ("after commit", false)] {
+            let sent = Arc::new(Mutex::new(HashMap::new()));
+            let arrivals: received::Arrivals = Arc::default();
+            let stamp_url = received::start(arrivals.clone()).await;
+            let mut c = cfg();
+            c.send_before_commit = direct;
+            let p = Pipeline::start(
+                c,
+                queue(dir.path(), &format!("q2-{direct}.db")),
+                Arc::new(Stamped {
+                    inner: client(&stamp_url),
+                    sent: sent.clone(),
+                }),
+                EventHub::default(),
+                Arc::new(Captures::new(4)),
+                Arc::new(Metrics::new()),
+            )
+            .unwrap();
+            let m = 1000.min(n);
+            let mut submitted = Vec::with_capacity(m);
+            for i in 0..m {
+                let f = frame(n + i);
+                let at = Instant::now();
+                let mut t = p.submit(Swipe::new(f, "bench", None)).await;
+                submitted.push((t.customer_id.clone().unwrap_or_default(), at));
+                t.taken().await;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            p.shutdown().await;
+            for (what, stamps) in [
+                ("deliverer called", sent.lock().unwrap().clone()),
+                ("request at the server", arrivals.lock().unwrap().clone()),
+            ] {
+                let mut lat: Vec<Duration> = submitted
+                    .iter()
+                    .filter_map(|(id, at)| stamps.get(id).map(|s| s.duration_since(*at)))
+                    .collect();
+                lat.sort();
+                println!(
+                    "{lane}: frame -> {what} ({} paced swipes): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+                    lat.len(),
+                    percentile(&lat, 0.5).as_secs_f64() * 1e3,
+                    percentile(&lat, 0.99).as_secs_f64() * 1e3,
+                    lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+                );
+            }
         }
 
         // 3. Drain after an outage: n records held, then one flush.
