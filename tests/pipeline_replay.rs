@@ -477,3 +477,48 @@ fn real_captures_through_faults_saved_once_with_matching_last4() {
     listed.sort();
     assert_eq!(last4s(&stored, "account_last_4"), listed);
 }
+
+#[test]
+fn past_the_queue_cap_a_swipe_is_refused_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let fixtures = write_fixtures(dir.path());
+    let mut args = vec![
+        "replay",
+        "--gateway",
+        &closed,
+        "--allow-clear",
+        "--no-delay",
+        "--wait",
+        "1",
+        "--max-records",
+        "2",
+    ];
+    let paths: Vec<String> = fixtures.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    let out = cardlane(dir.path(), KEY, &args);
+    let got = lines(&out);
+    assert_eq!(got.len(), CARDS.len());
+    let queued = got.iter().filter(|l| l["outcome"] == "queued").count();
+    let full = got
+        .iter()
+        .filter(|l| {
+            l["outcome"] == "failed"
+                && l["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("queue full"))
+        })
+        .count();
+    assert_eq!((queued, full), (2, CARDS.len() - 2), "{got:?}");
+    // The operator is told: exit status 1, and the queue holds exactly the two taken.
+    assert_eq!(out.status.code(), Some(1));
+    let list = cardlane(dir.path(), KEY, &["queue", "list"]);
+    let held = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|l| l.contains("\"pending\""))
+        .count();
+    assert_eq!(held, 2, "{}", String::from_utf8_lossy(&list.stdout));
+}

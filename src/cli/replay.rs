@@ -55,6 +55,10 @@ pub struct Args {
     /// Prefix of the customer ids the agent generates.
     #[arg(long, default_value = "CL")]
     customer_id_prefix: String,
+    /// Records the queue may hold (as `[queue] max_records` of `run`); a swipe past it is
+    /// refused, never dropped. Raise it to replay a burst larger than the gateway keeps up with.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    max_records: u64,
     /// Capture files, `.hex` files or raw reader output.
     #[arg(required = true)]
     fixtures: Vec<PathBuf>,
@@ -382,6 +386,7 @@ fn through_pipeline(
             &queue_path,
             QueueConfig {
                 key: key_source,
+                max_records: args.max_records,
                 ..QueueConfig::default()
             },
         )
