@@ -17,6 +17,7 @@ use cardlane::agent::captures::Captures;
 use cardlane::agent::events::EventHub;
 use cardlane::agent::metrics::Metrics;
 use cardlane::agent::pipeline::{GatewayDeliver, Pipeline, PipelineConfig, Swipe};
+use cardlane::card::luhn_valid;
 use cardlane::gateway::sim::{self, SimConfig};
 use cardlane::gateway::swipe::{build_record, LaneSettings, SwipeInput};
 use cardlane::gateway::{ApiKey, ClientConfig, GatewayClient};
@@ -31,31 +32,12 @@ const KEY: &str = "bench-key";
 /// A clear wedge swipe of a Luhn-valid test PAN made unique by `i`.
 fn frame(i: usize) -> Vec<u8> {
     let body = format!("4{:014}", i);
-    let check = luhn_digit(&body);
-    let pan = format!("{body}{check}");
+    // The check digit is the one digit that makes the number pass the crate's own Luhn check.
+    let pan = (0..10)
+        .map(|d| format!("{body}{d}"))
+        .find(|p| luhn_valid(p))
+        .unwrap();
     format!("%B{pan}^BENCH/CARD {i}^29121010000000000000?;{pan}=29121010000000000?\r").into_bytes()
-}
-
-fn luhn_digit(body: &str) -> u32 {
-    let sum: u32 = body
-        .chars()
-        .rev()
-        .enumerate()
-        .map(|(i, c)| {
-            let d = c.to_digit(10).unwrap_or(0);
-            if i % 2 == 0 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    (10 - sum % 10) % 10
 }
 
 /// Notes when each customer's request is about to be sent.

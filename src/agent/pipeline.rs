@@ -414,15 +414,16 @@ impl Pipeline {
             return ticket;
         }
         let payload = record.payload();
-        let direct = (sh.cfg.send_before_commit && record.fresh_customer_id)
-            .then(|| sh.uploader.direct_slot())
-            .flatten()
-            .map(|slot| {
+        let slot = if sh.cfg.send_before_commit && record.fresh_customer_id {
+            sh.uploader.direct_slot()
+        } else {
+            None
+        };
+        let (stored, direct) = match slot {
+            Some(slot) => {
                 let (tx, rx) = oneshot::channel();
-                (tx, (slot, rx, payload.clone()))
-            });
-        let (stored, direct) = match direct {
-            Some((tx, d)) => (Some(tx), Some(d)),
+                (Some(tx), Some((slot, rx, payload.clone())))
+            }
             None => (None, None),
         };
         let prepared = Prepared {

@@ -87,11 +87,20 @@ impl std::fmt::Display for MaskedPan {
     }
 }
 
-/// Stars an ASCII PAN in place as [`push_masked`] does: first 6 / last 4 shown, or only the
-/// first half of a short number.
+/// How many characters of an `n`-character PAN stay shown at the head and at the tail: first 6 /
+/// last 4; a short number would be shown whole by that rule, so only its first half is.
+fn shown(n: usize) -> (usize, usize) {
+    if n > 12 {
+        (6, 4)
+    } else {
+        (n / 2, 0)
+    }
+}
+
+/// Stars an ASCII PAN in place as [`push_masked`] does.
 pub(crate) fn star_pan(pan: &mut [u8]) {
     let n = pan.len();
-    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+    let (head, tail) = shown(n);
     if let Some(mid) = pan.get_mut(head..n - tail) {
         mid.fill(b'*');
     }
@@ -106,15 +115,14 @@ where
     if s.is_ascii() {
         // Byte positions are char positions: copy the shown ends, star the middle.
         let n = s.len();
-        let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+        let (head, tail) = shown(n);
         out.extend(s.get(..head));
         out.extend(std::iter::repeat('*').take(n - head - tail));
         out.extend(s.get(n - tail..));
         return;
     }
     let n = s.chars().count();
-    // Short numbers would be shown whole by a 6/4 rule: show only their first half.
-    let (head, tail) = if n > 12 { (6, 4) } else { (n / 2, 0) };
+    let (head, tail) = shown(n);
     out.extend(
         s.chars()
             .enumerate()
