@@ -47,7 +47,7 @@ fn error_line(e: &ParseError) -> String {
 }
 
 /// Drops `#` comment lines (fixture payload files carry them).
-fn strip_comments(input: &[u8]) -> Vec<u8> {
+pub(crate) fn strip_comments(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(input.len());
     for line in input.split_inclusive(|&c| c == b'\n') {
         if line.first() != Some(&b'#') {

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::decode::strip_comments;
 use anyhow::Context;
 use cardlane::agent::captures::Captures;
 use cardlane::agent::events::EventHub;
@@ -80,16 +81,6 @@ pub(crate) struct Loaded {
 pub(crate) struct LoadError {
     pub code: &'static str,
     pub message: String,
-}
-
-fn strip_comments(input: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(input.len());
-    for line in input.split_inclusive(|&c| c == b'\n') {
-        if line.first() != Some(&b'#') {
-            out.extend_from_slice(line);
-        }
-    }
-    out
 }
 
 /// Cuts a fixture's bytes into frames. `name` decides `.hex`.
