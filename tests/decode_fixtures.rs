@@ -220,3 +220,39 @@ fn cli_binary_frames_back_to_back_and_errors() {
     let (code, _) = cardlane(&["decode", "--variant", "nonsense"], Some(b""));
     assert_eq!(code, 2);
 }
+
+/// Chip data without its frame (SDK logs) and keyboard TLV cut short in a trailing tag decrypt
+/// under the ANSI test BDK to the public test card they were made from (Visa acquirer test
+/// card 19, reader-formats.md §2.7's example PAN).
+#[test]
+fn cli_bare_chip_data_and_cut_keyboard_tlv_decrypt() {
+    let bdk = "0123456789ABCDEFFEDCBA9876543210";
+    let want = ";4761739001010119=251220112340001230?";
+    for (args, file, warn) in [
+        (
+            &["decode", "--hex", "--bdk", bdk][..],
+            "good/emv_tlv_sdk_log.hex",
+            false,
+        ),
+        (
+            &["decode", "--bdk", bdk][..],
+            "good/emv_tlv_keyboard_cut.txt",
+            true,
+        ),
+    ] {
+        let mut a = args.to_vec();
+        let f = fixture(file);
+        a.push(&f);
+        let (code, out) = cardlane(&a, None);
+        assert_eq!(code, 0, "{file}: {out}");
+        let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(v["format"], "emv-tlv", "{file}");
+        assert_eq!(v["decrypted"]["2"], want, "{file}");
+        let truncated = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "truncated");
+        assert_eq!(truncated, warn, "{file}");
+    }
+}
