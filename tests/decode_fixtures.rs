@@ -256,3 +256,36 @@ fn cli_bare_chip_data_and_cut_keyboard_tlv_decrypt() {
         assert_eq!(truncated, warn, "{file}");
     }
 }
+
+/// `decode --bdk` judges Luhn on the PAN it decrypted: an ID TECH enhanced frame whose masked
+/// PAN hides the check digit's error (4111111111111112 fails Luhn: digit sum 31) is flagged
+/// only once decrypted.
+#[test]
+fn cli_decode_bdk_checks_luhn_on_the_clear_pan() {
+    let bdk = "0123456789ABCDEFFEDCBA9876543210";
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args([
+            "synth",
+            "--format",
+            "idtech-enhanced",
+            "--bdk",
+            bdk,
+            "--ksn",
+            "FFFF9876543210E00001",
+            "--track2",
+            ";4111111111111112=2912101?",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let frame = out.stdout;
+    let warnings = |args: &[&str]| -> Vec<Value> {
+        let (code, out) = cardlane(args, Some(&frame));
+        assert_eq!(code, 0, "{out}");
+        let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        v["warnings"].as_array().unwrap().clone()
+    };
+    let luhn = Value::from("pan-fails-luhn");
+    assert!(warnings(&["decode", "--bdk", bdk]).contains(&luhn));
+    assert!(!warnings(&["decode"]).contains(&luhn));
+}

@@ -178,6 +178,8 @@ pub fn decrypt_read(
     out.fill_from_clear(&secret);
     out.decrypted = Some(secret);
     out.key_variant = Some(variant);
+    // Shown tracks now come from the clear, under the same rule as masked_pan.
+    super::tracks::remask_shown(&mut out);
     Ok(out)
 }
 
@@ -414,7 +416,9 @@ pub(crate) mod tests {
         assert_eq!(r.entry_mode.map(|m| m.code()).as_deref(), Some("07"));
         assert_eq!(
             r.tracks[1].masked.as_deref(),
-            Some(";4111********1111=29121010000012300000?")
+            // Expiry, service code and discretionary data are not shown, whatever the reader
+            // left clear in its masked copy.
+            Some(";4111********1111=********************?")
         );
         let d = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap();
         assert_eq!(
