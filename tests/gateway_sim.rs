@@ -16,6 +16,9 @@ use cardlane::gateway::{
 };
 use serde_json::{json, Value};
 
+mod common;
+use common::OutputWithin;
+
 const KEY: &str = "sim-test-key-0f8fad5b-d9cb-469f";
 /// Visa test card from the vendor's samples (onepay-gateway.md).
 const PAN: &str = "4005571701111111";
@@ -472,20 +475,26 @@ async fn commit_then_drop_then_retry_leaves_one_customer() {
 #[tokio::test]
 async fn delay_beyond_the_timeout_is_transient_then_saved() {
     let sim = start(false, None).await;
-    let mut cfg = ClientConfig::new(&sim.base_url, ApiKey::new(KEY));
-    cfg.total_timeout = Duration::from_millis(300);
-    cfg.retry = RetryPolicy {
-        max_attempts: 2,
-        min_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(20),
+    let client_with = |timeout: Duration| {
+        let mut cfg = ClientConfig::new(&sim.base_url, ApiKey::new(KEY));
+        cfg.total_timeout = timeout;
+        cfg.retry = RetryPolicy {
+            max_attempts: 2,
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        GatewayClient::new(cfg).unwrap()
     };
-    let client = GatewayClient::new(cfg).unwrap();
+    // Margins a loaded machine cannot close: a 1 s time-out against an 8 s delay, a 50 ms
+    // delay against a 20 s time-out.
     fault(
         &sim.base_url,
-        json!({"kind": "delay", "count": 1, "delay_ms": 1500}),
+        json!({"kind": "delay", "count": 1, "delay_ms": 8000}),
     )
     .await;
-    let once = client.save_once(&swipe("SLOW", "1")).await;
+    let once = client_with(Duration::from_secs(1))
+        .save_once(&swipe("SLOW", "1"))
+        .await;
     assert_eq!(
         once,
         Outcome::Transient {
@@ -498,7 +507,9 @@ async fn delay_beyond_the_timeout_is_transient_then_saved() {
         json!({"kind": "delay", "count": 1, "delay_ms": 50}),
     )
     .await;
-    let d = client.save_customer(&swipe("SLOW", "1")).await;
+    let d = client_with(Duration::from_secs(20))
+        .save_customer(&swipe("SLOW", "1"))
+        .await;
     assert_eq!((saved_id(&d), d.attempts), ("SLOW".into(), 1));
     sim.shutdown().await;
 }
@@ -780,7 +791,6 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
 /// `--db`, and exits 0 on SIGTERM; without an API key it is a usage error (2).
 #[tokio::test]
 async fn the_command_runs_and_stops_gracefully() {
-    use std::io::BufRead;
     use std::process::{Command, Stdio};
     logs();
     let exe = env!("CARGO_BIN_EXE_cardlane");
@@ -790,10 +800,8 @@ async fn the_command_runs_and_stops_gracefully() {
     let status = Command::new(exe)
         .args(["gateway-sim", "--listen", "127.0.0.1:0"])
         .env_remove("CARDLANE_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+        .output_within()
+        .status;
     assert_eq!(status.code(), Some(2));
 
     let mut child = Command::new(exe)
@@ -811,10 +819,7 @@ async fn the_command_runs_and_stops_gracefully() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let first = common::Lines::new(child.stdout.take().unwrap()).next();
     let base = first
         .trim()
         .strip_prefix("listening on ")
@@ -834,10 +839,9 @@ async fn the_command_runs_and_stops_gracefully() {
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+        .output_within();
+    assert!(killed.status.success());
+    let out = common::wait_output(&mut child);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("customer request"), "{stderr}");

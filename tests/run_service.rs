@@ -180,8 +180,18 @@ impl Agent {
             assert!(Instant::now() < end, "agent did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         };
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(l);
+        // The agent has exited: read its output to the end of the pipe (the reader thread
+        // hangs up there), however slowly that thread gets to run.
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(l) => self.seen.push(l),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("agent output still open 30 s after exit: {e}"),
+            }
         }
         status
     }
