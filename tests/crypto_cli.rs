@@ -1,14 +1,16 @@
 //! `cardlane dukpt` / `cardlane pinblock` as a user runs them: outputs, typed errors, exit codes.
 use std::process::Command;
 
+mod common;
+use common::OutputWithin;
+
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const KSN: &str = "FFFF9876543210E00001";
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(args)
-        .output()
-        .unwrap();
+        .output_within();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use cardlane::parse::{decode_frame, split_frames, validate_at, ParseError};
 use serde_json::Value;
 
+mod common;
+
 fn dir(sub: &str) -> Vec<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/decode")
@@ -123,7 +125,7 @@ fn cardlane(args: &[&str], stdin: Option<&[u8]>) -> (i32, String) {
             i.write_all(b).unwrap();
         }
     }
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(&mut child);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),

@@ -6,13 +6,16 @@ use std::process::{Command, Stdio};
 use cardlane::capture::{frames, Capture};
 use cardlane::device::Profiles;
 
+mod common;
+use common::OutputWithin;
+
 fn cardlane() -> Command {
     Command::new(env!("CARGO_BIN_EXE_cardlane"))
 }
 
 #[test]
 fn devices_json_is_an_array_and_exits_zero() {
-    let out = cardlane().args(["devices", "--json"]).output().unwrap();
+    let out = cardlane().args(["devices", "--json"]).output_within();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let list = v.as_array().expect("a JSON array");
@@ -41,7 +44,7 @@ fn capture_from_stdin_records_text_chunks_and_frames() {
         .unwrap()
         .write_all(b"%B4111111111111111^TEST/CARD^2912101?;4111111111111111=2912101?\r%E?;E?\r")
         .unwrap();
-    let res = child.wait_with_output().unwrap();
+    let res = common::wait_output(&mut child);
     assert!(
         res.status.success(),
         "{}",
@@ -66,22 +69,19 @@ fn capture_refuses_clear_reader_without_flag_and_bad_selector() {
         .args(["capture", "--device", "stdin", "--out"])
         .arg(&out)
         .stdin(Stdio::null())
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(res.status.code(), Some(2));
     assert!(!out.exists(), "nothing written");
     let res = cardlane()
         .args(["capture", "--device", "usb:1:2", "--out"])
         .arg(&out)
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(res.status.code(), Some(2));
     // A reader that is not there: exit 1 with a hint.
     let res = cardlane()
         .args(["capture", "--device", "hidraw:/dev/hidraw-none", "--out"])
         .arg(&out)
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(res.status.code(), Some(1));
     let err = String::from_utf8_lossy(&res.stderr);
     assert!(err.contains("not found"), "{err}");
