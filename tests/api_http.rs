@@ -588,13 +588,16 @@ async fn events_stream_masked_lane_events() {
         capture_id: None,
         error_code: None,
     });
+    // A publisher that hands the whole PAN where only the last 4 belong: the stream must
+    // still carry only the last 4 (and a clear PAN is no masked PAN at all).
+    assert!(MaskedPanText::new(pan).is_none());
     s.events.publish(LaneEvent::Saved {
         reader: Some("front".into()),
         capture_id: None,
         customer_id: "CL1".into(),
         token: Some("1234".into()),
         masked_pan: masked,
-        last4: Some("1111".into()),
+        last4: Some(pan.into()),
     });
     s.events.publish(LaneEvent::ReaderDetached {
         reader: "front".into(),
@@ -626,6 +629,8 @@ async fn events_stream_masked_lane_events() {
     );
     assert_eq!(seen[1].1["masked_pan"], "400557******1111");
     assert_eq!(seen[1].1["last4"], "1111");
+    assert_eq!(seen[2].1["masked_pan"], "400557******1111");
+    assert_eq!(seen[2].1["last4"], "1111", "{}", seen[2].1);
     assert!(!text.contains(pan), "no PAN in the stream");
     s.handle.shutdown().await.unwrap();
 }

@@ -22,6 +22,8 @@ use common::OutputWithin;
 const KEY: &str = "sim-test-key-0f8fad5b-d9cb-469f";
 /// Visa test card from the vendor's samples (onepay-gateway.md).
 const PAN: &str = "4005571701111111";
+/// One digit too many for `card.number` (customer-api.md: 13 to 19 digits).
+const BAD_NUMBER: &str = "40055717011111119999";
 const TRACKS: &str = "%B4005571701111111^FDMS TEST CARD/VISA^2512101?;4005571701111111=2512101?";
 
 // ---- log capture: every test in this binary logs at TRACE into one buffer ----
@@ -757,22 +759,47 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
         code: Some("123".into()),
         ..Default::default()
     });
-    client.save_customer(&with_number).await;
-    client.save_customer(&swipe("LOG2", "1")).await;
+    // Each call must have done what it stands for, or the search below covers less.
+    let d = client.save_customer(&with_number).await;
+    assert_eq!((saved_id(&d), d.attempts), ("LOG1".into(), 1));
+    let d = client.save_customer(&swipe("LOG2", "1")).await;
+    assert_eq!((saved_id(&d), d.attempts), ("LOG2".into(), 1));
     fault(&sim.base_url, json!({"kind": "http-500", "count": 1})).await;
-    client.save_customer(&swipe("LOG3", "1")).await;
+    let d = client.save_customer(&swipe("LOG3", "1")).await;
+    assert_eq!(
+        (saved_id(&d), d.attempts),
+        ("LOG3".into(), 2),
+        "retried after the 500"
+    );
     fault(
         &sim.base_url,
         json!({"kind": "commit-then-drop", "count": 1}),
     )
     .await;
-    client.save_customer(&swipe("LOG4", "1")).await;
+    let d = client.save_customer(&swipe("LOG4", "1")).await;
+    assert_eq!(
+        (saved_id(&d), d.attempts),
+        ("LOG4".into(), 2),
+        "retried after the drop"
+    );
+    // A keyed number of 20 digits (customer-api.md: 13 to 19), with no track data to prefer
+    // over it: the rejection's text and logs must not echo it.
     let mut bad = swipe("LOG5", "1");
-    bad.card.as_mut().unwrap().number = Some("4005571701111111999".into());
-    client.save_customer(&bad).await;
-    client_for(&sim.base_url, "wrong-key-LOGTEST", 1)
+    bad.card = Some(CardRequest {
+        number: Some(BAD_NUMBER.into()),
+        expiration_date: Some("1229".into()),
+        ..Default::default()
+    });
+    let d = client.save_customer(&bad).await;
+    assert!(
+        matches!(&d.outcome, Outcome::Rejected { text }
+            if text.contains("card.number") && !text.contains(BAD_NUMBER)),
+        "{d:?}"
+    );
+    let d = client_for(&sim.base_url, "wrong-key-LOGTEST", 1)
         .save_customer(&swipe("LOG6", "1"))
         .await;
+    assert_eq!(d.outcome, Outcome::AuthFailed);
     // Debug prints of the request and config go to the log too: they must be redacted.
     tracing::trace!(request = ?with_number, config = ?ClientConfig::new("http://x", ApiKey::new(KEY)), "debug dump");
     sim.shutdown().await;
@@ -780,7 +807,14 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
     let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
     assert!(text.contains("customer request"), "the capture works");
     assert!(text.contains("LOG1"));
-    for secret in [PAN, KEY, "wrong-key-LOGTEST", "2512101", "FDMS TEST CARD"] {
+    for secret in [
+        PAN,
+        KEY,
+        "wrong-key-LOGTEST",
+        "2512101",
+        "FDMS TEST CARD",
+        BAD_NUMBER,
+    ] {
         assert!(!text.contains(secret), "log holds {secret:?}");
     }
 }
