@@ -578,3 +578,69 @@ fn past_the_queue_cap_a_swipe_is_refused_not_dropped() {
         .count();
     assert_eq!(held, 2, "{}", String::from_utf8_lossy(&list.stdout));
 }
+
+/// README: a swipe's request may start while its row commits; the row is written `sending`
+/// and the answer applied only after the commit, so an agent killed after the commit and
+/// before the answer sends it again on the next start, and the gateway keeps one customer.
+/// Here the simulator holds the direct send unanswered (one free slot, a fresh customer id:
+/// the direct lane), the replay is killed once the row is committed `sending`, and a flush
+/// (the next start) delivers it.
+#[test]
+fn killed_between_direct_send_and_answer_resends_on_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path());
+    http(
+        &sim.addr,
+        "POST",
+        "/_sim/faults",
+        r#"{"kind":"delay","count":1,"delay_ms":120000}"#,
+    );
+    let cap = dir.path().join("one.capture");
+    std::fs::write(&cap, wedge_capture(&CARDS[..1], 0)).unwrap();
+    let mut replay = Command::new(bin())
+        .args([
+            "replay",
+            "--gateway",
+            &sim.url,
+            "--allow-clear",
+            "--no-delay",
+            "--wait",
+            "600",
+        ])
+        .arg(&cap)
+        .env("CARDLANE_API_KEY", KEY)
+        .env("CARDLANE_QUEUE", dir.path().join("q.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = |dir: &Path| lines(&cardlane(dir, KEY, &["queue", "list"]));
+    // The request is at the gateway (which holds it) and the row is committed `sending`.
+    wait_until("the swipe committed while its send is in flight", || {
+        http(&sim.addr, "GET", "/_sim/stats", "")["customer_requests"] == 1
+            && held(dir.path()).iter().any(|r| r["state"] == "sending")
+    });
+    replay.kill().unwrap(); // SIGKILL
+    wait_output(&mut replay);
+    let rows = held(dir.path());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["state"], "sending", "{rows:?}");
+    assert!(customers(&sim).is_empty(), "the gateway has not answered");
+    http(&sim.addr, "DELETE", "/_sim/faults", "");
+
+    // The next start: the row left `sending` is sent again.
+    let mut sent = 0;
+    wait_until("the queue drained", || {
+        let out = cardlane(dir.path(), KEY, &["queue", "flush", "--gateway", &sim.url]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["failed"], 0, "{report}");
+        sent += report["sent"].as_u64().unwrap();
+        report["remaining"] == 0
+    });
+    assert_eq!(sent, 1);
+    let stored = customers(&sim);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["customer_id"], rows[0]["customer_id"]);
+    assert_eq!(stored[0]["account_last_4"], "1111");
+    assert!(held(dir.path()).is_empty());
+}

@@ -433,3 +433,44 @@ async fn flush_tries_each_record_once_even_without_backoff() {
     assert_eq!((r.sent, r.retried, r.remaining), (0, 4, 4));
     assert!(fake.calls().values().all(|n| *n == 1));
 }
+
+/// The direct lane: the gateway refuses the API key while the record's enqueue fails. The
+/// uploader pauses (the key is wrong for every record) and reports the swipe as not stored
+/// with no answer, so the operator is told to take it again; nothing is in the queue.
+#[tokio::test]
+async fn direct_send_refused_key_and_enqueue_failed_is_not_stored_and_pauses() {
+    let e = env();
+    let fake = Fake::new(|_, _| DeliverResult::AuthFailed("HTTP 401".into()));
+    let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(2)).unwrap();
+    let mut rx = up.subscribe();
+    let slot = up.direct_slot().expect("a free slot while running");
+    let (tx, stored) = tokio::sync::oneshot::channel();
+    up.send_direct(
+        slot,
+        "cust-direct".into(),
+        Zeroizing::new(b"cust-direct".to_vec()),
+        stored,
+    );
+    tx.send(Err(QueueError::Storage("disk full".into())))
+        .unwrap();
+    let first = within("the auth event", rx.recv()).await.unwrap();
+    assert_eq!(
+        first,
+        UploadEvent::AuthFailed {
+            reason: "HTTP 401".into()
+        }
+    );
+    let second = within("the not-stored event", rx.recv()).await.unwrap();
+    assert_eq!(
+        second,
+        UploadEvent::NotStored {
+            customer_id: "cust-direct".into(),
+            answer: None,
+            error: QueueError::Storage("disk full".into()),
+        }
+    );
+    assert!(up.is_paused());
+    assert!(up.direct_slot().is_none(), "paused: no direct sends");
+    assert_eq!(fake.calls()["cust-direct"], 1);
+    assert_eq!(e.queue.stats().unwrap().held, 0);
+}
