@@ -420,7 +420,8 @@ mod tests {
             input(allow, Some(enc_profile)),
             Err(SwipeError::ClearRefused)
         );
-        assert!(input(allow, Some(wedge)).is_ok());
+        let id = input(allow, Some(wedge)).expect("clear text allowed by lane and profile");
+        assert!(id.starts_with("LANE7"), "{id}");
     }
 
     fn encrypted_read(format: Format) -> CardRead {

@@ -354,10 +354,18 @@ pub(crate) mod tests {
         assert_eq!(r.key_variant, Some(KeyVariant::Pin));
         let mut dec = FixedKey::new(KEY);
         dec.want = Some(KeyVariant::Pin);
-        assert!(decrypt_read(&r, &dec, None).is_ok());
+        let tracks = |d: crate::card::CardRead| {
+            let t = d.decrypted.unwrap();
+            [0, 1].map(|i| t[i].as_ref().unwrap().expose().to_string())
+        };
+        assert_eq!(tracks(decrypt_read(&r, &dec, None).unwrap()), [T1, T2]);
         dec.want = Some(KeyVariant::DataVariant);
-        assert!(decrypt_read(&r, &dec, None).is_err());
-        assert!(decrypt_read(&r, &dec, Some(KeyVariant::DataVariant)).is_ok());
+        assert_eq!(
+            decrypt_read(&r, &dec, None).unwrap_err().code(),
+            "decrypt-failed"
+        );
+        let d = decrypt_read(&r, &dec, Some(KeyVariant::DataVariant)).unwrap();
+        assert_eq!(tracks(d), [T1, T2]);
     }
 
     #[test]

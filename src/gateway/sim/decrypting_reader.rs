@@ -332,10 +332,11 @@ mod tests {
         );
         let data_ct = bare(ReaderKey::Data, T2);
         let c = card(&data_ct, Some(KSN));
-        assert!(DecryptingReader
-            .read_card(&c, &ctx(&bdks, Some("2")))
-            .is_ok());
-        assert!(DecryptingReader.read_card(&c, &ctx(&bdks, None)).is_ok());
+        for code in [Some("2"), None] {
+            let f = DecryptingReader.read_card(&c, &ctx(&bdks, code)).unwrap();
+            assert_eq!(f.pan.expose(), "4005571701111111", "{code:?}");
+            assert_eq!(f.expiry_mmyy.as_deref(), Some("1225"), "{code:?}");
+        }
         assert_eq!(
             DecryptingReader
                 .read_card(&c, &ctx(&bdks, Some("MAGTEK")))
