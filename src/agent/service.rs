@@ -363,6 +363,8 @@ impl Service {
             })?,
         );
 
+        metrics.watch_uploader(pipeline.uploader().health());
+        lane.watch_uploader(pipeline.uploader().health());
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 

@@ -23,5 +23,5 @@ pub use store::{
 };
 pub use uploader::{
     Backoff, Deliver, DeliverFuture, DeliverResult, DirectSlot, FinalAnswer, FlushReport, Saved,
-    StoredRx, UploadEvent, Uploader, UploaderConfig, UploaderTask,
+    StoredRx, UploadEvent, Uploader, UploaderConfig, UploaderHealth, UploaderStatus, UploaderTask,
 };
