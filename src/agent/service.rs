@@ -29,7 +29,9 @@ use crate::device::{Frame, Profile, ProfileError, Profiles, Selector};
 use crate::gateway::client::{ClientConfig, GatewayClient};
 use crate::gateway::secret::ApiKey;
 use crate::gateway::swipe::{EntryModeTable, LaneSettings};
-use crate::queue::{Backoff, Deliver, KeySource, Queue, QueueError, UploadEvent, UploaderConfig};
+use crate::queue::{
+    Backoff, Deliver, KeySource, Queue, QueueError, QueueLock, UploadEvent, UploaderConfig,
+};
 
 /// How often the gateway's host is probed while nothing is being delivered.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);
@@ -237,6 +239,8 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     pub captures: Arc<Captures>,
     pub queue: Arc<Queue>,
+    /// Held until the service is dropped.
+    _queue_lock: QueueLock,
 }
 
 impl std::fmt::Debug for Service {
@@ -290,6 +294,8 @@ impl Service {
             max_age: config.queue.max_age,
             key: KeySource::Auto,
         };
+        // One process per queue file: taken before the queue is opened (and recovered).
+        let queue_lock = QueueLock::acquire(&config.queue.path).map_err(queue_err)?;
         let path = config.queue.path.clone();
         let queue = tokio::task::spawn_blocking(move || Queue::open(path, qcfg))
             .await
@@ -482,6 +488,7 @@ impl Service {
             metrics,
             captures,
             queue,
+            _queue_lock: queue_lock,
         })
     }
 

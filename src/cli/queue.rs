@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cardlane::queue::{
-    Deliver, FlushReport, KeySource, Queue, QueueConfig, RecordInfo, Uploader, UploaderConfig,
+    Deliver, FlushReport, KeySource, Queue, QueueConfig, QueueLock, RecordInfo, Uploader,
+    UploaderConfig,
 };
 
 #[derive(clap::Args, Debug)]
@@ -157,6 +158,8 @@ fn flush(
     if !path.exists() {
         return Ok(FlushReport::default());
     }
+    // Not beside `run` or `replay` on the same file: both would send the same records.
+    let _lock = QueueLock::acquire(path)?;
     let queue = Queue::open(
         path,
         QueueConfig {

@@ -7,6 +7,7 @@
 
 mod error;
 mod key;
+mod lock;
 mod mask;
 mod seal;
 mod store;
@@ -17,6 +18,7 @@ pub const DEFAULT_PATH: &str = "cardlane-queue.db";
 
 pub use error::QueueError;
 pub use key::{KeySource, QueueKey, KEY_ENV};
+pub use lock::{lock_path, QueueLock};
 pub use mask::mask_text;
 pub use store::{
     Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo, RecordState,
