@@ -34,9 +34,9 @@ impl QueueLock {
             .truncate(false)
             .mode(0o600)
             .open(&path)?;
-        match file.try_lock() {
+        match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+            Err(e) if e == rustix::io::Errno::WOULDBLOCK => {
                 let mut text = String::new();
                 // Best effort: the holder writes its pid right after locking.
                 let _ = file.read_to_string(&mut text);
@@ -45,7 +45,7 @@ impl QueueLock {
                     pid: text.trim().parse().ok(),
                 });
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+            Err(e) => return Err(std::io::Error::from(e).into()),
         }
         file.set_len(0)?;
         file.rewind()?;
