@@ -383,8 +383,8 @@ impl Service {
                 tokio::select! {
                     ev = up_events.recv() => match ev {
                         Ok(UploadEvent::Resumed) => h.auth_cleared(),
-                        Ok(UploadEvent::AuthFailed { .. }) => {
-                            tracing::error!("the gateway refused the API key; uploads paused (records kept)");
+                        Ok(UploadEvent::AuthFailed { reason }) => {
+                            tracing::error!(reason = %reason, "uploads paused (records kept)");
                         }
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}

@@ -679,7 +679,8 @@ fn pause(inner: &Inner, reason: String) {
         .paused
         .send_if_modified(|p| !std::mem::replace(p, true))
     {
-        tracing::error!("queue: gateway refused the API key; uploads paused");
+        // The reason is masked text of ours (a refused key, a URL that is not the gateway).
+        tracing::error!(reason = %reason, "queue: uploads paused until the gateway configuration is fixed; records kept");
         let _ = inner.events.send(UploadEvent::AuthFailed { reason });
     }
 }
