@@ -334,8 +334,9 @@ impl Queue {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let result: Result<Vec<_>, QueueError> = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Only what still waits to be sent counts: failed rows keep a reason, not a slot.
             let mut held = count(tx.query_row(
-                "SELECT COUNT(*) FROM records WHERE created > ?1",
+                "SELECT COUNT(*) FROM records WHERE created > ?1 AND state != 'failed'",
                 params![self.cutoff(now)],
                 |r| r.get(0),
             )?);
@@ -463,9 +464,15 @@ impl Queue {
 
     /// The gateway's answer is final (saved): deletes the record. `false` when it was already
     /// gone (acknowledged before or purged), so a double ack is harmless.
+    /// The WAL is then checkpointed and truncated, so the record's pages (written there at
+    /// enqueue) do not outlive the delete.
     pub fn ack(&self, id: RecordId) -> Result<bool, QueueError> {
         let conn = self.lock();
-        Ok(conn.execute("DELETE FROM records WHERE id = ?1", params![id.0])? > 0)
+        let gone = conn.execute("DELETE FROM records WHERE id = ?1", params![id.0])? > 0;
+        if gone {
+            checkpoint(&conn)?;
+        }
+        Ok(gone)
     }
 
     /// Transient failure: back to pending, not before `at_ms` (unix ms), with the masked error.
@@ -507,6 +514,8 @@ impl Queue {
         if n == 0 {
             return Err(QueueError::NotFound(id.0));
         }
+        // The wiped payload must not stay readable in the WAL either.
+        checkpoint(&conn)?;
         Ok(())
     }
 
