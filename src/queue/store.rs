@@ -182,6 +182,8 @@ pub struct Queue {
     max_age_ms: i64,
     clock: Clock,
     path: PathBuf,
+    /// Rows found corrupt (and marked failed) by claims so far, for flush reports.
+    corrupt_marked: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Queue {
@@ -265,6 +267,7 @@ impl Queue {
             max_age_ms: millis(config.max_age),
             clock: Arc::new(system_now_ms),
             path,
+            corrupt_marked: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -454,12 +457,32 @@ impl Queue {
                             "queue record failed decryption; marked failed"
                         );
                         mark_corrupt.execute(params![id])?;
+                        self.corrupt_marked
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             }
         }
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Rows found corrupt by claims of this handle so far (they are kept `failed`).
+    pub fn corrupt_marked(&self) -> u64 {
+        self.corrupt_marked
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes every pending record due now (a manual flush ignores the backoff); returns how
+    /// many were waiting for a later attempt.
+    pub fn make_all_due(&self) -> Result<u64, QueueError> {
+        let now = self.now_ms();
+        let conn = self.lock();
+        let n = conn.execute(
+            "UPDATE records SET next_attempt = ?1 WHERE state = 'pending' AND next_attempt > ?1",
+            params![now],
+        )?;
+        Ok(count(i64::try_from(n).unwrap_or(i64::MAX)))
     }
 
     /// The gateway's answer is final (saved): deletes the record. `false` when it was already

@@ -348,6 +348,12 @@ impl Uploader {
         self.inner.health.clone()
     }
 
+    /// A manual flush: every record held now is sent once, whatever its backoff says.
+    pub async fn flush_now(&self) -> Result<FlushReport, QueueError> {
+        blocking(&self.inner.queue, |q| q.make_all_due()).await?;
+        self.flush_once().await
+    }
+
     /// Starts the background loop on the current tokio runtime, supervised: a loop that ends
     /// other than by [`UploaderTask::stop`] (an error, a panic) is restarted after a pause.
     pub fn start(&self) -> UploaderTask {
@@ -513,6 +519,7 @@ async fn drain(
     let mut storage_failures = 0u32;
     // A flush tries what was due when it started, each record at most once.
     let flush_start = inner.queue.now_ms();
+    let corrupt_before = inner.queue.corrupt_marked();
     loop {
         let stopping = stop_gone || *stop.borrow_and_update();
         let is_paused = *paused.borrow_and_update();
@@ -625,6 +632,8 @@ async fn drain(
     }
     let stats = blocking(&inner.queue, |q| q.stats()).await?;
     report.remaining = stats.pending + stats.sending;
+    // Corrupt rows found by this run's claims are failures too.
+    report.failed += inner.queue.corrupt_marked().saturating_sub(corrupt_before);
     report.auth_failed = *inner.paused.borrow();
     Ok(report)
 }
