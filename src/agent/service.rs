@@ -322,7 +322,9 @@ impl Service {
             health.clone(),
             metrics.clone(),
         ));
-        let captures = Arc::new(Captures::new(config.api.max_waiting_captures));
+        // Capture outcomes are kept with the records, so a kiosk can still ask after a restart.
+        let captures =
+            Arc::new(Captures::new(config.api.max_waiting_captures).with_store(queue.clone()));
         // Latency is timed inside the pipeline; the observer only feeds gateway health.
         let deliver: Arc<dyn Deliver> = Arc::new(ObservedDeliver::new(
             Arc::new(GatewayDeliver::new(client)),

@@ -21,7 +21,8 @@ pub use key::{KeySource, QueueKey, KEY_ENV};
 pub use lock::{lock_path, QueueLock};
 pub use mask::mask_text;
 pub use store::{
-    Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo, RecordState,
+    CaptureRow, Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo,
+    RecordState,
 };
 pub use uploader::{
     Backoff, Deliver, DeliverFuture, DeliverResult, DirectSlot, FinalAnswer, FlushReport, Saved,

@@ -39,7 +39,31 @@ CREATE INDEX IF NOT EXISTS records_due ON records (state, next_attempt);
 CREATE INDEX IF NOT EXISTS records_customer ON records (customer_id, id);
 -- The cap count and expiry purge look at `created` only.
 CREATE INDEX IF NOT EXISTS records_created ON records (created);
+-- Kiosk captures and how their record ended, so a capture survives a restart of the agent
+-- (no card data: ids, state, the gateway's token, a masked PAN, a masked reason).
+CREATE TABLE IF NOT EXISTS captures (
+    id          TEXT    PRIMARY KEY,
+    customer_id TEXT,
+    state       TEXT    NOT NULL,
+    token       TEXT,
+    masked_pan  TEXT,
+    error       TEXT,
+    updated     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS captures_customer ON captures (customer_id);
 ";
+
+/// A kiosk capture as kept beside the records (see the `captures` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRow {
+    pub id: String,
+    pub customer_id: Option<String>,
+    /// `queued`, `saved`, `declined`, `rejected`, `failed`.
+    pub state: String,
+    pub token: Option<String>,
+    pub masked_pan: Option<String>,
+    pub error: Option<String>,
+}
 
 /// Limits and key for [`Queue::open`].
 #[derive(Debug, Clone)]
@@ -604,6 +628,8 @@ impl Queue {
         let cutoff = self.cutoff(self.now_ms());
         let conn = self.lock();
         let n = conn.execute("DELETE FROM records WHERE created <= ?1", params![cutoff])?;
+        // Captures are kept as long as records may be: past that nobody asks any more.
+        conn.execute("DELETE FROM captures WHERE updated <= ?1", params![cutoff])?;
         if n > 0 {
             checkpoint(&conn)?;
         }
@@ -616,6 +642,88 @@ impl Queue {
         let n = conn.execute("DELETE FROM records", [])?;
         checkpoint(&conn)?;
         Ok(count(i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+
+    /// Keeps (or updates) a capture's state beside its record.
+    pub fn save_capture(&self, c: &CaptureRow) -> Result<(), QueueError> {
+        if let Some(m) = &c.masked_pan {
+            if m.chars().filter(|c| c.is_ascii_digit()).count() > 10 {
+                return Err(QueueError::UnmaskedPan);
+            }
+        }
+        let now = self.now_ms();
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO captures (id, customer_id, state, token, masked_pan, error, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+                customer_id = COALESCE(excluded.customer_id, customer_id),
+                state = excluded.state,
+                token = COALESCE(excluded.token, token),
+                masked_pan = COALESCE(excluded.masked_pan, masked_pan),
+                error = excluded.error, updated = excluded.updated",
+            params![
+                c.id,
+                c.customer_id,
+                c.state,
+                c.token,
+                c.masked_pan,
+                c.error.as_deref().map(mask_text),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The outcome of a record whose capture was kept (the record was delivered after a
+    /// restart): updates every capture of `customer_id` still `queued`. Returns their ids.
+    pub fn settle_captures(
+        &self,
+        customer_id: &str,
+        state: &str,
+        token: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Vec<String>, QueueError> {
+        let now = self.now_ms();
+        let conn = self.lock();
+        let mut ids = Vec::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE captures SET state = ?2, token = COALESCE(?3, token), error = ?4,
+                        updated = ?5
+                 WHERE customer_id = ?1 AND state = 'queued' RETURNING id",
+            )?;
+            let rows = stmt.query_map(
+                params![customer_id, state, token, error.map(mask_text), now],
+                |r| r.get::<_, String>(0),
+            )?;
+            for r in rows {
+                ids.push(r?);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// A kept capture by its id, or else the latest one of that `customer_id`.
+    pub fn find_capture(&self, id_or_customer: &str) -> Result<Option<CaptureRow>, QueueError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, customer_id, state, token, masked_pan, error FROM captures
+             WHERE id = ?1 OR customer_id = ?1
+             ORDER BY (id = ?1) DESC, updated DESC LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row(params![id_or_customer], |r| {
+                Ok(CaptureRow {
+                    id: r.get(0)?,
+                    customer_id: r.get(1)?,
+                    state: r.get(2)?,
+                    token: r.get(3)?,
+                    masked_pan: r.get(4)?,
+                    error: r.get(5)?,
+                })
+            })
+            .optional()?)
     }
 
     /// On start: records left `sending` by a crash go back to `pending` (at-least-once; the
