@@ -366,9 +366,11 @@ fn cli_list_purge_flush() {
     let out = cardlane(&["queue", "list", "--queue", dbs]);
     assert!(out.status.success() && out.stdout.is_empty());
 
-    // Looking at a queue that does not exist creates nothing.
+    // Looking at a queue that does not exist is an error (a typo is not an empty queue) and
+    // creates nothing.
     let missing = dir.path().join("missing.db");
     let out = cardlane(&["queue", "list", "--queue", missing.to_str().unwrap()]);
-    assert!(out.status.success() && out.stdout.is_empty());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
     assert!(!missing.exists());
 }

@@ -21,7 +21,7 @@ use crate::agent::metrics::Metrics;
 use crate::device::manager::DeviceEvent;
 use crate::gateway::record::CustomerFields;
 use crate::gateway::validate::validate_customer_fields;
-use crate::queue::{Deliver, DeliverFuture, DeliverResult, Queue};
+use crate::queue::{Deliver, DeliverFuture, DeliverResult, Queue, UploaderHealth};
 
 /// The keys a kiosk may post inside `customer` (the Customer API `customer` object).
 pub const CUSTOMER_KEYS: [&str; 15] = [
@@ -173,6 +173,8 @@ struct Readers {
 /// The agent's [`Lane`].
 pub struct AgentLane {
     readers: Mutex<Readers>,
+    /// The uploader's loop state, for health (set once the pipeline runs).
+    uploader: std::sync::OnceLock<Arc<UploaderHealth>>,
     queue: Option<Arc<Queue>>,
     health: Arc<GatewayHealth>,
     metrics: Arc<Metrics>,
@@ -196,10 +198,16 @@ impl AgentLane {
     ) -> AgentLane {
         AgentLane {
             readers: Mutex::new(Readers::default()),
+            uploader: std::sync::OnceLock::new(),
             queue,
             health,
             metrics,
         }
+    }
+
+    /// The uploader whose loop health reports on.
+    pub fn watch_uploader(&self, health: Arc<UploaderHealth>) {
+        let _ = self.uploader.set(health);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Readers> {

@@ -474,3 +474,46 @@ async fn direct_send_refused_key_and_enqueue_failed_is_not_stored_and_pauses() {
     assert_eq!(fake.calls()["cust-direct"], 1);
     assert_eq!(e.queue.stats().unwrap().held, 0);
 }
+
+/// A row that disappears while it is being sent (a purge ran meanwhile) used to end the
+/// background loop (`?` on the answer's write): the records behind it were stranded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_purged_mid_drain_does_not_stop_the_loop() {
+    let e = env();
+    fill(&e.queue, 3);
+    let first = e.queue.list().unwrap()[0].id;
+    let q = e.queue.clone();
+    // The first delivery deletes its own row (as `queue purge` beside the agent would), then
+    // fails transiently: writing that answer finds no row.
+    let fake = Fake::new(move |c, _| {
+        if c == "cust-000" {
+            assert!(q.ack(first).unwrap());
+            DeliverResult::Transient("timeout".into())
+        } else {
+            DeliverResult::Final(FinalAnswer::Saved(Saved::default()))
+        }
+    });
+    let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(1)).unwrap();
+    let health = up.health();
+    let mut rx = up.subscribe();
+    let task = up.start();
+    let mut saved = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while saved.len() < 2 {
+            if let Ok(UploadEvent::Saved { customer_id, .. }) = rx.recv().await {
+                saved.push(customer_id);
+            }
+        }
+    })
+    .await
+    .expect("the other records were not delivered");
+    saved.sort();
+    assert_eq!(saved, ["cust-001", "cust-002"]);
+    assert_eq!(e.queue.stats().unwrap().held, 0);
+    let status = health.status();
+    assert!(status.alive);
+    assert_eq!(status.record_errors, 1);
+    assert_eq!(status.storage_failing, None);
+    task.stop().await.unwrap();
+    assert!(!health.status().alive);
+}
