@@ -8,3 +8,7 @@ mod status;
 pub use deframer::{Deframed, Deframer};
 pub use frame::{Command, Direction, FrameError, Incoming, Response};
 pub use status::Status;
+pub mod commands;
+pub mod session;
+pub use commands::Interfaces;
+pub use session::{Activate, Event, Outcome, Session, SessionConfig, SessionError, State, Warning};
