@@ -628,6 +628,11 @@ impl Session {
         self.transmit.pop_front()
     }
 
+    /// Whether frames wait to be written.
+    pub fn poll_transmit_pending(&self) -> bool {
+        !self.transmit.is_empty()
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
