@@ -45,6 +45,8 @@ enum Command {
     Capture(cli::capture::Args),
     /// Inspects and drains the durable queue.
     Queue(cli::queue::Args),
+    /// A simulated driven reader (NEO 2) on a PTY.
+    ReaderSim(cli::reader_sim::Args),
 }
 
 fn init_tracing(format: &str, default_level: &str) {
@@ -88,6 +90,7 @@ fn main() -> ExitCode {
         Command::Replay(a) => cli::replay::run(a),
         Command::Capture(a) => cli::capture::run(a),
         Command::Queue(a) => cli::queue::run(a),
+        Command::ReaderSim(a) => cli::reader_sim::run(a),
     };
     match result {
         Ok(code) => code,
