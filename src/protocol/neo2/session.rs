@@ -232,6 +232,8 @@ enum CancelWhy {
     AfterRead,
     /// No transaction: the user resets the reader.
     Idle,
+    /// A ping went unanswered.
+    Watchdog,
 }
 
 struct InFlight {
@@ -572,9 +574,19 @@ impl Session {
 
     /// Timer tick.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.in_flight.as_ref().is_some_and(|f| now >= f.deadline) {
-            self.in_flight = None;
-            self.unresponsive();
+        if let Some(f) = self.in_flight.take_if(|f| now >= f.deadline) {
+            if f.purpose == Purpose::Ping && self.tx.is_none() {
+                // An unanswered ping: try a cancel first (a reader stuck in a transaction
+                // answers that); only if it too goes unanswered is the port reopened.
+                self.set_state(State::Cancelling);
+                self.write(
+                    now,
+                    commands::cancel(),
+                    Purpose::Cancel(CancelWhy::Watchdog),
+                );
+            } else {
+                self.unresponsive();
+            }
             return;
         }
         if let Some(tx) = self.tx.as_ref() {

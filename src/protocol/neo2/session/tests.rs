@@ -373,10 +373,14 @@ fn wedged_reader_is_found_by_the_watchdog_and_reopened() {
     assert_eq!(r.s.poll_timeout(), Some(r.now + idle));
     r.advance(idle);
     assert_eq!(r.sent(), ["18-01"]);
-    // The reader says nothing.
+    // The reader says nothing: after the response time-out, a cancel; unanswered too, the
+    // session gives up on the port.
     r.advance(Duration::from_secs(2));
     assert_eq!(r.s.state(), State::Idle);
     r.advance(Duration::from_secs(1));
+    assert_eq!(r.sent(), ["05-01"]);
+    assert_eq!(r.s.state(), State::Cancelling);
+    r.advance(Duration::from_secs(3));
     assert_eq!(r.s.state(), State::Unresponsive);
     assert!(r.events().contains(&Event::State(State::Unresponsive)));
     assert_eq!(r.s.poll_timeout(), None);
@@ -385,6 +389,19 @@ fn wedged_reader_is_found_by_the_watchdog_and_reopened() {
     assert_eq!(r.sent(), ["18-01"]);
     r.reply(0x18, 0x00, &[]);
     assert_eq!(r.sent(), ["29-00"]);
+}
+
+#[test]
+fn a_ping_lost_but_the_cancel_answered_keeps_the_port() {
+    let mut r = Rig::opened();
+    r.advance(SessionConfig::default().idle_ping);
+    assert_eq!(r.sent(), ["18-01"]);
+    r.advance(Duration::from_secs(3));
+    assert_eq!(r.sent(), ["05-01"]);
+    r.reply(0x05, 0x00, &[]);
+    assert_eq!(r.s.state(), State::Idle);
+    assert!(!r.events().contains(&Event::State(State::Unresponsive)));
+    assert!(r.outcomes().is_empty());
 }
 
 #[test]
