@@ -284,6 +284,54 @@ fn a_wedged_reader_fails_the_read_and_answers_again_after_a_reopen() {
 }
 
 #[test]
+fn a_dip_on_the_contact_interface_only() {
+    let card = format!("{PAN}:2812");
+    let sim = Sim::start(&[
+        "--card",
+        &card,
+        "--present-after",
+        "100",
+        "--interface",
+        "contact",
+    ]);
+    let dev = sim.device();
+    let args = dev_args(&dev, &["--interfaces", "contact", "--timeout", "10"]);
+    let (code, out, err) = reader(&[&["read"][..], &args].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json_line(&out);
+    assert_eq!(r["entry_mode"], "05");
+    assert_eq!(r["last4"], "0119");
+    let start = sim.log().into_iter().find(|v| v["cmd"] == "02-40").unwrap();
+    // DFEF37 bit 2 = contact; the reader's time-out is the host's 10 s plus the 2 s margin.
+    assert_eq!(start["interfaces"], 4);
+    assert_eq!(start["timeout_s"], 12);
+    sim.check_protocol_rules();
+}
+
+#[test]
+fn the_reader_unplugged_mid_transaction_ends_the_read() {
+    let mut sim = Sim::start(&["--no-card"]);
+    let dev = sim.device();
+    let args: Vec<String> = [&["read"][..], &dev_args(&dev, &["--timeout", "20"])]
+        .concat()
+        .into_iter()
+        .map(String::from)
+        .collect();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let _ = tx.send(reader(&refs));
+    });
+    sim.wait_log(|v| v["cmd"] == "02-40" && v["answer"] == "02-63");
+    // Unplug: the far end of the line goes away.
+    sim.child.kill().unwrap();
+    let _ = sim.child.wait();
+    let (code, out, _) = rx.recv_timeout(WAIT).expect("read ends after the unplug");
+    assert_eq!(code, 1);
+    assert_eq!(json_line(&out)["error"]["code"], "reader-error");
+}
+
+#[test]
 fn not_driven_profiles_are_refused() {
     let (code, out, _) = reader(&[
         "info",

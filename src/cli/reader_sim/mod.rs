@@ -189,6 +189,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The interface bits (`DFEF37`) of an activate's TLVs.
+fn find_dfef37(tlvs: &[u8]) -> Option<u8> {
+    let parsed = cardlane::parse::tlv::parse(tlvs).ok()?;
+    let t = parsed.iter().find(|t| t.tag == 0xDFEF37)?;
+    t.value.first().copied()
+}
+
 fn log(v: serde_json::Value) {
     eprintln!("{v}");
 }
@@ -243,11 +250,17 @@ impl Sim {
         } else {
             Some(self.answer(c, now))
         };
-        log(serde_json::json!({
+        let mut line = serde_json::json!({
             "cmd": c.name(), "len": c.data.len(), "crc": "ok",
             "in_transaction": in_tx,
             "answer": answer.map(|s| format!("{:02X}-{:02X}", c.command, s.to_byte())),
-        }));
+        });
+        if c.command == 0x02 {
+            // What the host asked for: the reader's time-out and the DFEEF37 interface bits.
+            line["timeout_s"] = c.data.first().copied().into();
+            line["interfaces"] = find_dfef37(c.data.get(1..).unwrap_or_default()).into();
+        }
+        log(line);
     }
 
     /// Answers one command; returns the status it answered with.
