@@ -332,6 +332,50 @@ fn the_reader_unplugged_mid_transaction_ends_the_read() {
 }
 
 #[test]
+fn ctrl_c_cancels_the_transaction_and_waits_for_the_answer() {
+    let sim = Sim::start(&["--no-card"]);
+    let dev = sim.device();
+    let child = Command::new(BIN)
+        .arg("reader")
+        .args(["read"])
+        .args(dev_args(&dev, &["--timeout", "20"]))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    sim.wait_log(|v| v["cmd"] == "02-40" && v["answer"] == "02-63");
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    let out = match rx.recv_timeout(WAIT) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(&pid).status();
+            panic!("reader read did not end after Ctrl-C within 30 s");
+        }
+    };
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(json_line(&stdout)["error"]["code"], "cancelled");
+    // The sim logs on another thread of this test: wait for the line, not just the exit.
+    sim.wait_log(|v| v["cmd"] == "05-01" && v["answer"] == "05-00");
+    let cmds = sim.commands();
+    let start = cmds.iter().position(|c| c.0 == "02-40").unwrap();
+    assert_eq!(
+        cmds[start + 1..].to_vec(),
+        vec![("05-01".to_string(), Some("05-00".to_string()), true)]
+    );
+    sim.check_protocol_rules();
+}
+
+#[test]
 fn not_driven_profiles_are_refused() {
     let (code, out, _) = reader(&[
         "info",

@@ -244,10 +244,10 @@ fn read(
     req: Activate,
     dec: Option<&cardlane::crypto::BdkDecryptor>,
 ) -> anyhow::Result<ExitCode> {
+    let interrupted = ctrl_c();
     if let Err(e) = reader.activate(req) {
         return Ok(error_line("reader-error", e));
     }
-    let interrupted = ctrl_c();
     let mut cancelled = false;
     // The session cancels at the time-out itself; this bound only guards against a driver that
     // never reports.
@@ -330,19 +330,33 @@ fn print_outcome(
     }
 }
 
-/// Ctrl-C as a channel message (a small runtime thread waits for the signal).
+/// Ctrl-C (SIGINT) as a channel message. Returns once the handler is installed, so a Ctrl-C
+/// right after the transaction starts is not lost (nor kills the process mid-transaction).
 fn ctrl_c() -> mpsc::Receiver<()> {
     let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
     std::thread::spawn(move || {
+        use tokio::signal::unix::{signal, SignalKind};
         let Ok(rt) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
         else {
+            let _ = ready_tx.send(());
             return;
         };
-        if rt.block_on(tokio::signal::ctrl_c()).is_ok() {
-            let _ = tx.send(());
+        let sig = {
+            let _enter = rt.enter();
+            signal(SignalKind::interrupt())
+        };
+        let _ = ready_tx.send(());
+        if let Ok(mut sig) = sig {
+            if rt.block_on(sig.recv()).is_some() {
+                let _ = tx.send(());
+            }
         }
     });
+    // Installing a handler takes microseconds; the bound only keeps a broken runtime from
+    // blocking the read.
+    let _ = ready_rx.recv_timeout(Duration::from_secs(5));
     rx
 }
