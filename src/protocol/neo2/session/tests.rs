@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use super::*;
 use crate::parse::build::tlv;
 use crate::protocol::neo2::frame::decode_command;
+use crate::protocol::neo2::Interfaces;
 
 struct Rig {
     s: Session,
