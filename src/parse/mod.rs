@@ -8,6 +8,7 @@ mod error;
 pub mod idtech;
 pub mod magtek;
 pub mod magtek_clear;
+pub mod micr;
 pub mod tlv;
 pub mod tracks;
 pub mod vivo;
