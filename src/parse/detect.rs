@@ -59,6 +59,19 @@ pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
     }
 }
 
+/// Decodes one frame from a reader whose profile may name a MICR symbol set (see
+/// `Profile::micr_decoding`): a check reader's lines decode in its own set, anything else by
+/// detection.
+pub fn decode_frame_as(
+    input: &[u8],
+    micr_set: Option<(micr::SymbolSet, bool)>,
+) -> Result<CardRead, ParseError> {
+    match micr_set {
+        Some((set, upper)) => micr::decode_with(input, set, upper),
+        None => decode_frame(input),
+    }
+}
+
 /// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
 fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);

@@ -13,7 +13,7 @@ pub mod tlv;
 pub mod tracks;
 pub mod vivo;
 
-pub use detect::{decode_frame, split_frames};
+pub use detect::{decode_frame, decode_frame_as, split_frames};
 pub use error::ParseError;
 
 pub use crate::card::CardRead;
