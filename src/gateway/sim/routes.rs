@@ -188,6 +188,7 @@ async fn list_customers(State(st): State<Arc<AppState>>) -> Response {
                         "account_type": card.and_then(|k| k.account_type.clone()),
                         "account_last_4": card.and_then(|k| k.last4.clone()).or(c.check_last4.clone()),
                         "expiration_date": card.and_then(|k| k.expiry.clone()),
+                        "aba_code": c.check_aba,
                         "updated_count": c.updated_count,
                     })
                 })
