@@ -87,6 +87,28 @@ pub struct ReaderConfig {
     pub device: String,
     /// Forces a reader profile instead of matching one from the device's ids.
     pub profile: Option<String>,
+    /// When a driven reader (profile `protocol = "neo2"`) runs a transaction; ignored for
+    /// readers that send by themselves.
+    pub activate: ActivateMode,
+}
+
+/// `[[readers]] activate`: when the agent starts a transaction on a driven reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ActivateMode {
+    /// A kiosk capture starts one; its `DELETE` or time-out cancels it.
+    #[default]
+    OnCapture,
+    /// One always runs (the lane), restarted after each read or time-out.
+    Continuous,
+}
+
+impl ActivateMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActivateMode::OnCapture => "on-capture",
+            ActivateMode::Continuous => "continuous",
+        }
+    }
 }
 
 /// What to do with a swipe when no capture is armed.
@@ -321,6 +343,12 @@ max_waiting_captures = 4                    # per reader; one more gets 409
 id = "front"
 device = "serial:/dev/ttyUSB0@9600"
 # profile = "idtech-securemag-serial"       # forced profile; matched from ids otherwise
+
+[[readers]]
+id = "kiosk"
+device = "serial:/dev/ttyACM0@115200"
+profile = "idtech-neo2-serial"              # a driven reader (protocol = "neo2")
+activate = "on-capture"                     # or "continuous": a transaction always running
 
 [[readers]]
 device = "hid:0801:0011"                    # id defaults to the selector
@@ -787,7 +815,7 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
         let Value::Table(t) = item else {
             return Err(bad(&prefix, "must be a table"));
         };
-        let s = Section::new(&prefix, t, &["id", "device", "profile"])?;
+        let s = Section::new(&prefix, t, &["id", "device", "profile", "activate"])?;
         let device = match s.string("device")? {
             None => return Err(ConfigError::Missing(s.path("device"))),
             Some(d) if check_selector(d) => d.to_string(),
@@ -813,6 +841,16 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
             Some(p) if is_name(p, 64) => Some(p.to_string()),
             Some(_) => return Err(bad(&s.path("profile"), "not a profile id")),
         };
+        let activate = match s.string("activate")? {
+            None | Some("on-capture") => ActivateMode::OnCapture,
+            Some("continuous") => ActivateMode::Continuous,
+            Some(_) => {
+                return Err(bad(
+                    &s.path("activate"),
+                    "must be \"on-capture\" or \"continuous\"",
+                ))
+            }
+        };
         if readers.iter().any(|r| r.device == device) {
             return Err(bad(&s.path("device"), "the same device is listed twice"));
         }
@@ -823,6 +861,7 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
             id,
             device,
             profile,
+            activate,
         });
     }
     Ok(readers)
@@ -1009,7 +1048,8 @@ on_swipe = "save"                            # a swipe with no capture armed: "s
             vec![ReaderConfig {
                 id: "serial:/dev/ttyUSB0@9600".into(),
                 device: "serial:/dev/ttyUSB0@9600".into(),
-                profile: None
+                profile: None,
+                activate: ActivateMode::OnCapture,
             }]
         );
         assert_eq!(c.lane.on_swipe, OnSwipe::Save);
@@ -1333,6 +1373,29 @@ poll_interval = "250ms"
     }
 
     #[test]
+    fn reader_activate_mode() {
+        let one = |v: &str| {
+            Config::from_toml_str(&format!("[[readers]]\ndevice = \"serial:/dev/ttyS0\"\n{v}"))
+        };
+        assert_eq!(
+            one("").unwrap().readers[0].activate,
+            ActivateMode::OnCapture
+        );
+        assert_eq!(
+            one("activate = \"on-capture\"").unwrap().readers[0].activate,
+            ActivateMode::OnCapture
+        );
+        assert_eq!(
+            one("activate = \"continuous\"").unwrap().readers[0].activate,
+            ActivateMode::Continuous
+        );
+        let e = one("activate = \"always\"").unwrap_err();
+        assert!(e.to_string().contains("readers[0].activate"), "{e}");
+        let e = one("activate = 1").unwrap_err();
+        assert!(e.to_string().contains("readers[0].activate"), "{e}");
+    }
+
+    #[test]
     fn ipv6_loopback_http_is_allowed() {
         let c = Config::from_toml_str("[gateway]\nbase_url = \"http://[::1]:8080\"").unwrap();
         assert_eq!(c.gateway.base_url, "http://[::1]:8080");
@@ -1341,11 +1404,14 @@ poll_interval = "250ms"
     }
 
     #[test]
-    fn example_is_the_defaults_plus_two_readers() {
+    fn example_is_the_defaults_plus_three_readers() {
         let c = Config::from_toml_str(EXAMPLE).unwrap();
-        assert_eq!(c.readers.len(), 2);
+        assert_eq!(c.readers.len(), 3);
         assert_eq!(c.readers[0].id, "front");
-        assert_eq!(c.readers[1].id, "hid:0801:0011");
+        assert_eq!(c.readers[1].id, "kiosk");
+        assert_eq!(c.readers[1].profile.as_deref(), Some("idtech-neo2-serial"));
+        assert_eq!(c.readers[1].activate, ActivateMode::OnCapture);
+        assert_eq!(c.readers[2].id, "hid:0801:0011");
         assert_eq!(
             Config {
                 readers: Vec::new(),
