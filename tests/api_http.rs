@@ -33,6 +33,8 @@ impl Lane for FakeLane {
                 state: ReaderState::Connected,
                 configured: true,
                 error: None,
+                protocol: None,
+                firmware: None,
             },
             ReaderInfo {
                 id: "back".into(),
@@ -42,6 +44,8 @@ impl Lane for FakeLane {
                 state: ReaderState::Disconnected,
                 configured: true,
                 error: None,
+                protocol: None,
+                firmware: None,
             },
         ]
     }

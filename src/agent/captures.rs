@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::events::MaskedPanText;
+use crate::protocol::neo2::Interfaces;
 use crate::queue::{CaptureRow, Queue};
 
 /// Customer fields as posted by the kiosk (Customer API `customer` object).
@@ -84,6 +85,15 @@ pub struct CaptureOutcome {
     pub error: Option<String>,
 }
 
+/// The oldest capture waiting for a driven reader: what its transaction needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    pub id: String,
+    pub deadline: Instant,
+    /// `None`: every interface the reader has.
+    pub interfaces: Option<Interfaces>,
+}
+
 /// A capture handed to the pipeline for one swipe.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ArmedCapture {
@@ -104,6 +114,10 @@ pub struct CaptureStatus {
     pub token: Option<String>,
     pub masked_pan: Option<MaskedPanText>,
     pub error: Option<String>,
+    /// Stable reason code when a driven reader ended the capture (`reader-timed-out`,
+    /// `reader-declined`, `reader-error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -158,6 +172,8 @@ struct Entry {
     token: Option<String>,
     masked_pan: Option<MaskedPanText>,
     error: Option<String>,
+    error_code: Option<String>,
+    interfaces: Option<Interfaces>,
 }
 
 impl Entry {
@@ -175,6 +191,7 @@ impl Entry {
             token: self.token.clone(),
             masked_pan: self.masked_pan.clone(),
             error: self.error.clone(),
+            error_code: self.error_code.clone(),
         }
     }
 
@@ -201,6 +218,8 @@ pub struct Captures {
     max_waiting: usize,
     /// Finished captures kept for `GET` before the oldest are forgotten.
     retain: usize,
+    /// Touched whenever a capture is armed or ends, so driven readers look again.
+    changed: tokio::sync::watch::Sender<()>,
 }
 
 impl std::fmt::Debug for Captures {
@@ -221,7 +240,75 @@ impl Captures {
             store: None,
             max_waiting: max_waiting.max(1),
             retain: 1024,
+            changed: tokio::sync::watch::channel(()).0,
         }
+    }
+
+    /// Marked changed whenever a capture is armed, cancelled or ended.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<()> {
+        self.changed.subscribe()
+    }
+
+    fn touch(&self) {
+        self.changed.send_replace(());
+    }
+
+    /// The oldest armed capture that `reader` may serve (its own or "any reader").
+    pub fn pending_for(&self, reader: &str) -> Option<Pending> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, Instant::now());
+        let inner = &*inner;
+        inner.order.iter().find_map(|id| {
+            inner
+                .entries
+                .get(id)
+                .filter(|e| e.armed() && e.reader.as_deref().map_or(true, |r| r == reader))
+                .map(|e| Pending {
+                    id: id.clone(),
+                    deadline: e.deadline,
+                    interfaces: e.interfaces,
+                })
+        })
+    }
+
+    /// Whether the capture is still armed (waiting, no swipe taken).
+    pub fn is_armed(&self, id: &str) -> bool {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, Instant::now());
+        inner.entries.get(id).is_some_and(Entry::armed)
+    }
+
+    /// A driven reader ended an armed capture's transaction without a read: the capture ends
+    /// `timed-out`, `declined` or `failed` with a reason code. Captures no longer armed are
+    /// left alone.
+    pub fn end_by_reader(
+        &self,
+        id: &str,
+        state: CaptureState,
+        code: &str,
+        error: impl Into<String>,
+    ) -> Result<(), CaptureError> {
+        if !matches!(
+            state,
+            CaptureState::TimedOut | CaptureState::Declined | CaptureState::Failed
+        ) {
+            return Err(CaptureError::BadOutcome(state));
+        }
+        let mut inner = self.lock();
+        let e = inner.entries.get_mut(id).ok_or(CaptureError::Unknown)?;
+        if e.state != CaptureState::Waiting {
+            return Err(CaptureError::Finished(e.state));
+        }
+        if e.swiped {
+            return Err(CaptureError::Swiped);
+        }
+        e.error = Some(error.into());
+        e.error_code = Some(code.to_string());
+        e.finish(state);
+        self.trim(&mut inner);
+        drop(inner);
+        self.touch();
+        Ok(())
     }
 
     /// Keeps every swiped capture's state in `queue` too: `get` then answers for captures
@@ -272,7 +359,18 @@ impl Captures {
         customer: CustomerFields,
         timeout: Duration,
     ) -> Result<String, CaptureError> {
-        self.arm_at(reader, customer, timeout, Instant::now())
+        self.arm_at(reader, customer, timeout, Instant::now(), None)
+    }
+
+    /// As [`Captures::arm`], limiting a driven reader's transaction to `interfaces`.
+    pub fn arm_with_interfaces(
+        &self,
+        reader: Option<String>,
+        customer: CustomerFields,
+        timeout: Duration,
+        interfaces: Option<Interfaces>,
+    ) -> Result<String, CaptureError> {
+        self.arm_at(reader, customer, timeout, Instant::now(), interfaces)
     }
 
     fn arm_at(
@@ -281,6 +379,7 @@ impl Captures {
         customer: CustomerFields,
         timeout: Duration,
         now: Instant,
+        interfaces: Option<Interfaces>,
     ) -> Result<String, CaptureError> {
         let mut inner = self.lock();
         self.sweep(&mut inner, now);
@@ -310,9 +409,13 @@ impl Captures {
                 token: None,
                 masked_pan: None,
                 error: None,
+                error_code: None,
+                interfaces,
             },
         );
         inner.order.push_back(id.clone());
+        drop(inner);
+        self.touch();
         Ok(id)
     }
 
@@ -402,6 +505,8 @@ impl Captures {
         e.finish(CaptureState::Cancelled);
         let status = e.status(id);
         self.trim(&mut inner);
+        drop(inner);
+        self.touch();
         Ok(status)
     }
 
@@ -445,6 +550,7 @@ impl Captures {
             token: row.token,
             masked_pan: row.masked_pan.as_deref().and_then(MaskedPanText::new),
             error: row.error,
+            error_code: None,
         })
     }
 
@@ -597,13 +703,31 @@ mod tests {
         let c = Captures::new(4);
         let t0 = Instant::now();
         let short = c
-            .arm_at(Some("r".into()), fields("s"), Duration::from_secs(5), t0)
+            .arm_at(
+                Some("r".into()),
+                fields("s"),
+                Duration::from_secs(5),
+                t0,
+                None,
+            )
             .unwrap();
         let long = c
-            .arm_at(Some("r".into()), fields("l"), Duration::from_secs(50), t0)
+            .arm_at(
+                Some("r".into()),
+                fields("l"),
+                Duration::from_secs(50),
+                t0,
+                None,
+            )
             .unwrap();
         let other = c
-            .arm_at(Some("q".into()), fields("o"), Duration::from_secs(5), t0)
+            .arm_at(
+                Some("q".into()),
+                fields("o"),
+                Duration::from_secs(5),
+                t0,
+                None,
+            )
             .unwrap();
         assert_eq!(
             c.take_for_swipe_at("q", t0 + Duration::from_secs(1))
@@ -771,7 +895,7 @@ mod tests {
                             .values()
                             .filter(|e| e.armed() && e.reader == reader)
                             .count();
-                        match c.arm_at(reader, fields("p"), Duration::from_secs(t), now) {
+                        match c.arm_at(reader, fields("p"), Duration::from_secs(t), now, None) {
                             Ok(id) => {
                                 proptest::prop_assert!(before < 2);
                                 ids.push(id);

@@ -97,6 +97,8 @@ pub enum LaneEvent {
         #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
+    /// A driven reader's own prompt (NEO 2 `61-01`, e.g. "PRESENT CARD"), for a kiosk screen.
+    ReaderPrompt { reader: String, text: String },
     /// A final failure: declined, rejected, or could not be kept.
     Failed {
         reader: Option<String>,
@@ -130,7 +132,7 @@ fn last4_only<S: serde::Serializer>(v: &Option<String>, s: S) -> Result<S::Ok, S
 
 impl LaneEvent {
     /// The SSE event name: `reader-attached`, `reader-detached`, `swipe`, `saved`, `queued`,
-    /// `failed`.
+    /// `failed`, `reader-prompt`.
     pub fn kind(&self) -> &'static str {
         match self {
             LaneEvent::ReaderAttached { .. } => "reader-attached",
@@ -139,6 +141,7 @@ impl LaneEvent {
             LaneEvent::Saved { .. } => "saved",
             LaneEvent::Queued { .. } => "queued",
             LaneEvent::Failed { .. } => "failed",
+            LaneEvent::ReaderPrompt { .. } => "reader-prompt",
         }
     }
 

@@ -238,11 +238,58 @@ impl AgentLane {
                     state: ReaderState::Disconnected,
                     configured,
                     error: None,
+                    protocol: None,
+                    firmware: None,
                 },
             },
         );
         drop(r);
         self.metrics.set_reader_connected(id, false);
+    }
+
+    /// Shows the reader's protocol (`none`, `neo2`, …) in `GET /v1/readers`.
+    pub fn set_protocol(&self, id: &str, protocol: &str) {
+        if let Some(e) = self.lock().by_id.get_mut(id) {
+            e.info.protocol = Some(protocol.to_string());
+        }
+    }
+
+    /// A driven reader's state, error and (once read) firmware; returns the lane event to
+    /// publish when it came or went.
+    pub fn set_driven(
+        &self,
+        id: &str,
+        next: ReaderState,
+        error: Option<String>,
+        firmware: Option<Option<String>>,
+    ) -> Option<LaneEvent> {
+        let mut r = self.lock();
+        let entry = r.by_id.get_mut(id)?;
+        let was = entry.info.state;
+        entry.info.state = next;
+        if next.is_connected() {
+            entry.info.error = None;
+        } else if error.is_some() {
+            entry.info.error = error;
+        }
+        if let Some(f) = firmware {
+            entry.info.firmware = f;
+        }
+        let info = entry.info.clone();
+        drop(r);
+        self.metrics.set_reader_connected(id, next.is_connected());
+        match (was.is_connected(), next.is_connected()) {
+            (false, true) => Some(LaneEvent::ReaderAttached {
+                reader: id.to_string(),
+                profile: info.profile,
+                transport: info.transport,
+            }),
+            (true, false) => Some(LaneEvent::ReaderDetached {
+                reader: id.to_string(),
+                reason: info.error,
+            }),
+            _ => None,
+        }
     }
 
     /// Forgets a hot-plugged reader that went away (configured readers stay listed).

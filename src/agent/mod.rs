@@ -2,6 +2,7 @@
 pub mod api;
 pub mod captures;
 pub mod config;
+pub mod driven;
 pub mod events;
 pub mod lane;
 pub mod metrics;

@@ -18,13 +18,15 @@ use tokio::task::JoinHandle;
 use crate::agent::api::{self, ServerHandle, StartError};
 use crate::agent::captures::Captures;
 use crate::agent::config::OnSwipe;
-use crate::agent::config::{Config, ConfigError};
+use crate::agent::config::{ActivateMode, Config, ConfigError};
+use crate::agent::driven::{spawn_driven, DrivenContext};
 use crate::agent::events::EventHub;
 use crate::agent::lane::{probe_target, run_probe, AgentLane, GatewayHealth, ObservedDeliver};
 use crate::agent::metrics::Metrics;
 use crate::agent::pipeline::{GatewayDeliver, Pipeline, PipelineConfig, Swipe};
 use crate::device::enumerate::{enumerate, hidraw_ids, resolve_profile, SelectorConnector};
 use crate::device::manager::{spawn_reader, spawn_watcher, DeviceEvent, ManagerConfig, Stop};
+use crate::device::profile::Protocol;
 use crate::device::{Frame, Profile, ProfileError, Profiles, Selector};
 use crate::gateway::client::{ClientConfig, GatewayClient};
 use crate::gateway::secret::ApiKey;
@@ -281,7 +283,7 @@ impl Service {
                         reason: e.to_string(),
                     }
                 })?;
-            selectors.push((r.id.clone(), selector, profile));
+            selectors.push((r.id.clone(), selector, profile, r.activate));
         }
 
         let queue_path = config.queue.path.clone();
@@ -420,12 +422,33 @@ impl Service {
             manager: manager.clone(),
             tx,
             readers: BTreeMap::new(),
-            configured: selectors.iter().map(|(_, s, _)| s.clone()).collect(),
+            configured: selectors.iter().map(|(_, s, _, _)| s.clone()).collect(),
         };
-        for (id, selector, profile) in selectors {
+        let driven_ctx = DrivenContext {
+            lane: lane.clone(),
+            events: events.clone(),
+            captures: captures.clone(),
+            pipeline: pipeline.clone(),
+        };
+        for (id, selector, profile, activate) in selectors {
+            let protocol = profile.as_ref().map_or(Protocol::None, |p| p.protocol);
+            if protocol == Protocol::Neo2 {
+                // The agent drives it: transactions on captures (or always), not listen-only.
+                tasks.push(start_driven(
+                    &lane,
+                    &id,
+                    selector,
+                    profile,
+                    activate,
+                    driven_ctx.clone(),
+                    stop_rx.clone(),
+                ));
+                continue;
+            }
             devices
                 .start_reader(&id, selector, profile, true)
                 .map_err(|e| ServiceError::Thread(e.kind().to_string()))?;
+            lane.set_protocol(&id, protocol.as_str());
         }
         let (hot_tx, mut hot_rx) = mpsc::channel::<DeviceEvent>(64);
         let watcher = if config.devices.hotplug {
@@ -517,6 +540,35 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// Lists a driven reader in the lane and starts its driver and task.
+fn start_driven(
+    lane: &AgentLane,
+    id: &str,
+    selector: Selector,
+    profile: Option<Profile>,
+    activate: ActivateMode,
+    ctx: DrivenContext,
+    stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let source = selector.to_string();
+    lane.add_reader(
+        id,
+        &source,
+        profile.as_ref().map(|p| p.id.clone()),
+        selector.transport_name(),
+        true,
+    );
+    lane.set_protocol(id, Protocol::Neo2.as_str());
+    spawn_driven(
+        id.to_string(),
+        selector,
+        profile.map(Arc::new),
+        activate,
+        ctx,
+        stop,
+    )
 }
 
 /// Resolves on SIGTERM or SIGINT (systemd stop, Ctrl-C).

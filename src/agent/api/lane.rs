@@ -34,6 +34,14 @@ pub struct FieldError {
 pub enum ReaderState {
     Connected,
     Disconnected,
+    /// A driven reader, open and ready for a transaction.
+    Idle,
+    /// A driven reader running a transaction.
+    WaitingForCard,
+    /// A driven reader's transaction is being cancelled (awaiting the cancel's answer).
+    Cancelling,
+    /// A driven reader stopped answering; its port is being reopened.
+    Unresponsive,
     /// Present but unusable (permissions, no matching profile, …): see `error`.
     Error,
 }
@@ -51,6 +59,23 @@ pub struct ReaderInfo {
     /// From the configuration (as opposed to found by hot-plug).
     pub configured: bool,
     pub error: Option<String>,
+    /// The profile's `protocol`: `none` (the reader sends by itself) or `neo2` (driven).
+    pub protocol: Option<String>,
+    /// A driven reader's firmware version, once read.
+    pub firmware: Option<String>,
+}
+
+impl ReaderState {
+    /// The reader is there and usable (listen-only: attached; driven: open and answering).
+    pub fn is_connected(self) -> bool {
+        matches!(
+            self,
+            ReaderState::Connected
+                | ReaderState::Idle
+                | ReaderState::WaitingForCard
+                | ReaderState::Cancelling
+        )
+    }
 }
 
 /// Queue summary and records for `GET /v1/queue` (health shows `held` and `oldest_age_s`).

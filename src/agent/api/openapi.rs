@@ -61,7 +61,7 @@ fn operation(op: Op) -> Value {
         ),
         Op::Events => (
             "streamEvents",
-            "Server-Sent Events: reader-attached, reader-detached, swipe, saved, queued, failed (card data masked).",
+            "Server-Sent Events: reader-attached, reader-detached, swipe, saved, queued, failed, reader-prompt (a driven reader's own prompt) (card data masked).",
             json!({"200": {
                 "description": "An event stream; `event:` is the kind, `data:` a LaneEvent",
                 "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/LaneEvent"}}}
@@ -120,8 +120,11 @@ fn schemas() -> Value {
         "Reader": {"type": "object", "required": ["id", "device", "state"], "properties": {
             "id": {"type": "string"}, "device": {"type": "string"},
             "profile": nullable_string, "transport": nullable_string,
-            "state": {"type": "string", "enum": ["connected", "disconnected", "error"]},
-            "configured": {"type": "boolean"}, "error": nullable_string}},
+            "state": {"type": "string", "enum": ["connected", "disconnected", "error", "idle", "waiting-for-card", "cancelling", "unresponsive"],
+                "description": "Listen-only readers: connected, disconnected, error. Driven readers (protocol neo2): idle, waiting-for-card, cancelling, unresponsive, error, disconnected"},
+            "configured": {"type": "boolean"}, "error": nullable_string,
+            "protocol": {"type": "string", "nullable": true, "enum": ["none", "neo2", "mms", "magtek-v5", null]},
+            "firmware": nullable_string}},
         "Readers": {"type": "object", "properties": {"readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}}}},
         "Health": {"type": "object", "required": ["status", "readers", "queue", "gateway"], "properties": {
             "status": {"type": "string", "enum": ["ok"]},
@@ -131,13 +134,16 @@ fn schemas() -> Value {
         "CaptureRequest": {"type": "object", "additionalProperties": false, "properties": {
             "reader": {"type": "string", "description": "Reader id or device selector; absent: any reader"},
             "customer": {"type": "object", "description": "Customer API `customer` fields"},
-            "timeout_s": {"type": "number", "exclusiveMinimum": 0}}},
+            "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+            "interfaces": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["msr", "contact", "contactless"]},
+                "description": "A driven reader's transaction for this capture accepts these; absent: all the reader has"}}},
         "Capture": {"type": "object", "required": ["id", "state"], "properties": {
             "id": {"type": "string"},
             "state": {"type": "string", "enum": ["waiting", "saved", "queued", "declined", "rejected", "failed", "timed-out", "cancelled"]},
             "reader": nullable_string, "swiped": {"type": "boolean"},
             "customer_id": nullable_string, "token": nullable_string,
-            "masked_pan": nullable_string, "error": nullable_string}},
+            "masked_pan": nullable_string, "error": nullable_string,
+            "error_code": {"type": "string", "description": "Set when a driven reader ended the capture: reader-timed-out, reader-declined, reader-error"}}},
         "Queue": {"type": "object", "properties": {
             "held": {"type": "integer"}, "oldest_age_s": {"type": "integer"},
             "records": {"type": "array", "items": {"type": "object", "properties": {
@@ -145,7 +151,8 @@ fn schemas() -> Value {
                 "attempts": {"type": "integer"}, "age_s": {"type": "integer"},
                 "last_error": nullable_string, "masked_pan": nullable_string}}}}},
         "LaneEvent": {"type": "object", "required": ["type"], "properties": {
-            "type": {"type": "string", "enum": ["reader-attached", "reader-detached", "swipe", "saved", "queued", "failed"]},
+            "type": {"type": "string", "enum": ["reader-attached", "reader-detached", "swipe", "saved", "queued", "failed", "reader-prompt"]},
+            "text": {"type": "string", "description": "reader-prompt: the reader's own prompt, e.g. PRESENT CARD"},
             "reader": nullable_string, "masked_pan": nullable_string, "last4": nullable_string,
             "capture_id": nullable_string, "customer_id": nullable_string}}
     })

@@ -22,6 +22,7 @@ use super::lane::Lane;
 use super::AppState;
 use crate::agent::captures::{CaptureError, CaptureStatus};
 use crate::agent::metrics;
+use crate::protocol::neo2::Interfaces;
 
 /// One operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,7 +151,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
     };
     if let Some(unknown) = body
         .keys()
-        .find(|k| !["reader", "customer", "timeout_s"].contains(&k.as_str()))
+        .find(|k| !["reader", "customer", "timeout_s", "interfaces"].contains(&k.as_str()))
     {
         // Name the key only when it looks like one: the body is not echoed back.
         let plain = unknown.len() <= 64
@@ -162,7 +163,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         } else {
             ApiError::field(
                 "body",
-                "the body has an unknown field (expected reader, customer, timeout_s)",
+                "the body has an unknown field (expected reader, customer, timeout_s, interfaces)",
             )
         });
     }
@@ -195,6 +196,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         }
         Some(_) => return Err(ApiError::field("timeout_s", "`timeout_s` must be a number")),
     };
+    let interfaces = parse_interfaces(body.remove("interfaces"))?;
     let customer_value = Value::Object(customer);
     let (check, known) = with_lane(&state, move |l| {
         let check = l.validate_customer(&customer_value);
@@ -225,7 +227,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
     let id = state
         .api
         .captures
-        .arm(reader, customer, timeout)
+        .arm_with_interfaces(reader, customer, timeout, interfaces)
         .map_err(capture_error)?;
     let status = state
         .api
@@ -239,6 +241,30 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         Json(status),
     )
         .into_response())
+}
+
+/// `"interfaces":["msr","contact","contactless"]`: what a driven reader's transaction for the
+/// capture accepts (absent: all it has).
+fn parse_interfaces(v: Option<Value>) -> Result<Option<Interfaces>, ApiError> {
+    let bad = || {
+        ApiError::field(
+            "interfaces",
+            "`interfaces` must be a non-empty list of \"msr\", \"contact\", \"contactless\"",
+        )
+    };
+    let items = match v {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(bad()),
+    };
+    let names: Vec<&str> = items
+        .iter()
+        .map(Value::as_str)
+        .collect::<Option<_>>()
+        .ok_or_else(bad)?;
+    Interfaces::parse_list(&names.join(","))
+        .map(Some)
+        .ok_or_else(bad)
 }
 
 fn capture_error(e: CaptureError) -> ApiError {
@@ -307,7 +333,7 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiErro
     let m = &state.api.metrics;
     m.set_queue(queue.held, Duration::from_secs(queue.oldest_age_s));
     for r in &readers {
-        m.set_reader_connected(&r.id, r.state == super::lane::ReaderState::Connected);
+        m.set_reader_connected(&r.id, r.state.is_connected());
     }
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.render()).into_response())
 }
