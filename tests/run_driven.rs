@@ -1,0 +1,475 @@
+//! `cardlane run` driving `cardlane reader-sim` (a simulated NEO 2 reader on a PTY), both as
+//! real processes, with the gateway simulator on 127.0.0.1:0. `activate = "on-capture"`: a
+//! kiosk capture saves a dipped card with the kiosk's names; a capture with no card times out
+//! and the transaction is cancelled on the reader (05-01 answered); after the reader is swapped
+//! for one that taps, a tap is saved. The simulators' command logs show correct CRCs and
+//! nothing but a cancel during a transaction; no clear PAN anywhere.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use cardlane::gateway::secret::ApiKey;
+use cardlane::gateway::sim::{self, SimConfig, SimServer};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const BIN: &str = env!("CARGO_BIN_EXE_cardlane");
+const API_KEY: &str = "run-driven-test-key";
+/// Test PANs (Visa, Mastercard); neither may appear in any output.
+const DIP_PAN: &str = "4761739001010119";
+const TAP_PAN: &str = "5413330089010608";
+const FIRMWARE: &str = "NEO2 RUN TEST 1.2";
+/// Every wait fails after this; no test asserts on speed.
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Gateway {
+    rt: tokio::runtime::Runtime,
+    server: Option<SimServer>,
+    base_url: String,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let server = rt.block_on(async {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            // Decrypts with the ANSI X9.24 test BDK reader-sim uses, as a gateway holding the
+            // key would.
+            let mut config = SimConfig::new(ApiKey::new(API_KEY));
+            config.bdks = vec![sim::Bdk::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap()];
+            sim::spawn(config, l).unwrap()
+        });
+        let base_url = server.base_url.clone();
+        Gateway {
+            rt,
+            server: Some(server),
+            base_url,
+        }
+    }
+
+    fn customers(&self) -> Vec<Value> {
+        let url = format!("{}/_sim/customers", self.base_url);
+        self.rt
+            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(s) = self.server.take() {
+            self.rt.block_on(s.shutdown());
+        }
+    }
+}
+
+/// A running reader-sim; killed when dropped. Its stderr (the command log) is collected.
+struct ReaderSim {
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ReaderSim {
+    fn start(link: &Path, extra: &[&str]) -> ReaderSim {
+        let mut child = Command::new(BIN)
+            .args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
+            .arg(link)
+            .args(["--firmware", FIRMWARE, "--present-after", "300"])
+            .args(extra)
+            .env_remove("CARDLANE_BDK")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let ready: Value =
+            serde_json::from_str(&rx.recv_timeout(WAIT).expect("sim ready")).unwrap();
+        assert_eq!(ready["ready"], true);
+        ReaderSim { child, log }
+    }
+
+    fn log(&self) -> Vec<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("sim log lines are JSON"))
+            .collect()
+    }
+
+    fn raw_log(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+
+    /// Waits until the sim logged a line matching `want` (it logs after answering).
+    fn wait_log(&self, what: &str, want: impl Fn(&Value) -> bool) {
+        let end = Instant::now() + WAIT;
+        while !self.log().iter().any(&want) {
+            assert!(
+                Instant::now() < end,
+                "sim never logged {what}:\n{}",
+                self.raw_log()
+            );
+            // Polling a log another thread fills; the deadline fails the test.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Correct CRCs, only a cancel during a transaction, no clear PAN.
+    fn check_protocol_rules(&self) {
+        let log = self.log();
+        assert!(
+            log.iter().any(|v| v.get("cmd").is_some()),
+            "no commands logged"
+        );
+        for v in log.iter().filter(|v| v.get("cmd").is_some()) {
+            assert_eq!(v["crc"], "ok", "bad CRC: {v}");
+            if v["in_transaction"] == true {
+                assert_eq!(v["cmd"], "05-01", "only a cancel during a transaction: {v}");
+            }
+        }
+        let raw = self.raw_log();
+        assert!(
+            !raw.contains(DIP_PAN) && !raw.contains(TAP_PAN),
+            "clear PAN in the sim log"
+        );
+    }
+}
+
+impl Drop for ReaderSim {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Agent {
+    child: Child,
+    api: String,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Agent {
+    fn start(config: &Path) -> Agent {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .env("CARDLANE_API_KEY", API_KEY)
+            .env("CARDLANE_LOG", "cardlane=debug")
+            .env_remove("CARDLANE_QUEUE_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        let err = child.stderr.take().unwrap();
+        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if tx.send(line).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut agent = Agent {
+            child,
+            api: String::new(),
+            lines: rx,
+            seen: Vec::new(),
+        };
+        let end = Instant::now() + WAIT;
+        let line = loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match agent.lines.recv_timeout(left) {
+                Ok(l) => {
+                    agent.seen.push(l.clone());
+                    if l.starts_with("ready: api on http://") {
+                        break l;
+                    }
+                }
+                Err(_) => panic!("no ready line; output: {:?}", agent.seen),
+            }
+        };
+        agent.api = line.trim_start_matches("ready: api on ").to_string();
+        agent
+    }
+
+    /// SIGTERM; the exit status once the agent has stopped and its output is read to the end.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let end = Instant::now() + WAIT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "agent did not stop after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let end = Instant::now() + WAIT;
+        loop {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(l) => self.seen.push(l),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("agent output still open 30 s after exit: {e}"),
+            }
+        }
+        status
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Api {
+    rt: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Api {
+    fn new(base: &str, token_file: &Path) -> Api {
+        Api {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap(),
+            http: reqwest::Client::new(),
+            base: base.to_string(),
+            token: std::fs::read_to_string(token_file)
+                .unwrap()
+                .trim()
+                .to_string(),
+        }
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let (status, body) = self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            (r.status(), r.text().await.unwrap())
+        });
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
+    fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .json(body)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status();
+            (s, r.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    fn wait_for(&self, what: &str, f: impl Fn(&Api) -> bool) {
+        let end = Instant::now() + WAIT;
+        while !f(self) {
+            assert!(Instant::now() < end, "timed out waiting for {what}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn reader(&self, id: &str) -> Value {
+        self.json("/v1/readers")["readers"]
+            .as_array()
+            .and_then(|a| a.iter().find(|r| r["id"] == id).cloned())
+            .unwrap_or(Value::Null)
+    }
+
+    fn capture(&self, id: &str) -> Value {
+        self.json(&format!("/v1/captures/{id}"))
+    }
+
+    /// Arms a capture and waits for a final state (or `queued`); returns its status.
+    fn capture_until_done(&self, body: Value) -> Value {
+        let (s, armed) = self.post("/v1/captures", &body);
+        assert_eq!(s, StatusCode::ACCEPTED, "{armed}");
+        let id = armed["id"].as_str().unwrap().to_string();
+        self.wait_for("capture outcome", |a| {
+            !matches!(a.capture(&id)["state"].as_str(), Some("waiting" | "queued"))
+        });
+        self.capture(&id)
+    }
+}
+
+fn write_config(dir: &Path, gateway: &str, link: &Path) -> PathBuf {
+    let path = dir.join("cardlane.toml");
+    let text = format!(
+        r#"
+[gateway]
+base_url = "{gateway}"
+[queue]
+path = "{q}"
+[api]
+listen = "127.0.0.1:0"
+token_file = "{t}"
+[[readers]]
+id = "kiosk"
+device = "serial:{link}@115200"
+profile = "idtech-neo2-serial"
+activate = "on-capture"
+[lane]
+on_swipe = "ignore"
+[devices]
+hotplug = false
+"#,
+        q = dir.join("queue.db").display(),
+        t = dir.join("api-token").display(),
+        link = link.display(),
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn saved_at_gateway(gateway: &Gateway, customer_id: &str) -> Value {
+    let customers = gateway.customers();
+    customers
+        .iter()
+        .find(|c| c["customer_id"] == customer_id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{customer_id} not at the gateway: {customers:?}"))
+}
+
+#[test]
+fn on_capture_dip_then_time_out_then_tap() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("neo2");
+    let dip_card = format!("{DIP_PAN}:2812");
+    let dipper = ReaderSim::start(&link, &["--interface", "contact", "--card", &dip_card]);
+    let config = write_config(dir.path(), &gateway.base_url, &link);
+    let mut agent = Agent::start(&config);
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+
+    // The reader is opened, idle, and shows what it is.
+    api.wait_for("reader idle", |a| a.reader("kiosk")["state"] == "idle");
+    let r = api.reader("kiosk");
+    assert_eq!(r["protocol"], "neo2", "{r}");
+    assert_eq!(r["firmware"], FIRMWARE, "{r}");
+    assert_eq!(r["profile"], "idtech-neo2-serial", "{r}");
+    // Nothing armed, nothing started: only the open sequence (and pings) so far.
+    assert!(
+        !dipper.log().iter().any(|v| v["cmd"] == "02-40"),
+        "a transaction started without a capture:\n{}",
+        dipper.raw_log()
+    );
+
+    // A kiosk capture: the dipped card is saved with the kiosk's names.
+    let cap = api.capture_until_done(json!({
+        "reader": "kiosk", "timeout_s": 20, "interfaces": ["contact"],
+        "customer": {"first_name": "Grace", "last_name": "Hopper", "zip": "94107"}}));
+    assert_eq!(cap["state"], "saved", "{cap}");
+    assert_eq!(cap["masked_pan"], "476173******0119", "{cap}");
+    let saved = saved_at_gateway(&gateway, cap["customer_id"].as_str().unwrap());
+    assert_eq!(saved["first_name"], "Grace", "{saved}");
+    assert_eq!(saved["last_name"], "Hopper", "{saved}");
+    assert_eq!(
+        saved["account_last_4"],
+        &DIP_PAN[DIP_PAN.len() - 4..],
+        "{saved}"
+    );
+    // The transaction asked for contact only (DFEF37 bit 2).
+    dipper.wait_log("the dip's activate", |v| {
+        v["cmd"] == "02-40" && v["interfaces"] == 4
+    });
+
+    // No card (the sim's cards are used up): the capture times out and the transaction is
+    // cancelled on the reader, the cancel answered.
+    let before = dipper.log().len();
+    let cap = api.capture_until_done(json!({"reader": "kiosk", "timeout_s": 3,
+        "customer": {"first_name": "No", "last_name": "Card"}}));
+    assert_eq!(cap["state"], "timed-out", "{cap}");
+    assert_eq!(cap["error_code"], "reader-timed-out", "{cap}");
+    dipper.wait_log("the cancel answered", |v| {
+        v["cmd"] == "05-01" && v["answer"] == "05-00"
+    });
+    let after: Vec<Value> = dipper.log()[before..].to_vec();
+    let cmds: Vec<&str> = after.iter().filter_map(|v| v["cmd"].as_str()).collect();
+    let start = cmds.iter().position(|c| *c == "02-40").expect("a start");
+    assert_eq!(
+        cmds[start + 1..].first(),
+        Some(&"05-01"),
+        "the cancel is the next command after the start: {cmds:?}"
+    );
+    api.wait_for("reader idle again", |a| {
+        a.reader("kiosk")["state"] == "idle"
+    });
+    dipper.check_protocol_rules();
+
+    // The reader is swapped for one that taps (same link): the agent reopens it.
+    drop(dipper);
+    let tap_card = format!("{TAP_PAN}:2901");
+    let tapper = ReaderSim::start(&link, &["--interface", "contactless", "--card", &tap_card]);
+    api.wait_for("reader back and idle", |a| {
+        let r = a.reader("kiosk");
+        r["state"] == "idle" && tapper.log().iter().any(|v| v["cmd"] == "04-00")
+    });
+    let cap = api.capture_until_done(json!({"reader": "kiosk", "timeout_s": 20,
+        "customer": {"first_name": "Alan", "last_name": "Turing"}}));
+    assert_eq!(cap["state"], "saved", "{cap}");
+    assert_eq!(cap["masked_pan"], "541333******0608", "{cap}");
+    let saved = saved_at_gateway(&gateway, cap["customer_id"].as_str().unwrap());
+    assert_eq!(saved["first_name"], "Alan", "{saved}");
+    assert_eq!(
+        saved["account_last_4"],
+        &TAP_PAN[TAP_PAN.len() - 4..],
+        "{saved}"
+    );
+    assert_eq!(gateway.customers().len(), 2);
+
+    assert!(agent.terminate().success());
+    tapper.check_protocol_rules();
+    let out = agent.seen.join("\n");
+    for pan in [DIP_PAN, TAP_PAN] {
+        assert!(!out.contains(pan), "clear PAN in the agent's output");
+    }
+}
