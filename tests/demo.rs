@@ -1,5 +1,6 @@
 //! `cardlane demo` as a process: exits 0, every bundled swipe saved, masked PANs only, and the
-//! table's last 4 digits are the ones fixtures/captures/expected.json lists.
+//! table's last 4 digits are the ones fixtures/captures/expected.json lists; the driven
+//! reader's dip and tap (reader-sim) saved with their entry modes.
 use std::process::Command;
 
 mod common;
@@ -20,7 +21,25 @@ fn demo_saves_every_bundled_swipe() {
     let rows: Vec<&str> = text.lines().filter(|l| l.contains(".capture")).collect();
     assert_eq!(rows.len(), 28, "{text}");
     assert!(rows.iter().all(|r| r.contains(" saved ")), "{text}");
-    assert!(text.contains("28 of 28 swipes saved"));
+    assert!(text.contains("30 of 30 swipes saved"), "{text}");
+    // The driven reader (reader-sim, NEO 2): a dip (chip, entry mode 05) and a tap
+    // (contactless chip, 07) of the test PANs the demo gives it, masked.
+    for (name, masked, entry) in [
+        ("reader-sim:dip", "476173******0119", "05"),
+        ("reader-sim:tap", "541333******0608", "07"),
+    ] {
+        let row = text
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row: {text}"));
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cells[2], masked, "{row}");
+        assert_eq!(cells[4], entry, "{row}");
+        assert_eq!(cells[5], "saved", "{row}");
+    }
+    for pan in ["4761739001010119", "5413330089010608"] {
+        assert!(!text.contains(pan), "clear PAN in the demo's output");
+    }
     // Every row's masked PAN ends in a last 4 the capture's expected frames list.
     let expected: serde_json::Value =
         serde_json::from_str(include_str!("../fixtures/captures/expected.json")).unwrap();

@@ -1,6 +1,9 @@
 //! `cardlane demo`: the simulator on a free loopback port (temporary database, ANSI test BDK),
 //! the bundled fixtures replayed through the whole pipeline (decode, durable queue in a temporary
-//! file, upload), and a table of what was saved. Everything it creates is removed at the end.
+//! file, upload), one dip and one tap through a driven reader (`reader-sim` on a PTY, see
+//! [`driven`]), and a table of what was saved. Everything it creates is removed at the end.
+mod driven;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +14,7 @@ use anyhow::Context;
 use cardlane::agent::captures::Captures;
 use cardlane::agent::events::EventHub;
 use cardlane::agent::metrics::Metrics;
-use cardlane::agent::pipeline::{GatewayDeliver, Pipeline};
+use cardlane::agent::pipeline::{GatewayDeliver, Pipeline, Swipe};
 use cardlane::device::profile::Profiles;
 use cardlane::gateway::sim::decrypting_reader::DecryptingReader;
 use cardlane::gateway::sim::{self, Bdk, SimConfig};
@@ -170,6 +173,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             )
         })
         .collect();
+    let driven_reads = driven::reads(&dir.0, &profiles)?;
+    let driven_profile = profiles.get(driven::PROFILE).cloned().map(Arc::new);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -194,6 +199,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Arc::new(Metrics::new()),
         )?;
         let (mut entries, interrupted) = replay::submit_all(&pipeline, fixtures, true).await;
+        for (name, mut frame) in driven_reads {
+            // Moved, not copied: the bytes stay in one zeroizing buffer.
+            let bytes = std::mem::take(&mut *frame);
+            let swipe = Swipe::new(bytes, "reader-sim", driven_profile.clone());
+            let ticket = pipeline.submit(swipe).await;
+            entries.push(Entry::Swipe {
+                fixture: name,
+                index: 0,
+                ticket,
+            });
+        }
         if !interrupted {
             replay::settle_all(&mut entries, wait, None).await;
         }
