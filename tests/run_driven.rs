@@ -342,6 +342,16 @@ impl Api {
 }
 
 fn write_config(dir: &Path, gateway: &str, link: &Path) -> PathBuf {
+    write_config_with(dir, gateway, link, "on-capture", "ignore")
+}
+
+fn write_config_with(
+    dir: &Path,
+    gateway: &str,
+    link: &Path,
+    activate: &str,
+    on_swipe: &str,
+) -> PathBuf {
     let path = dir.join("cardlane.toml");
     let text = format!(
         r#"
@@ -356,9 +366,9 @@ token_file = "{t}"
 id = "kiosk"
 device = "serial:{link}@115200"
 profile = "idtech-neo2-serial"
-activate = "on-capture"
+activate = "{activate}"
 [lane]
-on_swipe = "ignore"
+on_swipe = "{on_swipe}"
 [devices]
 hotplug = false
 "#,
@@ -468,6 +478,51 @@ fn on_capture_dip_then_time_out_then_tap() {
 
     assert!(agent.terminate().success());
     tapper.check_protocol_rules();
+    let out = agent.seen.join("\n");
+    for pan in [DIP_PAN, TAP_PAN] {
+        assert!(!out.contains(pan), "clear PAN in the agent's output");
+    }
+}
+
+#[test]
+fn continuous_reads_every_card_and_sigterm_cancels_the_open_transaction() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("neo2");
+    let dip = format!("{DIP_PAN}:2812");
+    let tap = format!("{TAP_PAN}:2901");
+    let sim = ReaderSim::start(
+        &link,
+        &["--interface", "contact", "--card", &dip, "--card", &tap],
+    );
+    let config = write_config_with(dir.path(), &gateway.base_url, &link, "continuous", "save");
+    let mut agent = Agent::start(&config);
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+
+    // Nothing armed: the lane's transaction runs anyway and both cards are saved.
+    api.wait_for("both cards at the gateway", |_| {
+        gateway.customers().len() == 2
+    });
+    let mut last4: Vec<String> = gateway
+        .customers()
+        .iter()
+        .map(|c| c["account_last_4"].as_str().unwrap_or_default().to_string())
+        .collect();
+    last4.sort();
+    assert_eq!(last4, ["0119", "0608"]);
+    // A third transaction runs (the sim has no card left): the reader waits for a card.
+    api.wait_for("waiting for a card", |a| {
+        a.reader("kiosk")["state"] == "waiting-for-card"
+    });
+    let starts = || sim.log().iter().filter(|v| v["cmd"] == "02-40").count();
+    api.wait_for("three starts", |_| starts() >= 3);
+
+    // SIGTERM: the open transaction is cancelled (and answered) before the port closes.
+    assert!(agent.terminate().success());
+    sim.wait_log("the shutdown's cancel answered", |v| {
+        v["cmd"] == "05-01" && v["answer"] == "05-00"
+    });
+    sim.check_protocol_rules();
     let out = agent.seen.join("\n");
     for pan in [DIP_PAN, TAP_PAN] {
         assert!(!out.contains(pan), "clear PAN in the agent's output");
