@@ -627,6 +627,56 @@ mod tests {
 
     const MIN: Duration = Duration::from_secs(60);
 
+    #[test]
+    fn a_driven_reader_sees_its_capture_and_ends_it_with_a_code() {
+        let c = Captures::new(4);
+        let mut changed = c.subscribe();
+        let contact = Interfaces {
+            msr: false,
+            contactless: false,
+            contact: true,
+        };
+        let other = c.arm(Some("other".into()), fields("o"), MIN).unwrap();
+        let id = c
+            .arm_with_interfaces(Some("kiosk".into()), fields("k"), MIN, Some(contact))
+            .unwrap();
+        assert!(changed.has_changed().unwrap());
+        changed.mark_unchanged();
+        // Only the kiosk's own capture (or an any-reader one) is its to serve.
+        let p = c.pending_for("kiosk").unwrap();
+        assert_eq!(p.id, id);
+        assert_eq!(p.interfaces.map(Interfaces::bits), Some(0b100));
+        assert_eq!(c.pending_for("other").unwrap().id, other);
+        assert!(c.pending_for("nobody").is_none());
+
+        c.end_by_reader(&id, CaptureState::TimedOut, "reader-timed-out", "no card")
+            .unwrap();
+        assert!(changed.has_changed().unwrap());
+        let s = c.get(&id).unwrap();
+        assert_eq!(s.state, CaptureState::TimedOut);
+        assert_eq!(s.error_code.as_deref(), Some("reader-timed-out"));
+        assert!(!c.is_armed(&id));
+        assert!(c.pending_for("kiosk").is_none());
+        // Ended once; an outcome that is not the reader's to give is refused.
+        assert_eq!(
+            c.end_by_reader(&id, CaptureState::Failed, "reader-error", "x"),
+            Err(CaptureError::Finished(CaptureState::TimedOut))
+        );
+        assert_eq!(
+            c.end_by_reader(&other, CaptureState::Saved, "x", "x"),
+            Err(CaptureError::BadOutcome(CaptureState::Saved))
+        );
+        // A capture the pipeline has taken is no longer the reader's to end.
+        c.take_for_swipe("other").unwrap();
+        assert!(!c.is_armed(&other));
+        assert_eq!(
+            c.end_by_reader(&other, CaptureState::Declined, "reader-declined", "x"),
+            Err(CaptureError::Swiped)
+        );
+        let json = serde_json::to_value(c.get(&other).unwrap()).unwrap();
+        assert!(json.get("error_code").is_none(), "{json}");
+    }
+
     fn saved(customer_id: &str) -> CaptureOutcome {
         CaptureOutcome {
             state: CaptureState::Saved,
