@@ -309,6 +309,31 @@ fn a_dip_on_the_contact_interface_only() {
 }
 
 #[test]
+fn a_swipe_on_the_msr_interface_decrypts_to_the_card() {
+    let card = format!("{PAN}:2812");
+    let sim = Sim::start(&[
+        "--card",
+        &card,
+        "--present-after",
+        "100",
+        "--interface",
+        "msr",
+    ]);
+    let dev = sim.device();
+    let args = dev_args(&dev, &["--interfaces", "msr", "--bdk", BDK]);
+    let (code, out, err) = reader(&[&["read"][..], &args].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json_line(&out);
+    assert_eq!(r["entry_mode"], "90");
+    assert_eq!(r["last4"], "0119");
+    let t2 = r["decrypted"]["2"].as_str().unwrap();
+    assert!(t2.starts_with(&format!(";{PAN}=2812")), "Track 2");
+    let start = sim.log().into_iter().find(|v| v["cmd"] == "02-40").unwrap();
+    assert_eq!(start["interfaces"], 1, "DFEF37 bit 0 = MSR");
+    sim.check_protocol_rules();
+}
+
+#[test]
 fn the_reader_unplugged_mid_transaction_ends_the_read() {
     let mut sim = Sim::start(&["--no-card"]);
     let dev = sim.device();
