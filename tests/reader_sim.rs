@@ -95,15 +95,24 @@ impl Sim {
 
     /// Waits until the simulator logged a line matching `want` (it logs after answering).
     fn wait_log(&self, want: impl Fn(&Value) -> bool) {
+        self.wait_log_all(|log| log.iter().any(&want));
+    }
+
+    /// Waits until the simulator logged at least `n` commands.
+    fn wait_commands(&self, n: usize) {
+        self.wait_log_all(|log| log.iter().filter(|v| v.get("cmd").is_some()).count() >= n);
+    }
+
+    fn wait_log_all(&self, want: impl Fn(&[Value]) -> bool) {
         let until = std::time::Instant::now() + WAIT;
         while std::time::Instant::now() < until {
-            if self.log().iter().any(&want) {
+            if want(&self.log()) {
                 return;
             }
             // Polling a log another thread fills; the deadline fails the test.
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("sim never logged the expected line:\n{}", self.raw_log());
+        panic!("sim log incomplete:\n{}", self.raw_log());
     }
 
     /// Commands as (name, answer, in_transaction).
@@ -200,6 +209,7 @@ fn info_then_a_tap_read_and_decrypted() {
     assert_eq!(info["profile"], "idtech-neo2-serial");
     assert_eq!(info["protocol"], "neo2");
     // The open sequence of design.md §3, in order.
+    sim.wait_commands(4);
     let names: Vec<String> = sim.commands().into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["18-01", "29-00", "01-01", "04-00"]);
 
@@ -249,6 +259,7 @@ fn a_refused_start_is_cancelled_and_retried_once() {
     let (code, out, err) = reader(&[&["read"][..], &dev_args(&dev, &[])].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(json_line(&out)["last4"], "0119");
+    sim.wait_commands(7);
     let cmds: Vec<(String, Option<String>)> =
         sim.commands().into_iter().map(|c| (c.0, c.1)).collect();
     let s = |a: &str, b: &str| (a.to_string(), Some(b.to_string()));
@@ -272,6 +283,7 @@ fn a_wedged_reader_fails_the_read_and_answers_again_after_a_reopen() {
     assert_eq!(code, 1);
     assert_eq!(json_line(&out)["error"]["code"], "reader-error");
     // The unanswered start was followed by a cancel only.
+    sim.wait_commands(6);
     let cmds = sim.commands();
     assert_eq!(cmds[4].0, "02-40");
     assert_eq!(cmds[4].1, None);
