@@ -93,7 +93,8 @@ impl Sim {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// Waits until the simulator logged a line matching `want` (it logs after answering).
+    /// Waits until the simulator logged a line matching `want` (it logs each command as it
+    /// answers it).
     fn wait_log(&self, want: impl Fn(&Value) -> bool) {
         self.wait_log_all(|log| log.iter().any(&want));
     }
