@@ -413,6 +413,65 @@ fn ctrl_c_cancels_the_transaction_and_waits_for_the_answer() {
     sim.check_protocol_rules();
 }
 
+/// Speaks to the simulator directly with the codec: the reader's own time-out, with the frames
+/// as the guide writes them (command CRC LSB first out, response CRC MSB first back).
+#[test]
+fn the_sim_times_out_by_itself_when_the_host_waits() {
+    use cardlane::protocol::neo2::{Deframed, Deframer, Incoming, Status};
+    use std::io::{Read, Write};
+
+    let sim = Sim::start(&["--no-card"]);
+    let mut port = serialport::new(sim.link.to_str().unwrap(), 115_200)
+        .timeout(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    // 02-40: reader time-out 1 s, amount zero, purchase, all interfaces; CRC 7158 computed in
+    // Python (CRC-16/CCITT-FALSE), sent least significant byte first.
+    let start = hex::decode("5669564F74656368320002400012019F02060000000000009C0100DFEF3701075871")
+        .unwrap();
+    port.write_all(&start).unwrap();
+    let mut d = Deframer::host();
+    let mut got = Vec::new();
+    let until = std::time::Instant::now() + WAIT;
+    let mut buf = [0u8; 256];
+    while got.len() < 3 && std::time::Instant::now() < until {
+        match port.read(&mut buf) {
+            Ok(n) => got.extend(
+                d.push_incoming(&buf[..n])
+                    .into_iter()
+                    .filter_map(|x| match x {
+                        Deframed::Frame(f) => Some(f),
+                        other => panic!("bad frame from the sim: {other:?}"),
+                    }),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(got.len(), 3, "63, the prompt, then the time-out");
+    let status = |f: &Incoming| match f {
+        Incoming::Response(r) => (r.command, r.status, r.data.to_vec()),
+        Incoming::ReaderRequest(c) => (c.command, Status::Other(c.sub), c.data.to_vec()),
+    };
+    assert_eq!(status(&got[0]), (0x02, Status::FirstResponse, vec![]));
+    assert_eq!(
+        status(&got[1]),
+        (0x61, Status::Other(0x01), b"PRESENT CARD".to_vec())
+    );
+    // Attribution byte, then DFEE25 0008 (time-out), status 0A.
+    assert_eq!(
+        status(&got[2]),
+        (
+            0x02,
+            Status::Failed,
+            vec![0x41, 0xDF, 0xEE, 0x25, 0x02, 0x00, 0x08]
+        )
+    );
+    sim.wait_log(|v| v["event"] == "reader-timeout");
+    let start = sim.log().into_iter().find(|v| v["cmd"] == "02-40").unwrap();
+    assert_eq!(start["timeout_s"], 1);
+}
+
 #[test]
 fn not_driven_profiles_are_refused() {
     let (code, out, _) = reader(&[
