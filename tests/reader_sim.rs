@@ -436,14 +436,10 @@ fn the_sim_times_out_by_itself_when_the_host_waits() {
     let mut buf = [0u8; 256];
     while got.len() < 3 && std::time::Instant::now() < until {
         match port.read(&mut buf) {
-            Ok(n) => got.extend(
-                d.push_incoming(&buf[..n])
-                    .into_iter()
-                    .filter_map(|x| match x {
-                        Deframed::Frame(f) => Some(f),
-                        other => panic!("bad frame from the sim: {other:?}"),
-                    }),
-            ),
+            Ok(n) => got.extend(d.push_incoming(&buf[..n]).into_iter().map(|x| match x {
+                Deframed::Frame(f) => f,
+                other => panic!("bad frame from the sim: {other:?}"),
+            })),
             Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
             Err(e) => panic!("{e}"),
         }
