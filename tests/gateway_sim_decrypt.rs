@@ -2,7 +2,6 @@
 //! original, ViVOtech2) as hex, bare MagTek-style track ciphertext picked by `device_code`, wrong
 //! BDKs, and DUKPT PIN blocks (the ANSI X9.24 published vector and a block with a bad control
 //! nibble). Stored customers are checked against the PAN that went in.
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 
@@ -15,6 +14,8 @@ use cardlane::parse::build::{self, IdtechSpec};
 use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
+
+mod common;
 
 const KEY: &str = "decrypt-test-key-3b1e";
 /// ANSI X9.24-1 test BDK and the first KSN of its published DUKPT examples.
@@ -404,9 +405,7 @@ fn spawn_cli(args: &[&str], bdk_env: Option<&str>) -> (Proc, String) {
         cmd.env("CARDLANE_BDK", b);
     }
     let mut child = cmd.spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
+    let line = common::Lines::new(child.stdout.take().unwrap()).next();
     let url = line
         .trim()
         .strip_prefix("listening on ")

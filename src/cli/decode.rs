@@ -109,13 +109,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     for frame in frames {
-        let result = parse::decode_frame(frame).and_then(|mut r| {
-            parse::validate(&mut r);
-            match &dec {
+        // Validation after decryption, so Luhn and expiry are judged on the clear data.
+        let result = parse::decode_frame(frame)
+            .and_then(|r| match &dec {
                 Some(d) => parse::decrypt_read(&r, d.as_ref(), variant),
                 None => Ok(r),
-            }
-        });
+            })
+            .map(|mut r| {
+                parse::validate(&mut r);
+                r
+            });
         match result {
             Ok(r) => writeln!(out, "{}", r.to_json())?,
             Err(e) => {

@@ -48,8 +48,16 @@ fn trim(t: &[u8]) -> &[u8] {
     t.get(s..e).unwrap_or_default()
 }
 
-/// Decodes one frame of any supported format.
+/// Decodes one frame of any supported format. What the read shows is masked again here, in
+/// one place for every decoder (see [`tracks::remask_shown`]).
 pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
+    decode_any(input).map(|mut r| {
+        tracks::remask_shown(&mut r);
+        r
+    })
+}
+
+fn decode_any(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Truncated("empty frame"));
     }
@@ -90,6 +98,11 @@ fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     if all_hex && t.len() % 2 == 0 {
         return hex_binary(t);
     }
+    if all_hex {
+        if let Some(r) = cut_hex_tlv(t) {
+            return Ok(r);
+        }
+    }
     // `magtek::looks_like_kb(t)`: a `|` in the text.
     if bar {
         return magtek::decode_kb(t);
@@ -102,6 +115,16 @@ fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
 
 fn starts_with_sentinel(t: &[u8]) -> bool {
     matches!(t.first(), Some(b'%' | b';' | b'+'))
+}
+
+/// Keyboard-mode TLV typed as hex that lost its last character(s): an odd digit count. Taken
+/// only when the digits before decode as TLV cut short (with the `truncated` warning).
+fn cut_hex_tlv(t: &[u8]) -> Option<CardRead> {
+    let even = t.get(..t.len() - t.len() % 2)?;
+    let b = hex::decode(even).ok()?;
+    emv::decode_bare(&b)
+        .ok()
+        .filter(|r| r.warnings.iter().any(|w| w == "truncated"))
 }
 
 fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
