@@ -112,7 +112,10 @@ async fn raw_post(base: &str, key: &str, body: &Value) -> (u16, String) {
 }
 
 async fn customers(base: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{base}/_sim/customers"))
+    let v: Value = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .json()
@@ -124,6 +127,7 @@ async fn customers(base: &str) -> Vec<Value> {
 async fn fault(base: &str, spec: Value) {
     let r = reqwest::Client::new()
         .post(format!("{base}/_sim/faults"))
+        .header("x-authorization", KEY)
         .json(&spec)
         .send()
         .await
@@ -426,6 +430,7 @@ async fn http_500_is_retried_and_bounded() {
     );
     let r = reqwest::Client::new()
         .delete(format!("{}/_sim/faults", sim.base_url))
+        .header("x-authorization", KEY)
         .send()
         .await
         .unwrap();
@@ -552,6 +557,7 @@ async fn decline_and_auth_failure_are_final() {
 
     let r = reqwest::Client::new()
         .post(format!("{}/_sim/faults", sim.base_url))
+        .header("x-authorization", KEY)
         .json(&json!({"kind": "bogus"}))
         .send()
         .await

@@ -76,7 +76,10 @@ fn result_text(reply: &Value) -> String {
 }
 
 async fn customer(base: &str, id: &str) -> Value {
-    let all: Value = reqwest::get(format!("{base}/_sim/customers"))
+    let all: Value = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .json()
@@ -231,7 +234,10 @@ async fn wrong_bdk_and_no_bdk_are_result_code_3() {
         let card = json!({"track_data": format!("{T1}{T2}"), "entry_mode": "90"});
         let reply = post(base, &body("CLEAR", card, None)).await;
         assert_saved(base, "CLEAR", &reply, PAN, "1228").await;
-        let all: Value = reqwest::get(format!("{base}/_sim/customers"))
+        let all: Value = reqwest::Client::new()
+            .get(format!("{base}/_sim/customers"))
+            .header("x-authorization", KEY)
+            .send()
             .await
             .unwrap()
             .json()
@@ -455,6 +461,10 @@ async fn every_good_decode_fixture_is_read_by_the_simulator() {
                 .find_map(|l| l.strip_prefix(&format!("# expect: {key}=")))
                 .map(str::to_owned)
         };
+        // Check (MICR) fixtures are no card data: tests/gateway_sim_checks.rs covers them.
+        if expect("format").as_deref() == Some("micr") {
+            continue;
+        }
         let payload: String = text
             .lines()
             .filter(|l| !l.starts_with('#'))

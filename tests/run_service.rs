@@ -51,8 +51,17 @@ impl Gateway {
 
     fn customers(&self) -> Vec<Value> {
         let url = format!("{}/_sim/customers", self.base_url);
-        self.rt
-            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+        self.rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-authorization", API_KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
     }
 }
 

@@ -192,6 +192,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let (chunk, made) = match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(Ok(chunk)) => {
+                // Chunks of an open frame are held (ClearGate): this line says one was read.
+                tracing::debug!(bytes = chunk.bytes.len(), "chunk read");
                 let made = framer.push(&chunk.bytes, started.elapsed());
                 (Some(chunk), made)
             }

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::parse::micr::SymbolSet;
+
 /// How the reader reaches the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -153,6 +155,23 @@ fn default_stop_bits() -> u8 {
     1
 }
 
+/// What a reader reads: cards (the default) or checks' MICR lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReaderKind {
+    #[default]
+    Card,
+    Micr,
+}
+
+/// `[micr]`: how a check reader writes the E-13B symbols (spec micr.md §2).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicrSettings {
+    /// `magtek-NN` (the `xx` of MagTek format `00xx`), `ranger`, `axiohm`, `opos`, `auto`.
+    pub symbol_set: String,
+}
+
 /// One reader model.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -179,6 +198,10 @@ pub struct Profile {
     pub serial: Option<Serial>,
     /// Operator advice shown with the reader (e.g. how to switch it to HID mode).
     pub hint: Option<String>,
+    /// `micr` for check readers (then `[micr]` is required).
+    #[serde(default)]
+    pub kind: ReaderKind,
+    pub micr: Option<MicrSettings>,
 }
 
 const ENTRY_MODES: [&str; 6] = ["90", "91", "05", "07", "80", "01"];
@@ -281,7 +304,34 @@ impl Profile {
         if self.framing == Framing::MagtekReport && self.report.is_none() {
             return bad("report.size", "magtek-report framing needs a report size");
         }
+        match (self.kind, &self.micr) {
+            (ReaderKind::Card, Some(_)) => return bad("micr", "only for kind = \"micr\""),
+            (ReaderKind::Micr, None) => return bad("micr", "required for kind = \"micr\""),
+            (ReaderKind::Micr, Some(m)) => {
+                if SymbolSet::parse(&m.symbol_set).is_none() {
+                    return bad(
+                        "micr.symbol_set",
+                        "must be magtek-NN (00-04 or 06, plus 16 or 32), ranger, axiohm, opos or auto",
+                    );
+                }
+                // A MICR line ends with CR/LF (or a pause): the text engine frames it.
+                if self.framing != Framing::Text {
+                    return bad("framing", "a MICR reader needs text framing");
+                }
+                if self.key_usage != KeyUsage::None {
+                    return bad("key_usage", "a MICR reader does not encrypt: use \"none\"");
+                }
+            }
+            (ReaderKind::Card, None) => {}
+        }
         Ok(())
+    }
+
+    /// For a check reader: its symbol set, and whether letters arrive upper case (keyboard
+    /// emulation sends every letter upper case).
+    pub fn micr_decoding(&self) -> Option<(SymbolSet, bool)> {
+        let set = SymbolSet::parse(&self.micr.as_ref()?.symbol_set)?;
+        (self.kind == ReaderKind::Micr).then_some((set, self.transport == TransportKind::Keyboard))
     }
 
     /// Whether this profile describes a device with these USB ids.
@@ -398,6 +448,9 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "magtek-idynamo-kb.toml",
     "magtek-sureswipe-hid.toml",
     "generic-keyboard-wedge.toml",
+    "magtek-micr-serial.toml",
+    "magtek-micr-kb.toml",
+    "opos-micr-serial.toml",
 );
 
 /// A validated set of profiles, ordered by id.

@@ -1,5 +1,5 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, magtek_clear, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, micr, tracks, vivo, ParseError};
 use crate::card::swar;
 use crate::card::CardRead;
 
@@ -67,9 +67,27 @@ fn decode_any(input: &[u8]) -> Result<CardRead, ParseError> {
     }
 }
 
+/// Decodes one frame from a reader whose profile may name a MICR symbol set (see
+/// `Profile::micr_decoding`): a check reader's lines decode in its own set, anything else by
+/// detection.
+pub fn decode_frame_as(
+    input: &[u8],
+    micr_set: Option<(micr::SymbolSet, bool)>,
+) -> Result<CardRead, ParseError> {
+    match micr_set {
+        Some((set, upper)) => micr::decode_with(input, set, upper),
+        None => decode_frame(input),
+    }
+}
+
 /// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
 fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);
+    // A check's MICR line: before the ID TECH keyboard test, which a line with `*` for an
+    // unreadable character and `02` in its routing number would also pass.
+    if !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
+        return micr::decode(t);
+    }
     let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
@@ -136,6 +154,10 @@ fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
 }
 
 fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
+    // ESC or STX/ETX around a MICR line (an ID TECH frame is binary inside).
+    if matches!(input.first(), Some(&0x02 | &0x1B)) && micr::looks_like_framed(input) {
+        return micr::decode(input);
+    }
     if vivo::is_vivo(input) {
         return vivo::decode(input);
     }

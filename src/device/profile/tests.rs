@@ -232,3 +232,40 @@ fn driven_reader_profiles_and_protocol_key() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn micr_profiles_load_and_are_validated() {
+    use crate::parse::micr::SymbolSet;
+    let p = embedded();
+    let serial = p.require("magtek-micr-serial").unwrap();
+    assert_eq!(serial.kind, ReaderKind::Micr);
+    assert_eq!(serial.transport, TransportKind::Serial);
+    assert_eq!(serial.micr_decoding(), Some((SymbolSet::Magtek(0), false)));
+    // Keyboard emulation: letters arrive upper case.
+    let kb = p.require("magtek-micr-kb").unwrap();
+    assert_eq!(kb.micr_decoding(), Some((SymbolSet::Magtek(1), true)));
+    assert_eq!(
+        p.require("opos-micr-serial").unwrap().micr_decoding(),
+        Some((SymbolSet::Opos, false))
+    );
+    assert_eq!(p.require("idtech-serial").unwrap().micr_decoding(), None);
+
+    let base = "id = \"m\"\nname = \"n\"\nvendor = \"v\"\ntransport = \"keyboard\"\ntrack_data = \"clear-tracks\"\n";
+    let cases = [
+        ("kind = \"micr\"\nframing = \"text\"\nkey_usage = \"none\"\n", "micr"),
+        ("framing = \"text\"\nkey_usage = \"none\"\n[micr]\nsymbol_set = \"opos\"\n", "micr"),
+        ("kind = \"micr\"\nframing = \"text\"\nkey_usage = \"none\"\n[micr]\nsymbol_set = \"magtek-05\"\n", "micr.symbol_set"),
+        ("kind = \"micr\"\nframing = \"text\"\nkey_usage = \"pin\"\n[micr]\nsymbol_set = \"magtek-00\"\n", "key_usage"),
+    ];
+    for (extra, want) in cases {
+        match Profile::from_toml("f.toml", &format!("{base}{extra}")) {
+            Err(ProfileError::Invalid { key, .. }) => assert_eq!(key, want, "{extra}"),
+            other => panic!("{extra}: {other:?}"),
+        }
+    }
+    let unknown = format!("{base}kind = \"micr\"\nframing = \"text\"\nkey_usage = \"none\"\n[micr]\nsymbol_set = \"opos\"\nspaces = 1\n");
+    assert!(matches!(
+        Profile::from_toml("f.toml", &unknown),
+        Err(ProfileError::Parse { key, .. }) if key == "micr.spaces"
+    ));
+}

@@ -109,6 +109,7 @@ pub fn process(core: &Core, req: &CustomerRequest) -> Result<(CustomerReply, Sum
                 } else {
                     c.check_token = None;
                     c.check_last4 = None;
+                    c.check_aba = None;
                 }
                 c.updated_count += 1;
                 store::put(tx, &id, &c)?;
@@ -139,6 +140,7 @@ pub fn process(core: &Core, req: &CustomerRequest) -> Result<(CustomerReply, Sum
                         let acct = acct.expose();
                         c.check_token = Some(core.store.check_token(&id, aba, acct));
                         c.check_last4 = acct.get(acct.len().saturating_sub(4)..).map(str::to_owned);
+                        c.check_aba = Some(aba.clone());
                     }
                 }
                 if is_update {

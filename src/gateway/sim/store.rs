@@ -35,6 +35,8 @@ pub struct StoredCustomer {
     pub card: Option<StoredCard>,
     pub check_token: Option<String>,
     pub check_last4: Option<String>,
+    /// The saved check's routing number (not secret; `/_sim/customers` shows it).
+    pub check_aba: Option<String>,
     pub updated_count: i64,
 }
 
@@ -74,6 +76,13 @@ impl Store {
                  check_token TEXT, check_last_4 TEXT,
                  updated_count INTEGER NOT NULL DEFAULT 0);",
         )?;
+        // Databases made before checks kept their routing number gain the column.
+        let has_aba = conn
+            .prepare("SELECT 1 FROM pragma_table_info('customers') WHERE name = 'check_aba'")?
+            .exists([])?;
+        if !has_aba {
+            conn.execute_batch("ALTER TABLE customers ADD COLUMN check_aba TEXT;")?;
+        }
         // Earlier versions kept a token salt inside the database: drop it.
         conn.execute("DELETE FROM meta WHERE key = 'salt'", [])?;
         let token_key = match path {
@@ -134,7 +143,7 @@ impl Store {
 }
 
 const SELECT: &str = "SELECT customer_id, fields, token, account_type, account_last_4, \
-     expiration_date, check_token, check_last_4, updated_count FROM customers";
+     expiration_date, check_token, check_last_4, updated_count, check_aba FROM customers";
 
 fn row_to_customer(r: &rusqlite::Row) -> rusqlite::Result<(String, StoredCustomer)> {
     let id: String = r.get(0)?;
@@ -157,6 +166,7 @@ fn row_to_customer(r: &rusqlite::Row) -> rusqlite::Result<(String, StoredCustome
             check_token: r.get(6)?,
             check_last4: r.get(7)?,
             updated_count: r.get(8)?,
+            check_aba: r.get(9)?,
         },
     ))
 }
@@ -173,11 +183,11 @@ pub fn put(tx: &Transaction, id: &str, c: &StoredCustomer) -> rusqlite::Result<(
     let card = c.card.as_ref();
     tx.prepare_cached(
         "INSERT INTO customers (customer_id, fields, token, account_type, account_last_4,
-             expiration_date, check_token, check_last_4, updated_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             expiration_date, check_token, check_last_4, updated_count, check_aba)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT(customer_id) DO UPDATE SET fields = ?2, token = ?3, account_type = ?4,
              account_last_4 = ?5, expiration_date = ?6, check_token = ?7, check_last_4 = ?8,
-             updated_count = ?9",
+             updated_count = ?9, check_aba = ?10",
     )?
     .execute(params![
         id,
@@ -188,7 +198,8 @@ pub fn put(tx: &Transaction, id: &str, c: &StoredCustomer) -> rusqlite::Result<(
         card.and_then(|k| k.expiry.as_ref()),
         c.check_token,
         c.check_last4,
-        c.updated_count
+        c.updated_count,
+        c.check_aba
     ])?;
     Ok(())
 }
@@ -331,5 +342,38 @@ mod tests {
             })
             .unwrap();
         assert_eq!(ids, vec!["100000", "100002"]);
+    }
+
+    #[test]
+    fn a_database_from_before_checks_gains_the_routing_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.db");
+        {
+            // The schema as it was before `check_aba`, with one customer in it.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE customers (customer_id TEXT PRIMARY KEY, fields TEXT NOT NULL,
+                     token TEXT, account_type TEXT, account_last_4 TEXT, expiration_date TEXT,
+                     check_token TEXT, check_last_4 TEXT,
+                     updated_count INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO customers (customer_id, fields, check_last_4) VALUES ('C1', '{}', '6789');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(Some(&path)).unwrap();
+        let list = s.list().unwrap();
+        assert_eq!(list[0].1.check_last4.as_deref(), Some("6789"));
+        assert_eq!(list[0].1.check_aba, None);
+        s.transaction(|tx| -> Result<_, StoreError> {
+            let c = StoredCustomer {
+                check_aba: Some("021000021".into()),
+                ..Default::default()
+            };
+            Ok(put(tx, "C2", &c)?)
+        })
+        .unwrap();
+        drop(s);
+        let again = Store::open(Some(&path)).unwrap().list().unwrap();
+        assert_eq!(again[1].1.check_aba.as_deref(), Some("021000021"));
     }
 }
