@@ -106,7 +106,24 @@ enum Request {
     Shutdown,
 }
 
-/// A reader driven on its own thread.
+/// A reader driven on its own thread. Typical use (the agent forwards events to tokio):
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cardlane::device::session::{DriverConfig, DriverEvent, DrivenReader};
+/// use cardlane::protocol::neo2::{Activate, Event, Interfaces};
+///
+/// let selector = "serial:/dev/ttyUSB0".parse().unwrap();
+/// let profile = cardlane::device::Profiles::embedded().unwrap()
+///     .get("idtech-neo2-serial").cloned();
+/// let (reader, events) = DrivenReader::spawn_channel(selector, profile, DriverConfig::default());
+/// // Wait for `Event::Ready`, then start a transaction; its `Event::Outcome` ends it.
+/// while let Ok(e) = events.recv_timeout(Duration::from_secs(15)) {
+///     if let DriverEvent::Session(Event::Ready { .. }) = e { break; }
+/// }
+/// reader.activate(Activate { interfaces: Interfaces::ALL, timeout: Duration::from_secs(30) }).ok();
+/// reader.shutdown(); // cancels a running transaction (and waits for the answer) first
+/// ```
 pub struct DrivenReader {
     requests: mpsc::Sender<Request>,
     thread: Option<JoinHandle<()>>,
