@@ -597,7 +597,7 @@ fn killed_between_direct_send_and_answer_resends_on_next_start() {
     );
     let cap = dir.path().join("one.capture");
     std::fs::write(&cap, wedge_capture(&CARDS[..1], 0)).unwrap();
-    let mut replay = Command::new(bin())
+    let replay = Command::new(bin())
         .args([
             "replay",
             "--gateway",
@@ -614,14 +614,15 @@ fn killed_between_direct_send_and_answer_resends_on_next_start() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let mut replay = common::Reaper(replay);
     let held = |dir: &Path| lines(&cardlane(dir, KEY, &["queue", "list"]));
     // The request is at the gateway (which holds it) and the row is committed `sending`.
     wait_until("the swipe committed while its send is in flight", || {
         http(&sim.addr, "GET", "/_sim/stats", "")["customer_requests"] == 1
             && held(dir.path()).iter().any(|r| r["state"] == "sending")
     });
-    replay.kill().unwrap(); // SIGKILL
-    wait_output(&mut replay);
+    replay.0.kill().unwrap(); // SIGKILL
+    wait_output(&mut replay.0);
     let rows = held(dir.path());
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0]["state"], "sending", "{rows:?}");
