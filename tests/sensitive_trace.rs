@@ -82,6 +82,15 @@ fn check_dir(dir: &Path) {
     }
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The JSON lines a command printed (fails on any other line).
 fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -166,6 +175,8 @@ fn no_card_data_at_trace_level() {
             .spawn()
             .unwrap();
         let line = Lines::new(sim.stdout.take().unwrap()).next();
+        // Killed when the test ends, also when an assertion fails on the way.
+        let mut sim = KillOnDrop(sim);
         let url = line
             .trim()
             .strip_prefix("listening on ")
@@ -242,8 +253,8 @@ fn no_card_data_at_trace_level() {
             report["remaining"] == 0
         });
         assert_eq!(sent, 2, "the flush sent the queued swipes");
-        let _ = sim.kill();
-        let _ = sim.wait();
+        let _ = sim.0.kill();
+        let _ = sim.0.wait();
         // The simulator's trace log saw the requests it is searched for.
         let sim_log = std::fs::read_to_string(dir.path().join("sim.log")).unwrap();
         assert!(sim_log.contains("customer request"), "{sim_log}");
