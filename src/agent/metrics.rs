@@ -469,6 +469,7 @@ mod tests {
             ("cardlane_reader_connected", "gauge"),
             ("cardlane_gateway_latency_seconds", "histogram"),
             ("cardlane_reads_unreadable_total", "counter"),
+            ("cardlane_api_refused_total", "counter"),
         ];
         for (name, kind) in want {
             assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}");
