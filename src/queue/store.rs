@@ -556,6 +556,7 @@ impl Queue {
                 }
             }
         }
+        self.save_held(&tx)?;
         tx.commit()?;
         Ok(out)
     }
