@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::gateway::client::check_base_url;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -655,44 +657,6 @@ fn parse_gateway(s: Section<'_>) -> Result<GatewayConfig> {
             max_attempts: u32::try_from(attempts).ok().filter(|n| *n > 0),
         },
     })
-}
-
-/// `http(s)://host[:port][/path]`, no credentials; plain http only to a loopback host, since
-/// records carry card data.
-fn check_base_url(url: &str) -> std::result::Result<String, &'static str> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("not a URL (expected http:// or https://)")?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() {
-        return Err("has no host");
-    }
-    if authority.contains('@') {
-        return Err("must not hold credentials (use gateway.api_key_file)");
-    }
-    if url.contains(char::is_whitespace) || url.contains(['?', '#']) {
-        return Err("must be a plain base URL without spaces, query or fragment");
-    }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    match scheme {
-        "https" => {}
-        "http" => {
-            let loopback = host == "localhost"
-                || host
-                    .parse::<IpAddr>()
-                    .map(|ip| ip.is_loopback())
-                    .unwrap_or(false);
-            if !loopback {
-                return Err("plain http is allowed only to a loopback host");
-            }
-        }
-        _ => return Err("not a URL (expected http:// or https://)"),
-    }
-    Ok(url.trim_end_matches('/').to_string())
 }
 
 fn parse_queue(s: Section<'_>) -> Result<QueueConfig> {
