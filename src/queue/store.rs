@@ -226,6 +226,9 @@ pub struct Queue {
     mono: Clock,
     held: Mutex<HeldClock>,
     path: PathBuf,
+    /// Why the last enqueue could not be written (disk full, read-only, locked), until one
+    /// succeeds again; health reports it.
+    write_error: Mutex<Option<String>>,
     /// Rows found corrupt (and marked failed) by claims so far, for flush reports.
     corrupt_marked: std::sync::atomic::AtomicU64,
 }
@@ -317,6 +320,7 @@ impl Queue {
                 mono_base: mono_now_ms(),
             }),
             path,
+            write_error: Mutex::new(None),
             corrupt_marked: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -470,6 +474,8 @@ impl Queue {
             Ok(out)
         })();
         let restored = conn.pragma_update(None, "synchronous", "NORMAL");
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.as_ref().err().map(|e| e.to_string());
         let out = result?;
         restored?;
         Ok(out)
@@ -559,6 +565,26 @@ impl Queue {
         self.save_held(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Whether a swipe could be stored now: the last enqueue did not fail, and the write lock
+    /// can be taken within a moment. `Err` says why not (SQLite/OS text, no card data).
+    pub fn writable(&self) -> Result<(), String> {
+        if let Some(e) = self
+            .write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        let conn = self.lock();
+        // A short wait: health must answer even while something holds the file.
+        let probe = conn
+            .busy_timeout(Duration::from_millis(250))
+            .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"));
+        let restored = conn.busy_timeout(Duration::from_secs(10));
+        probe.and(restored).map_err(|e| e.to_string())
     }
 
     /// Rows found corrupt by claims of this handle so far (they are kept `failed`).
