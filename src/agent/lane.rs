@@ -278,7 +278,7 @@ impl AgentLane {
                 };
                 (source, ReaderState::Error, Some(text))
             }
-            DeviceEvent::Frame(_) => return None,
+            DeviceEvent::Frame(_) | DeviceEvent::Unreadable { .. } => return None,
         };
         let id = r.by_source.get(source.as_str())?.clone();
         let entry = r.by_id.get_mut(&id)?;

@@ -135,6 +135,12 @@ impl DeviceLoop {
     async fn on_reader_event(&mut self, event: DeviceEvent) {
         match event {
             DeviceEvent::Frame(frame) => self.on_frame(frame).await,
+            DeviceEvent::Unreadable { source, code } => {
+                if let (Some(reader), Some(pipeline)) = (self.readers.get(&source), &self.pipeline)
+                {
+                    pipeline.report_unreadable(&reader.id, code);
+                }
+            }
             other => {
                 if let Some(ev) = self.lane.apply(&other) {
                     self.events.publish(ev);
