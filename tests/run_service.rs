@@ -457,6 +457,7 @@ fn bad_configuration_names_the_key() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["run", "--check", "--config"])
         .arg(&good)
+        .env("CARDLANE_API_KEY", API_KEY)
         .output()
         .unwrap();
     assert!(out.status.success());

@@ -885,6 +885,23 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
     })
 }
 
+/// `LEVEL` or `target=LEVEL`: a bare word that is no level would be taken as a target and
+/// silently log nothing of ours.
+fn is_log_directive(d: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = d.rsplit_once('=').map_or(
+        d,
+        |(target, level)| {
+            if target.is_empty() {
+                ""
+            } else {
+                level
+            }
+        },
+    );
+    LEVELS.contains(&level.to_ascii_lowercase().as_str())
+}
+
 fn parse_log(s: Section<'_>) -> Result<LogConfig> {
     let s = s.allow(&["format", "level"])?;
     let d = LogConfig::default();
@@ -899,7 +916,8 @@ fn parse_log(s: Section<'_>) -> Result<LogConfig> {
         Some(l)
             if !l.is_empty()
                 && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c)) =>
+                    .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c))
+                && l.split(',').all(is_log_directive) =>
         {
             l.to_string()
         }
@@ -1215,6 +1233,21 @@ poll_interval = "250ms"
                 "not a log filter",
             ),
             (
+                "[log]\nlevel = \"verbose\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"cardlane=loud\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"info,=debug\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
                 "[devices]\npoll_interval = \"1ms\"",
                 "devices.poll_interval",
                 "at least 50ms",
@@ -1370,6 +1403,14 @@ poll_interval = "250ms"
             none.api_key_from(None).unwrap_err().code(),
             "config-missing"
         );
+    }
+
+    #[test]
+    fn contrib_example_is_the_built_in_one() {
+        // Shipped for operators to copy; it must not drift from what `run` documents.
+        let shipped = include_str!("../../contrib/cardlane.toml");
+        assert_eq!(shipped, EXAMPLE);
+        assert!(Config::from_toml_str(shipped).is_ok());
     }
 
     #[test]

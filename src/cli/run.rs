@@ -40,7 +40,14 @@ pub fn log_settings(args: &Args) -> (Option<String>, String) {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
         Some(path) => Config::load(path),
-        None => Ok(Config::default()),
+        None => {
+            eprintln!(
+                "error: run needs a configuration: cardlane run --config FILE (or CARDLANE_CONFIG). \
+                 A complete example with every key is contrib/cardlane.toml; check a file with \
+                 cardlane run --check --config FILE"
+            );
+            return Ok(ExitCode::from(2));
+        }
     };
     let config = match config {
         Ok(c) => c,
@@ -50,6 +57,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     if args.check {
+        // What `run` would refuse, short of opening devices, the queue and the listener.
+        if let Err(e) = Service::check(&config) {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
         println!("config ok: {} reader(s)", config.readers.len());
         return Ok(ExitCode::SUCCESS);
     }
