@@ -541,6 +541,21 @@ fn resolve_readers(
     Ok(selectors)
 }
 
+/// The agent holds keys, clear tracks and PIN blocks in memory: a crash must not write them to
+/// a core file. Sets the core size limit to 0, soft and hard (the unit also says LimitCORE=0).
+/// (Not PR_SET_DUMPABLE: it would also take the process's own /proc files away from it.)
+pub fn no_core_dumps() -> std::io::Result<()> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )?;
+    Ok(())
+}
+
 /// Resolves on SIGTERM or SIGINT (systemd stop, Ctrl-C).
 pub async fn stop_signal() -> std::io::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};

@@ -65,6 +65,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("config ok: {} reader(s)", config.readers.len());
         return Ok(ExitCode::SUCCESS);
     }
+    // Before any card data can be in memory.
+    if let Err(e) = cardlane::agent::service::no_core_dumps() {
+        eprintln!("error: cannot disable core dumps: {e}");
+        return Ok(ExitCode::from(1));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -91,7 +96,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
         out.flush()?;
     }
-    tracing::info!(api = ?service.api_addr(), "ready");
+    match service.api_addr() {
+        Some(addr) => tracing::info!(api = %addr, "ready"),
+        None => tracing::info!("ready; api disabled"),
+    }
     let why = match signal.await {
         Ok(Ok(name)) => name,
         Ok(Err(e)) => {
