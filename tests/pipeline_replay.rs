@@ -368,7 +368,9 @@ fn wrong_api_key_pauses_uploads_and_keeps_swipes() {
     );
     let got = lines(&out);
     assert_eq!(got.len(), 3);
-    assert!(got.iter().all(|l| l["outcome"] == "queued"), "{got:?}");
+    // Kept in the queue, but a refused key is no success (issue 13, point 9).
+    assert!(got.iter().all(|l| l["outcome"] == "auth-failed"), "{got:?}");
+    assert_eq!(out.status.code(), Some(1));
     assert!(customers(&sim).is_empty());
     let list = lines(&cardlane(dir.path(), KEY, &["queue", "list"]));
     assert_eq!(list.len(), 3);

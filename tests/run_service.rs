@@ -399,7 +399,11 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     let mut again = Agent::start(&config);
     let api2 = Api::new(&again.api, &token_file);
     assert_eq!(api2.token, token_before);
-    assert_eq!(api2.json("/v1/health")["status"], "ok");
+    // Health is `down` (503) until the reader has reopened, then `ok`.
+    api2.wait_for("health ok", Duration::from_secs(20), |a| {
+        let (_, body) = a.get("/v1/health");
+        serde_json::from_str::<Value>(&body).is_ok_and(|h| h["status"] == "ok")
+    });
     assert!(again.terminate().success());
     drop(gateway);
 }
@@ -474,6 +478,7 @@ fn bad_configuration_names_the_key() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["run", "--check", "--config"])
         .arg(&good)
+        .env("CARDLANE_API_KEY", API_KEY)
         .output_within();
     assert!(out.status.success());
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))

@@ -7,6 +7,8 @@
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::gateway::client::check_base_url;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -657,44 +659,6 @@ fn parse_gateway(s: Section<'_>) -> Result<GatewayConfig> {
     })
 }
 
-/// `http(s)://host[:port][/path]`, no credentials; plain http only to a loopback host, since
-/// records carry card data.
-fn check_base_url(url: &str) -> std::result::Result<String, &'static str> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("not a URL (expected http:// or https://)")?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() {
-        return Err("has no host");
-    }
-    if authority.contains('@') {
-        return Err("must not hold credentials (use gateway.api_key_file)");
-    }
-    if url.contains(char::is_whitespace) || url.contains(['?', '#']) {
-        return Err("must be a plain base URL without spaces, query or fragment");
-    }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    match scheme {
-        "https" => {}
-        "http" => {
-            let loopback = host == "localhost"
-                || host
-                    .parse::<IpAddr>()
-                    .map(|ip| ip.is_loopback())
-                    .unwrap_or(false);
-            if !loopback {
-                return Err("plain http is allowed only to a loopback host");
-            }
-        }
-        _ => return Err("not a URL (expected http:// or https://)"),
-    }
-    Ok(url.trim_end_matches('/').to_string())
-}
-
 fn parse_queue(s: Section<'_>) -> Result<QueueConfig> {
     let s = s.allow(&["path", "max_records", "max_age"])?;
     let d = QueueConfig::default();
@@ -921,6 +885,23 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
     })
 }
 
+/// `LEVEL` or `target=LEVEL`: a bare word that is no level would be taken as a target and
+/// silently log nothing of ours.
+fn is_log_directive(d: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = d.rsplit_once('=').map_or(
+        d,
+        |(target, level)| {
+            if target.is_empty() {
+                ""
+            } else {
+                level
+            }
+        },
+    );
+    LEVELS.contains(&level.to_ascii_lowercase().as_str())
+}
+
 fn parse_log(s: Section<'_>) -> Result<LogConfig> {
     let s = s.allow(&["format", "level"])?;
     let d = LogConfig::default();
@@ -935,7 +916,8 @@ fn parse_log(s: Section<'_>) -> Result<LogConfig> {
         Some(l)
             if !l.is_empty()
                 && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c)) =>
+                    .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c))
+                && l.split(',').all(is_log_directive) =>
         {
             l.to_string()
         }
@@ -1251,6 +1233,21 @@ poll_interval = "250ms"
                 "not a log filter",
             ),
             (
+                "[log]\nlevel = \"verbose\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"cardlane=loud\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"info,=debug\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
                 "[devices]\npoll_interval = \"1ms\"",
                 "devices.poll_interval",
                 "at least 50ms",
@@ -1406,6 +1403,14 @@ poll_interval = "250ms"
             none.api_key_from(None).unwrap_err().code(),
             "config-missing"
         );
+    }
+
+    #[test]
+    fn contrib_example_is_the_built_in_one() {
+        // Shipped for operators to copy; it must not drift from what `run` documents.
+        let shipped = include_str!("../../contrib/cardlane.toml");
+        assert_eq!(shipped, EXAMPLE);
+        assert!(Config::from_toml_str(shipped).is_ok());
     }
 
     #[test]

@@ -251,6 +251,13 @@ impl Pipeline {
         })
     }
 
+    /// A bad read found before decoding (the framer saw a damaged frame): logged, counted and
+    /// published like one the decoder refuses.
+    pub fn report_unreadable(&self, reader: &str, code: &str) {
+        self.shared.metrics.decode_error(code);
+        self.shared.unreadable(reader, code);
+    }
+
     /// The uploader (pause state, `resume` after an authentication failure, events).
     pub fn uploader(&self) -> &Uploader {
         &self.shared.uploader
@@ -297,7 +304,7 @@ impl Pipeline {
             Err(e) => {
                 sh.metrics.decode_error(e.code());
                 sh.metrics.record("unreadable");
-                tracing::info!(code = e.code(), "swipe unreadable");
+                sh.unreadable(&reader, e.code());
                 sh.events.publish(LaneEvent::Swipe {
                     reader,
                     format: None,
@@ -535,6 +542,17 @@ fn final_outcome(answer: FinalAnswer) -> SwipeOutcome {
 }
 
 impl Shared {
+    /// Every unreadable read, on every transport: a log line with its reason code, the
+    /// `cardlane_reads_unreadable_total{reader,code}` counter and the `swipe-unreadable` event.
+    fn unreadable(&self, reader: &str, code: &str) {
+        tracing::warn!(reader = %reader, code, "unreadable read; swipe again");
+        self.metrics.read_unreadable(reader, code);
+        self.events.publish(LaneEvent::SwipeUnreadable {
+            reader: reader.to_string(),
+            code: code.to_string(),
+        });
+    }
+
     /// Removes the tracker of `customer_id`: the given swipe, or the oldest.
     fn take_tracker(&self, customer_id: &str, swipe_id: Option<u64>) -> Option<Tracker> {
         let mut pending = lock(&self.pending);

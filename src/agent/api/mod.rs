@@ -31,7 +31,8 @@ use tokio::task::JoinHandle;
 pub use error::ApiError;
 pub use guard::BODY_LIMIT;
 pub use lane::{
-    FieldError, GatewayState, Lane, QueueInfo, QueueRecordInfo, ReaderInfo, ReaderState,
+    FieldError, GatewayState, HealthStatus, Lane, QueueInfo, QueueRecordInfo, ReaderInfo,
+    ReaderState, DOWN_REASONS,
 };
 pub use openapi::document as openapi_document;
 pub use routes::Op;
@@ -293,6 +294,73 @@ mod tests {
             other => panic!("{other:?}"),
         }
         handle.shutdown().await.unwrap();
+    }
+
+    /// A lane reporting fixed health reasons.
+    struct Reasons(Vec<&'static str>);
+    impl Lane for Reasons {
+        fn readers(&self) -> Vec<ReaderInfo> {
+            Vec::new()
+        }
+        fn queue(&self) -> QueueInfo {
+            QueueInfo::default()
+        }
+        fn gateway(&self) -> GatewayState {
+            GatewayState::Reachable
+        }
+        fn validate_customer(&self, _: &serde_json::Value) -> Result<(), FieldError> {
+            Ok(())
+        }
+        fn health_reasons(&self) -> Vec<String> {
+            self.0.iter().map(|r| r.to_string()).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn health_status_and_http_code_follow_the_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        for (reasons, status, code) in [
+            (vec![], "ok", 200),
+            (
+                vec!["reader-missing:back", "gateway-auth-failed"],
+                "degraded",
+                200,
+            ),
+            (vec!["uploader-not-alive"], "degraded", 200),
+            (
+                vec!["reader-missing:front", "no-reader-connected"],
+                "down",
+                503,
+            ),
+            (vec!["queue-not-writable"], "down", 503),
+        ] {
+            let config = ApiConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                token_file: dir.path().join("tok"),
+                ..ApiConfig::default()
+            };
+            let handle = start(
+                &config,
+                Arc::new(Reasons(reasons.clone())),
+                Arc::new(Captures::new(1)),
+                EventHub::default(),
+                Arc::new(Metrics::new()),
+            )
+            .await
+            .unwrap();
+            let token = std::fs::read_to_string(&config.token_file).unwrap();
+            let resp = reqwest::Client::new()
+                .get(format!("http://{}/v1/health", handle.local_addr()))
+                .bearer_auth(token.trim())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), code, "{reasons:?}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["status"], status, "{reasons:?}");
+            assert_eq!(body["reasons"], serde_json::json!(reasons));
+            handle.shutdown().await.unwrap();
+        }
     }
 
     #[test]

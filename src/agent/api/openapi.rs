@@ -25,7 +25,8 @@ fn operation(op: Op) -> Value {
         Op::Health => (
             "getHealth",
             "Readers, queue and gateway at a glance.",
-            json!({"200": json_ok("Health", "Health")}),
+            json!({"200": json_ok("Health: ok or degraded", "Health"),
+                   "503": json_ok("Health: down (a swipe cannot be taken now)", "Health")}),
         ),
         Op::Readers => (
             "listReaders",
@@ -123,8 +124,9 @@ fn schemas() -> Value {
             "state": {"type": "string", "enum": ["connected", "disconnected", "error"]},
             "configured": {"type": "boolean"}, "error": nullable_string}},
         "Readers": {"type": "object", "properties": {"readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}}}},
-        "Health": {"type": "object", "required": ["status", "readers", "queue", "gateway"], "properties": {
-            "status": {"type": "string", "enum": ["ok"]},
+        "Health": {"type": "object", "required": ["status", "reasons", "readers", "queue", "gateway"], "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+            "reasons": {"type": "array", "items": {"type": "string"}, "description": "reader-missing:ID, no-reader-connected, no-reader, queue-not-writable, uploader-not-alive, queue-storage-failing, gateway-auth-failed"},
             "readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}},
             "queue": {"type": "object", "properties": {"held": {"type": "integer"}, "oldest_age_s": {"type": "integer"}}},
             "gateway": {"type": "string", "enum": ["reachable", "unreachable", "auth-failed"]}}},

@@ -18,7 +18,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::error::ApiError;
 use super::guard::read_body;
-use super::lane::Lane;
+use super::lane::{HealthStatus, Lane};
 use super::AppState;
 use crate::agent::captures::{CaptureError, CaptureStatus};
 use crate::agent::metrics;
@@ -105,15 +105,26 @@ async fn with_lane<T: Send + 'static>(
         })
 }
 
-async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let (readers, queue, gateway) =
-        with_lane(&state, |l| (l.readers(), l.queue(), l.gateway())).await?;
-    Ok(Json(json!({
-        "status": "ok",
+/// `GET /v1/health`: 200 for `ok` and `degraded`, 503 for `down` (load balancers and
+/// supervisors take the lane out on 503 only).
+async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (readers, queue, gateway, reasons) = with_lane(&state, |l| {
+        (l.readers(), l.queue(), l.gateway(), l.health_reasons())
+    })
+    .await?;
+    let status = HealthStatus::of(&reasons);
+    let code = match status {
+        HealthStatus::Down => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    let body = Json(json!({
+        "status": status.as_str(),
+        "reasons": reasons,
         "readers": readers,
         "queue": {"held": queue.held, "oldest_age_s": queue.oldest_age_s},
         "gateway": gateway,
-    })))
+    }));
+    Ok((code, body).into_response())
 }
 
 async fn readers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
