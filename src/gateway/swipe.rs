@@ -231,7 +231,7 @@ fn device_code(read: &CardRead, profile: Option<&Profile>) -> Option<String> {
     }
 }
 
-fn non_empty(s: &Option<String>) -> Option<String> {
+pub(crate) fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
