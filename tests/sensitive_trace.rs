@@ -26,6 +26,11 @@ const SECRETS: &[&str] = &[
     "5555555555554444",
     "=29121010",
     "^29121010",
+    // Bank account numbers of the MICR fixtures and check captures (sensitive like a PAN).
+    "123456789",
+    "246801357",
+    "5551234321",
+    "0012345678",
 ];
 
 const CAPTURE: &str = "# cardlane capture v1\n# profile: generic-keyboard-wedge\n\
@@ -111,6 +116,9 @@ fn no_card_data_at_trace_level() {
             ("decode/good/magtek_hid.hex", true),
             ("decode/good/tracks_with_lrc.txt", false),
             ("decode/good/09_magtek_kb_sl2_sureswipe.txt", false),
+            ("decode/good/micr_magtek_format_0000.txt", false),
+            ("decode/good/micr_business_status.txt", false),
+            ("decode/good/micr_stx_etx_lrc.hex", true),
         ] {
             let f = fixture(file);
             let mut args = vec!["decode"];
@@ -125,6 +133,12 @@ fn no_card_data_at_trace_level() {
         check_output(
             "replay decode-only",
             &run(fmt, dir.path(), &["replay", &tdes, &clear, &cap]),
+        );
+        let micr = fixture("captures/magtek-micr-serial.capture");
+        let micr_kb = fixture("captures/magtek-micr-kb.capture");
+        check_output(
+            "replay decode-only (checks)",
+            &run(fmt, dir.path(), &["replay", &micr, &micr_kb]),
         );
 
         // The simulator, logging at trace into a file we search afterwards.
