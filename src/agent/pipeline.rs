@@ -322,6 +322,7 @@ impl Pipeline {
         ticket.masked_pan = masked_pan.clone();
         ticket.brand = read.brand.map(|b| b.code().to_string());
         ticket.format = Some(read.format.as_str().to_string());
+        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
         sh.metrics.swipe(&reader, read.format.as_str());
         // A check read serves only check captures, a card read only card captures.
         let capture = if read.check.is_some() {
