@@ -75,12 +75,13 @@ pub fn decode_frame_as(
 /// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
 fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);
-    // A check's MICR line: before the ID TECH keyboard test, which a line with `*` for an
-    // unreadable character and `02` in its routing number would also pass.
-    if !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
+    let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
+    // A check's MICR line (its transit symbol `T`/`t` is no hex digit): before the ID TECH
+    // keyboard test, which a line with `*` for an unreadable character and `02` in its routing
+    // number would also pass.
+    if !all_hex && !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
         return micr::decode(t);
     }
-    let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8

@@ -193,6 +193,15 @@ pub fn looks_like_line(t: &[u8]) -> bool {
 /// Whether binary input is a framed MICR line (ESC or STX ... ETX around a MICR line).
 pub fn looks_like_framed(b: &[u8]) -> bool {
     let inner = b.strip_prefix(&[ESC]).unwrap_or(b);
+    // An ID TECH frame's STX is followed by a binary length (its high byte is below 0x20 for
+    // any real frame): refused here without scanning the frame for an ETX.
+    if inner.first() == Some(&STX)
+        && !inner
+            .get(1..3)
+            .is_some_and(|h| h.iter().all(|c| (0x20..0x7F).contains(c)))
+    {
+        return false;
+    }
     let inner = match stx_frame(inner) {
         Ok((_, (data, _))) => data,
         Err(_) if inner.len() < b.len() => trim_end(inner),
