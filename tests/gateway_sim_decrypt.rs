@@ -456,6 +456,10 @@ async fn every_good_decode_fixture_is_read_by_the_simulator() {
                 .find_map(|l| l.strip_prefix(&format!("# expect: {key}=")))
                 .map(str::to_owned)
         };
+        // A check's MICR line is no card data: checks reach the gateway as `check` objects.
+        if expect("format").as_deref() == Some("micr") {
+            continue;
+        }
         let payload: String = text
             .lines()
             .filter(|l| !l.starts_with('#'))
