@@ -73,7 +73,9 @@ fn read_track_data(
     let compact: Zeroizing<String> =
         Zeroizing::new(text.chars().filter(|c| !c.is_whitespace()).collect());
     let is_hex = !compact.is_empty() && compact.bytes().all(|b| b.is_ascii_hexdigit());
-    if !is_hex {
+    // An odd digit count is no binary dump: keyboard-typed TLV that lost its last digits, which
+    // the text decoder takes as a cut (with a `truncated` warning).
+    if !is_hex || compact.len() % 2 == 1 {
         // Keyboard-mode frames (ID TECH, MagTek) carry their ciphertext inside the text.
         if let Ok(read) = parse::decode_frame(text.trim().as_bytes()) {
             if !read.enc_blocks.is_empty() {
