@@ -151,6 +151,14 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     if matches!(input.first(), Some(&0x02 | &0x1B)) && micr::looks_like_framed(input) {
         return micr::decode(input);
     }
+    // A MICR line written with the Unicode E-13B symbols (UTF-8 starts with 0xE2).
+    if input.contains(&0xE2) {
+        if let Some(ascii) = micr::from_unicode(input) {
+            if micr::looks_like_line(&ascii) {
+                return micr::decode(input);
+            }
+        }
+    }
     if vivo::is_vivo(input) {
         return vivo::decode(input);
     }
@@ -175,7 +183,8 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
 
 /// Cuts an input into frames: one per line for text, binary frames back to back.
 pub fn split_frames(input: &[u8]) -> Vec<&[u8]> {
-    if is_text(input) {
+    // Lines of text, also when written with the Unicode E-13B symbols.
+    if is_text(input) || (input.contains(&0xE2) && micr::from_unicode(input).is_some()) {
         return input
             .split(|&c| c == b'\r' || c == b'\n')
             .filter(|l| l.iter().any(|c| !c.is_ascii_whitespace()))

@@ -161,9 +161,48 @@ pub fn decode_with(input: &[u8], set: SymbolSet, upper: bool) -> Result<CardRead
     Ok(CardRead::from_check(c, w))
 }
 
-/// Decodes a MICR line found by detection (MagTek raw sets and OPOS).
+/// Decodes a MICR line found by detection (MagTek raw sets, OPOS, or the Unicode E-13B
+/// symbols).
 pub fn decode(input: &[u8]) -> Result<CardRead, ParseError> {
-    decode_with(input, SymbolSet::Auto, false)
+    match from_unicode(input) {
+        Some(ascii) => decode_with(&ascii, SymbolSet::Auto, false),
+        None => decode_with(input, SymbolSet::Auto, false),
+    }
+}
+
+/// UTF-8 of the Unicode E-13B symbols (micr.md §1: U+2446 transit, U+2447 amount, U+2448
+/// on-us, U+2449 dash) and the MagTek set 00 character each becomes.
+const UNICODE_SYMBOLS: [([u8; 3], u8); 4] = [
+    ([0xE2, 0x91, 0x86], b'T'),
+    ([0xE2, 0x91, 0x87], b'$'),
+    ([0xE2, 0x91, 0x88], b'U'),
+    ([0xE2, 0x91, 0x89], b'-'),
+];
+
+/// Text written with the Unicode E-13B symbols (as scanning software and test data show MICR
+/// lines), as MagTek set 00 characters; `None` unless it holds such a symbol and is otherwise
+/// printable ASCII, CR and LF.
+pub fn from_unicode(input: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(input.len()));
+    let mut rest = input;
+    let mut found = false;
+    while let Some((&c, tail)) = rest.split_first() {
+        if c < 0x80 {
+            if !((0x20..0x7F).contains(&c) || matches!(c, b'\r' | b'\n' | b'\t')) {
+                return None;
+            }
+            out.push(c);
+            rest = tail;
+            continue;
+        }
+        let (_, sym) = UNICODE_SYMBOLS
+            .iter()
+            .find(|(utf8, _)| rest.starts_with(utf8))?;
+        out.push(*sym);
+        rest = rest.get(3..).unwrap_or_default();
+        found = true;
+    }
+    found.then_some(out)
 }
 
 /// Whether keyboard/serial text is a MICR line: a transit field (`T` or `t`, 5 to 11 digits,

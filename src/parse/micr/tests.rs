@@ -176,3 +176,23 @@ fn builder_writes_the_manual_lines() {
         "t122000218t123456789o1321"
     );
 }
+
+#[test]
+fn unicode_symbols() {
+    // ⑆ transit U+2446, ⑈ on-us U+2448, ⑇ amount U+2447, ⑉ dash U+2449 (micr.md §1).
+    let line = "⑈0004567⑈ ⑆122000218⑆ 246⑉801 357⑈ ⑇0000012500⑇";
+    let r = decode(line.as_bytes()).unwrap();
+    let c = r.check.unwrap();
+    assert_eq!(c.aba_code, ROUTING);
+    assert_eq!(c.account.expose(), "246801357");
+    assert_eq!(c.check_number.as_deref(), Some("0004567"));
+    assert_eq!(c.check_type, CheckType::Business);
+    assert_eq!(c.amount_cents, Some(12500));
+    let r = crate::parse::decode_frame("⑆122000218⑆ 1234 5678 9⑈ 1321".as_bytes()).unwrap();
+    assert_eq!(r.check.unwrap().check_number.as_deref(), Some("1321"));
+    // Other non-ASCII text is no MICR line.
+    assert!(from_unicode("⑆12€".as_bytes()).is_none());
+    assert!(from_unicode(b"T122000218T").is_none());
+    let two = "⑆122000218⑆123456789⑈1321\n⑆021000021⑆12345678⑈204\n";
+    assert_eq!(crate::parse::split_frames(two.as_bytes()).len(), 2);
+}
