@@ -113,6 +113,34 @@ fn status_byte<'a>(b: &'a [u8], w: &mut Vec<String>) -> Result<(u8, &'a [u8]), P
     Ok((st, rest))
 }
 
+/// MagTek's parsed formats (`01xx`: `PTTR<transit>;AC<account>;CK<check>`, micr.md §2) as
+/// the raw line they stand for, in set 00 (`T…T account U check`); `None` for a raw line.
+fn parsed_to_raw(line: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let body = line.strip_prefix(b"PT").unwrap_or(line);
+    if !body.starts_with(b"TR") || !line.windows(3).any(|w| w == b";AC") {
+        return None;
+    }
+    let (mut transit, mut account, mut check): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
+    for field in body.split(|&c| c == b';') {
+        let (tag, value) = (field.get(..2)?, field.get(2..)?);
+        match tag {
+            b"TR" => transit = value,
+            b"AC" => account = value,
+            b"CK" => check = value,
+            // Other fields (amount, EPC) are not needed for a saved check.
+            _ => {}
+        }
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(line.len()));
+    out.push(b'T');
+    out.extend_from_slice(transit);
+    out.push(b'T');
+    out.extend_from_slice(account);
+    out.push(b'U');
+    out.extend_from_slice(check);
+    Some(out)
+}
+
 /// Decodes one MICR line in `set`. `upper`: the reader types through a keyboard (letters
 /// arrive upper case). A character outside the set (a key pressed during the read) rejects
 /// the line rather than being skipped.
@@ -134,6 +162,21 @@ pub fn decode_check(
         judge_status(st, &mut warnings)?;
         status = Some(st);
     }
+    // Parsed format `02xx`: `/PE` and an error label after the fields.
+    let line = match line.windows(3).position(|w| w == b"/PE") {
+        Some(at) => {
+            warnings.push("reader-parse-error".to_string());
+            line.get(..at).unwrap_or_default()
+        }
+        None => line,
+    };
+    let raw = parsed_to_raw(line);
+    let line = raw.as_deref().map_or(line, |r| r.as_slice());
+    let set = if raw.is_some() {
+        SymbolSet::Magtek(0)
+    } else {
+        set
+    };
     let line = trim_start(trim_end(line));
     if line.is_empty() {
         return Err(ParseError::Truncated("empty MICR line"));
@@ -206,9 +249,12 @@ pub fn from_unicode(input: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
 }
 
 /// Whether keyboard/serial text is a MICR line: a transit field (`T` or `t`, 5 to 11 digits,
-/// dashes or unreadable marks, the same symbol), or MICR characters with a reader status
-/// `/NN`, and nothing of a card track (`%;^=|`).
+/// dashes or unreadable marks, the same symbol), MICR characters with a reader status `/NN`,
+/// or a MagTek parsed line (`PTTR…;AC…;CK…`), and nothing of a card track (`%;^=|`).
 pub fn looks_like_line(t: &[u8]) -> bool {
+    if parsed_to_raw(t).is_some() && !t.iter().any(|c| matches!(c, b'%' | b'^' | b'=' | b'|')) {
+        return true;
+    }
     if t.iter()
         .any(|c| matches!(c, b'%' | b';' | b'^' | b'=' | b'|'))
     {

@@ -196,3 +196,22 @@ fn unicode_symbols() {
     let two = "⑆122000218⑆123456789⑈1321\n⑆021000021⑆12345678⑈204\n";
     assert_eq!(crate::parse::split_frames(two.as_bytes()).len(), 2);
 }
+
+#[test]
+fn magtek_parsed_format() {
+    // micr.md §2, format 01xx: PTTR<transit>;AC<account>;CK<check>.
+    let (c, w) = ok(b"PTTR122000218;AC123456789;CK1321\r\n");
+    assert_eq!(c.aba_code, ROUTING);
+    assert_eq!(c.account.expose(), "123456789");
+    assert_eq!(c.check_number.as_deref(), Some("1321"));
+    assert!(w.is_empty(), "{w:?}");
+    // 02xx: /PE and an error label; the fields still decide.
+    let (_, w) = ok(b"PTTR122000218;AC123456789;CK1321/PE CK");
+    assert_eq!(w, ["reader-parse-error"]);
+    assert_eq!(err(b"PTTR122000217;AC123456789;CK1321"), "bad-routing");
+    assert_eq!(err(b"PTTR12200?218;AC123456789;CK1321"), "micr-unreadable");
+    assert_eq!(err(b"PTTR122000218;AC;CK1321"), "no-account");
+    assert!(looks_like_line(b"PTTR122000218;AC123456789;CK1321"));
+    let r = crate::parse::decode_frame(b"PTTR122000218;AC123456789;CK1321\r\n").unwrap();
+    assert_eq!(r.check.unwrap().account.last4().as_deref(), Some("6789"));
+}
