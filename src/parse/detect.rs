@@ -82,6 +82,10 @@ fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     if !all_hex && !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
         return micr::decode(t);
     }
+    // MICR font letters (`A…A` transit): hex digits too, so the routing check digit decides.
+    if !bar && !starts_with_sentinel(t) && micr::looks_like_font_line(t) {
+        return micr::decode(t);
+    }
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8

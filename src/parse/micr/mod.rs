@@ -209,8 +209,32 @@ pub fn decode_with(input: &[u8], set: SymbolSet, upper: bool) -> Result<CardRead
 pub fn decode(input: &[u8]) -> Result<CardRead, ParseError> {
     match from_unicode(input) {
         Some(ascii) => decode_with(&ascii, SymbolSet::Auto, false),
+        None if !looks_like_line(input) && looks_like_font_line(input) => {
+            decode_with(input, SymbolSet::Font, false)
+        }
         None => decode_with(input, SymbolSet::Auto, false),
     }
+}
+
+/// Whether text is a MICR line in the font letters (`A` transit, `C` on-us): `A`, nine digits
+/// that pass the ABA check, `A`, and only the font's characters. The check digit is what tells
+/// such a line from hex text, which the same letters also make.
+pub fn looks_like_font_line(t: &[u8]) -> bool {
+    let t = trim_start(trim_end(t));
+    let (t, _) = status_suffix(t);
+    if !t.contains(&b'C')
+        || !t
+            .iter()
+            .all(|&c| SymbolSet::Font.classify(c, false).is_some())
+    {
+        return false;
+    }
+    t.windows(11).any(|w| {
+        let (Some(&b'A'), Some(&b'A'), Some(digits)) = (w.first(), w.last(), w.get(1..10)) else {
+            return false;
+        };
+        std::str::from_utf8(digits).is_ok_and(aba_valid)
+    })
 }
 
 /// UTF-8 of the Unicode E-13B symbols (micr.md §1: U+2446 transit, U+2447 amount, U+2448

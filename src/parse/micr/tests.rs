@@ -215,3 +215,20 @@ fn magtek_parsed_format() {
     let r = crate::parse::decode_frame(b"PTTR122000218;AC123456789;CK1321\r\n").unwrap();
     assert_eq!(r.check.unwrap().account.last4().as_deref(), Some("6789"));
 }
+
+#[test]
+fn font_letters() {
+    // A transit, C on-us, B amount, D dash (MICR fonts, Tesseract's E-13B data).
+    let r = decode(b"C0004567C 5A021000021A 246D801 357C B0000012500B").unwrap();
+    let c = r.check.unwrap();
+    assert_eq!(c.aba_code, "021000021");
+    assert_eq!(c.account.expose(), "246801357");
+    assert_eq!(c.check_number.as_deref(), Some("0004567"));
+    assert_eq!(c.check_type, CheckType::Business);
+    assert_eq!(c.amount_cents, Some(12500));
+    // Without spaces the line is hex digits only: the ABA check digit tells it apart.
+    let r = crate::parse::decode_frame(b"A122000218A123456789C1321").unwrap();
+    assert_eq!(r.check.unwrap().check_number.as_deref(), Some("1321"));
+    assert!(!looks_like_font_line(b"A122000217A123456789C1321"));
+    assert!(!looks_like_font_line(b"T122000218T123456789U1321"));
+}
