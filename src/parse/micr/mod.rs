@@ -216,9 +216,9 @@ pub fn decode(input: &[u8]) -> Result<CardRead, ParseError> {
     }
 }
 
-/// Whether text is a MICR line in the font letters (`A` transit, `C` on-us): `A`, nine digits
-/// that pass the ABA check, `A`, and only the font's characters. The check digit is what tells
-/// such a line from hex text, which the same letters also make.
+/// Whether text is a MICR line in the font letters (`A` transit, `C` on-us): `A`, nine digits,
+/// `A`, and only the font's characters. Without spaces such a line is hex text too: then the
+/// nine digits must pass the ABA check.
 pub fn looks_like_font_line(t: &[u8]) -> bool {
     let t = trim_start(trim_end(t));
     let (t, _) = status_suffix(t);
@@ -229,11 +229,19 @@ pub fn looks_like_font_line(t: &[u8]) -> bool {
     {
         return false;
     }
+    // With a space or `?` the line is no hex text: an unreadable or wrong routing number is
+    // then still a MICR line (reported as such).
+    let hex = t.iter().all(u8::is_ascii_hexdigit);
     t.windows(11).any(|w| {
-        let (Some(&b'A'), Some(&b'A'), Some(digits)) = (w.first(), w.last(), w.get(1..10)) else {
+        let (Some(&b'A'), Some(&b'A'), Some(mid)) = (w.first(), w.last(), w.get(1..10)) else {
             return false;
         };
-        std::str::from_utf8(digits).is_ok_and(aba_valid)
+        if hex {
+            std::str::from_utf8(mid).is_ok_and(aba_valid)
+        } else {
+            mid.iter()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'?' | b'D'))
+        }
     })
 }
 

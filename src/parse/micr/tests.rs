@@ -230,5 +230,9 @@ fn font_letters() {
     let r = crate::parse::decode_frame(b"A122000218A123456789C1321").unwrap();
     assert_eq!(r.check.unwrap().check_number.as_deref(), Some("1321"));
     assert!(!looks_like_font_line(b"A122000217A123456789C1321"));
+    let e = crate::parse::decode_frame(b"A12200?218A 123456789C 1321").unwrap_err();
+    assert_eq!(e.code(), "micr-unreadable");
+    let e = crate::parse::decode_frame(b"A122000217A 123456789C 1321").unwrap_err();
+    assert_eq!(e.code(), "bad-routing");
     assert!(!looks_like_font_line(b"T122000218T123456789U1321"));
 }
