@@ -12,7 +12,7 @@
 //! no longer times out: its record is on its way to the gateway.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 
 use super::events::MaskedPanText;
 use crate::gateway::check_record::CheckOptions;
+use crate::queue::{CaptureRow, Queue};
 
 /// Customer fields as posted by the kiosk (Customer API `customer` object).
 pub type CustomerFields = Map<String, Value>;
@@ -49,6 +50,21 @@ impl CaptureState {
             CaptureState::TimedOut => "timed-out",
             CaptureState::Cancelled => "cancelled",
         }
+    }
+
+    fn parse(s: &str) -> Option<CaptureState> {
+        [
+            CaptureState::Waiting,
+            CaptureState::Saved,
+            CaptureState::Queued,
+            CaptureState::Declined,
+            CaptureState::Rejected,
+            CaptureState::Failed,
+            CaptureState::TimedOut,
+            CaptureState::Cancelled,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 
     /// No further change is possible. `queued` is not final: the upload may still succeed.
@@ -185,6 +201,8 @@ struct Inner {
 /// The registry. Shared between the API and the pipeline behind an `Arc`.
 pub struct Captures {
     inner: Mutex<Inner>,
+    /// Where a capture's outcome is kept beside its record, so it outlives a restart.
+    store: Option<Arc<Queue>>,
     max_waiting: usize,
     /// Finished captures kept for `GET` before the oldest are forgotten.
     retain: usize,
@@ -205,8 +223,45 @@ impl Captures {
     pub fn new(max_waiting: usize) -> Captures {
         Captures {
             inner: Mutex::new(Inner::default()),
+            store: None,
             max_waiting: max_waiting.max(1),
             retain: 1024,
+        }
+    }
+
+    /// Keeps every swiped capture's state in `queue` too: `get` then answers for captures
+    /// of an earlier run, and [`Captures::settle_customer`] updates them.
+    pub fn with_store(mut self, queue: Arc<Queue>) -> Captures {
+        self.store = Some(queue);
+        self
+    }
+
+    fn persist(&self, status: &CaptureStatus) {
+        let Some(q) = &self.store else { return };
+        let row = CaptureRow {
+            id: status.id.clone(),
+            customer_id: status.customer_id.clone(),
+            state: status.state.as_str().to_string(),
+            token: status.token.clone(),
+            masked_pan: status.masked_pan.as_ref().map(|m| m.as_str().to_string()),
+            error: status.error.clone(),
+        };
+        if let Err(e) = q.save_capture(&row) {
+            tracing::warn!(code = e.code(), "captures: cannot keep a capture's state");
+        }
+    }
+
+    /// A record delivered with no capture of this run waiting for it (the agent restarted in
+    /// between): its kept captures take the outcome.
+    pub fn settle_customer(&self, customer_id: &str, outcome: &CaptureOutcome) {
+        let Some(q) = &self.store else { return };
+        if let Err(e) = q.settle_captures(
+            customer_id,
+            outcome.state.as_str(),
+            outcome.token.as_deref(),
+            outcome.error.as_deref(),
+        ) {
+            tracing::warn!(code = e.code(), "captures: cannot update a kept capture");
         }
     }
 
@@ -364,7 +419,10 @@ impl Captures {
         e.masked_pan = outcome.masked_pan.or(e.masked_pan.take());
         e.error = outcome.error;
         e.finish(outcome.state);
+        let status = e.status(id);
         self.trim(&mut inner);
+        drop(inner);
+        self.persist(&status);
         Ok(())
     }
 
@@ -393,10 +451,43 @@ impl Captures {
         self.get_at(id, Instant::now())
     }
 
+    /// By capture id, or by the `customer_id` of its record; captures of an earlier run come
+    /// from the store.
     fn get_at(&self, id: &str, now: Instant) -> Option<CaptureStatus> {
         let mut inner = self.lock();
         self.sweep(&mut inner, now);
-        inner.entries.get(id).map(|e| e.status(id))
+        if let Some(e) = inner.entries.get(id) {
+            return Some(e.status(id));
+        }
+        // The latest capture of this customer, in arming order.
+        let by_customer = inner.order.iter().rev().find_map(|cid| {
+            inner
+                .entries
+                .get(cid)
+                .filter(|e| e.customer_id.as_deref() == Some(id))
+                .map(|e| e.status(cid))
+        });
+        drop(inner);
+        if by_customer.is_some() {
+            return by_customer;
+        }
+        let row = match self.store.as_ref()?.find_capture(id) {
+            Ok(row) => row?,
+            Err(e) => {
+                tracing::warn!(code = e.code(), "captures: cannot read kept captures");
+                return None;
+            }
+        };
+        Some(CaptureStatus {
+            id: row.id,
+            state: CaptureState::parse(&row.state)?,
+            reader: None,
+            swiped: true,
+            customer_id: row.customer_id,
+            token: row.token,
+            masked_pan: row.masked_pan.as_deref().and_then(MaskedPanText::new),
+            error: row.error,
+        })
     }
 
     /// Captures armed and not yet swiped, oldest first.

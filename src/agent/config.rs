@@ -427,6 +427,20 @@ impl GatewayConfig {
                 "gateway.api_key_file (or CARDLANE_API_KEY)".into(),
             ));
         };
+        let meta = std::fs::metadata(path).map_err(|e| ConfigError::Read {
+            path: path.clone(),
+            reason: e.kind().to_string(),
+        })?;
+        // As for the queue key file: a secret readable by others is refused, not used.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(bad(
+                    "gateway.api_key_file",
+                    "the file is accessible to group/others (want mode 0600: chmod 600 FILE)",
+                ));
+            }
+        }
         let raw = Zeroizing::new(
             std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
                 path: path.clone(),
@@ -980,6 +994,7 @@ fn parse_devices(s: Section<'_>) -> Result<DevicesConfig> {
 mod tests {
     use super::*;
     use proptest::prop_assert_eq;
+    use std::os::unix::fs::PermissionsExt;
 
     fn err(text: &str) -> ConfigError {
         match Config::from_toml_str(text) {
@@ -1409,6 +1424,7 @@ poll_interval = "250ms"
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");
         std::fs::write(&file, "file-key\n").unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
         let g = GatewayConfig {
             api_key_file: Some(file.clone()),
             ..GatewayConfig::default()
@@ -1431,6 +1447,25 @@ poll_interval = "250ms"
             none.api_key_from(None).unwrap_err().code(),
             "config-missing"
         );
+    }
+
+    #[test]
+    fn api_key_file_readable_by_others_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, "file-key-secret\n").unwrap();
+        let g = GatewayConfig {
+            api_key_file: Some(file.clone()),
+            ..GatewayConfig::default()
+        };
+        for mode in [0o644, 0o640, 0o604] {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = g.api_key_from(None).unwrap_err();
+            assert_eq!(e.key(), Some("gateway.api_key_file"), "{mode:o}");
+            assert!(!e.to_string().contains("file-key-secret"));
+        }
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o400)).unwrap();
+        assert_eq!(g.api_key_from(None).unwrap().as_str(), "file-key-secret");
     }
 
     #[test]

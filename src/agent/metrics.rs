@@ -27,6 +27,11 @@ struct Inner {
     latency_buckets: [u64; LATENCY_BUCKETS.len() + 1],
     latency_sum: f64,
     latency_count: u64,
+    /// Reads that could not be decoded, by reader and reason code.
+    unreadable: BTreeMap<(String, String), u64>,
+    uploader: Option<std::sync::Arc<crate::queue::UploaderHealth>>,
+    /// Local API connections or streams refused by a cap, by reason.
+    api_refused: BTreeMap<String, u64>,
 }
 
 /// The registry; cheap to share behind an `Arc`.
@@ -85,6 +90,28 @@ impl Metrics {
         self.lock()
             .reader_connected
             .insert(reader.to_string(), connected);
+    }
+
+    /// A read on `reader` that could not be decoded, by reason code (`bad-lrc`, …).
+    pub fn read_unreadable(&self, reader: &str, code: &str) {
+        let mut i = self.lock();
+        let n = i
+            .unreadable
+            .entry((reader.to_string(), code.to_string()))
+            .or_default();
+        *n = n.saturating_add(1);
+    }
+
+    /// The local API refused a connection or an event stream (`connection-cap`, `event-streams`).
+    pub fn api_refused(&self, reason: &str) {
+        let mut i = self.lock();
+        let n = i.api_refused.entry(reason.to_string()).or_default();
+        *n = n.saturating_add(1);
+    }
+
+    /// The uploader whose state `render` shows (`cardlane_uploader_*`).
+    pub fn watch_uploader(&self, health: std::sync::Arc<crate::queue::UploaderHealth>) {
+        self.lock().uploader = Some(health);
     }
 
     /// One gateway round trip.
@@ -212,6 +239,73 @@ impl Metrics {
             &[],
             i.latency_count as f64,
         );
+        family(
+            &mut out,
+            "cardlane_reads_unreadable_total",
+            "counter",
+            "Reads that could not be decoded, by reader and reason code.",
+        );
+        for ((reader, code), n) in &i.unreadable {
+            sample(
+                &mut out,
+                "cardlane_reads_unreadable_total",
+                &[("reader", reader), ("code", code)],
+                *n as f64,
+            );
+        }
+        family(
+            &mut out,
+            "cardlane_api_refused_total",
+            "counter",
+            "Local API connections or event streams refused by a cap, by reason.",
+        );
+        for (reason, n) in &i.api_refused {
+            sample(
+                &mut out,
+                "cardlane_api_refused_total",
+                &[("reason", reason)],
+                *n as f64,
+            );
+        }
+        if let Some(u) = &i.uploader {
+            let st = u.status();
+            let gauges = [
+                (
+                    "cardlane_uploader_up",
+                    "gauge",
+                    "1 while the uploader loop runs, else 0.",
+                    u64::from(st.alive),
+                ),
+                (
+                    "cardlane_uploader_storage_failing",
+                    "gauge",
+                    "1 while the uploader backs off from a queue storage failure, else 0.",
+                    u64::from(st.storage_failing.is_some()),
+                ),
+                (
+                    "cardlane_uploader_restarts_total",
+                    "counter",
+                    "Times the uploader loop was restarted after ending unexpectedly.",
+                    st.restarts,
+                ),
+                (
+                    "cardlane_uploader_record_errors_total",
+                    "counter",
+                    "Records whose gateway answer could not be written to the queue.",
+                    st.record_errors,
+                ),
+                (
+                    "cardlane_uploader_storage_errors_total",
+                    "counter",
+                    "Queue storage failures the uploader backed off from.",
+                    st.storage_errors,
+                ),
+            ];
+            for (name, kind, help, v) in gauges {
+                family(&mut out, name, kind, help);
+                sample(&mut out, name, &[], v as f64);
+            }
+        }
         out
     }
 }
@@ -374,6 +468,8 @@ mod tests {
             ("cardlane_queue_oldest_age_seconds", "gauge"),
             ("cardlane_reader_connected", "gauge"),
             ("cardlane_gateway_latency_seconds", "histogram"),
+            ("cardlane_reads_unreadable_total", "counter"),
+            ("cardlane_api_refused_total", "counter"),
         ];
         for (name, kind) in want {
             assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}");
@@ -449,6 +545,45 @@ mod tests {
         );
         assert_eq!(
             value(&s, "cardlane_reader_connected", &[("reader", "back")]),
+            Some(0.0)
+        );
+    }
+
+    #[test]
+    fn unreadable_reads_and_uploader_state() {
+        let m = Metrics::new();
+        m.read_unreadable("front", "bad-lrc");
+        m.read_unreadable("front", "bad-lrc");
+        m.read_unreadable("back", "truncated");
+        m.watch_uploader(std::sync::Arc::new(crate::queue::UploaderHealth::default()));
+        let (types, _, samples) = parse(&m.render());
+        let unreadable = "cardlane_reads_unreadable_total";
+        assert_eq!(
+            value(
+                &samples,
+                unreadable,
+                &[("reader", "front"), ("code", "bad-lrc")]
+            ),
+            Some(2.0)
+        );
+        assert_eq!(
+            value(
+                &samples,
+                unreadable,
+                &[("reader", "back"), ("code", "truncated")]
+            ),
+            Some(1.0)
+        );
+        // A loop never started is not alive.
+        assert_eq!(value(&samples, "cardlane_uploader_up", &[]), Some(0.0));
+        assert_eq!(
+            types
+                .get("cardlane_uploader_restarts_total")
+                .map(String::as_str),
+            Some("counter")
+        );
+        assert_eq!(
+            value(&samples, "cardlane_uploader_record_errors_total", &[]),
             Some(0.0)
         );
     }

@@ -701,8 +701,27 @@ impl Shared {
                 return
             }
         };
-        if let Some(t) = self.take_tracker(&customer_id, None) {
-            self.finish(t, outcome);
+        match self.take_tracker(&customer_id, None) {
+            Some(t) => self.finish(t, outcome),
+            // Taken by an earlier run: a kiosk's capture of it is kept in the queue.
+            None => {
+                let state = match &outcome {
+                    SwipeOutcome::Saved { .. } => CaptureState::Saved,
+                    SwipeOutcome::Declined { .. } => CaptureState::Declined,
+                    SwipeOutcome::Rejected { .. } => CaptureState::Rejected,
+                    _ => CaptureState::Failed,
+                };
+                self.captures.settle_customer(
+                    &customer_id,
+                    &CaptureOutcome {
+                        state,
+                        customer_id: Some(customer_id.clone()),
+                        token: outcome.token(),
+                        masked_pan: None,
+                        error: outcome.error(),
+                    },
+                );
+            }
         }
     }
 }

@@ -29,7 +29,9 @@ use crate::device::{Frame, Profile, ProfileError, Profiles, Selector};
 use crate::gateway::client::{ClientConfig, GatewayClient};
 use crate::gateway::secret::ApiKey;
 use crate::gateway::swipe::{EntryModeTable, LaneSettings};
-use crate::queue::{Backoff, Deliver, KeySource, Queue, QueueError, UploadEvent, UploaderConfig};
+use crate::queue::{
+    Backoff, Deliver, KeySource, Queue, QueueError, QueueLock, UploadEvent, UploaderConfig,
+};
 
 /// How often the gateway's host is probed while nothing is being delivered.
 pub const PROBE_INTERVAL: Duration = Duration::from_secs(15);
@@ -237,6 +239,8 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     pub captures: Arc<Captures>,
     pub queue: Arc<Queue>,
+    /// Held until the service is dropped.
+    _queue_lock: QueueLock,
 }
 
 impl std::fmt::Debug for Service {
@@ -290,6 +294,8 @@ impl Service {
             max_age: config.queue.max_age,
             key: KeySource::Auto,
         };
+        // One process per queue file: taken before the queue is opened (and recovered).
+        let queue_lock = QueueLock::acquire(&config.queue.path).map_err(queue_err)?;
         let path = config.queue.path.clone();
         let queue = tokio::task::spawn_blocking(move || Queue::open(path, qcfg))
             .await
@@ -316,7 +322,9 @@ impl Service {
             health.clone(),
             metrics.clone(),
         ));
-        let captures = Arc::new(Captures::new(config.api.max_waiting_captures));
+        // Capture outcomes are kept with the records, so a kiosk can still ask after a restart.
+        let captures =
+            Arc::new(Captures::new(config.api.max_waiting_captures).with_store(queue.clone()));
         // Latency is timed inside the pipeline; the observer only feeds gateway health.
         let deliver: Arc<dyn Deliver> = Arc::new(ObservedDeliver::new(
             Arc::new(GatewayDeliver::new(client)),
@@ -364,6 +372,8 @@ impl Service {
             })?,
         );
 
+        metrics.watch_uploader(pipeline.uploader().health());
+        lane.watch_uploader(pipeline.uploader().health());
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
@@ -376,8 +386,8 @@ impl Service {
                 tokio::select! {
                     ev = up_events.recv() => match ev {
                         Ok(UploadEvent::Resumed) => h.auth_cleared(),
-                        Ok(UploadEvent::AuthFailed { .. }) => {
-                            tracing::error!("the gateway refused the API key; uploads paused (records kept)");
+                        Ok(UploadEvent::AuthFailed { reason }) => {
+                            tracing::error!(reason = %reason, "uploads paused (records kept)");
                         }
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
@@ -481,6 +491,7 @@ impl Service {
             metrics,
             captures,
             queue,
+            _queue_lock: queue_lock,
         })
     }
 

@@ -1,12 +1,14 @@
 //! `cardlane queue list|flush|purge [--queue FILE]` (design.md §3): inspects and drains the
 //! durable queue. Output is JSON lines; nothing printed is card data (masked PAN only).
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use cardlane::queue::{
-    Deliver, FlushReport, KeySource, Queue, QueueConfig, RecordInfo, Uploader, UploaderConfig,
+    Deliver, FlushReport, KeySource, Queue, QueueConfig, QueueLock, RecordInfo, RecordState,
+    Uploader, UploaderConfig,
 };
 
 #[derive(clap::Args, Debug)]
@@ -23,7 +25,8 @@ pub struct Args {
 enum Command {
     /// One JSON line per record held: id, customer_id, state, attempts, age, last error, masked PAN.
     List,
-    /// Sends what is due to the gateway; prints {"sent":N,"failed":N,"remaining":N}.
+    /// Sends everything held now (backoff ignored); prints {"sent":N,"failed":N,"remaining":N}
+    /// and, on standard error, why each record still held was not sent.
     Flush(FlushArgs),
     /// Drops records: expired ones (default) or all.
     Purge(PurgeArgs),
@@ -71,38 +74,72 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .queue
         .clone()
         .unwrap_or_else(cardlane::agent::pipeline::default_queue_path);
-    match args.command {
+    let result = match args.command {
         Command::List => list(&queue),
         Command::Purge(p) => purge(&queue, p.all),
-        Command::Flush(f) => {
-            let deliver = deliverer(&f.gateway)?;
-            let key = match f.key_file {
-                Some(path) => KeySource::File(path),
-                None => KeySource::Auto,
-            };
-            let report = flush(&queue, key, deliver, usize::from(f.concurrency))?;
-            println!(
-                "{}",
-                serde_json::json!({"sent": report.sent, "failed": report.failed, "remaining": report.remaining})
-            );
-            if report.auth_failed {
-                eprintln!("error: the gateway refused the API key; records kept");
-            }
-            let clean = !report.auth_failed && report.failed == 0 && report.remaining == 0;
-            Ok(if clean {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
+        Command::Flush(f) => flush_command(&queue, f),
+    };
+    // A reader that went away (`queue list | head -1`) ends the output, not the program.
+    match result {
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        other => other,
     }
 }
 
-/// Opens an existing queue without its key (inspection needs none); `None` when absent, so
-/// looking at a queue never creates one.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn flush_command(queue: &Path, f: FlushArgs) -> anyhow::Result<ExitCode> {
+    let deliver = deliverer(&f.gateway)?;
+    let key = match f.key_file {
+        Some(path) => KeySource::File(path),
+        None => KeySource::Auto,
+    };
+    let report = flush(queue, key, deliver, usize::from(f.concurrency))?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        serde_json::json!({"sent": report.sent, "failed": report.failed, "remaining": report.remaining})
+    )?;
+    out.flush()?;
+    if report.auth_failed {
+        eprintln!("error: uploads paused: the gateway refused the API key or the URL is not the gateway's; records kept");
+    }
+    // Say why: each record still held, with its last error (masked; never card data).
+    if report.failed > 0 || report.remaining > 0 {
+        if let Some(q) = open_for_inspection(queue)? {
+            for r in q.list()? {
+                let why = r.last_error.as_deref().unwrap_or("not sent");
+                eprintln!(
+                    "record {} ({}) {}: {why}",
+                    r.id.0,
+                    r.customer_id,
+                    r.state.as_str()
+                );
+            }
+        }
+    }
+    let clean = !report.auth_failed && report.failed == 0 && report.remaining == 0;
+    Ok(if clean {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Opens an existing queue without its key (inspection needs none). A missing file is an
+/// error: a mistyped path is not an empty queue, and looking never creates one.
 fn open_for_inspection(path: &Path) -> anyhow::Result<Option<Queue>> {
     if !path.exists() {
-        return Ok(None);
+        anyhow::bail!(
+            "no queue at {} (check --queue or CARDLANE_QUEUE)",
+            path.display()
+        );
     }
     let q = Queue::open(
         path,
@@ -115,7 +152,8 @@ fn open_for_inspection(path: &Path) -> anyhow::Result<Option<Queue>> {
     Ok(Some(q))
 }
 
-fn record_json(r: &RecordInfo) -> serde_json::Value {
+fn record_json(r: &RecordInfo, now_ms: i64) -> serde_json::Value {
+    let due_in_ms = r.next_attempt_ms.saturating_sub(now_ms).max(0);
     serde_json::json!({
         "id": r.id.0,
         "customer_id": r.customer_id,
@@ -123,6 +161,9 @@ fn record_json(r: &RecordInfo) -> serde_json::Value {
         "attempts": r.attempts,
         "age_s": r.age.as_secs(),
         "expired": r.expired,
+        // When the uploader tries it next (unix ms, and seconds from now); null once failed.
+        "next_attempt_ms": (r.state != RecordState::Failed).then_some(r.next_attempt_ms),
+        "next_attempt_in_s": (r.state != RecordState::Failed).then_some(due_in_ms / 1000),
         "last_error": r.last_error,
         "masked_pan": r.masked_pan,
     })
@@ -130,9 +171,12 @@ fn record_json(r: &RecordInfo) -> serde_json::Value {
 
 fn list(path: &Path) -> anyhow::Result<ExitCode> {
     if let Some(q) = open_for_inspection(path)? {
+        let now = q.now_ms();
+        let mut out = std::io::stdout().lock();
         for r in q.list()? {
-            println!("{}", record_json(&r));
+            writeln!(out, "{}", record_json(&r, now))?;
         }
+        out.flush()?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -143,11 +187,14 @@ fn purge(path: &Path, all: bool) -> anyhow::Result<ExitCode> {
         Some(q) if all => q.purge_all()?,
         Some(q) => q.purge_expired()?,
     };
-    println!("{}", serde_json::json!({ "purged": purged }));
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", serde_json::json!({ "purged": purged }))?;
+    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Recovers rows a killed run left `sending`, then sends everything due once.
+/// Recovers rows a killed run left `sending`, then sends everything held once, backoff or
+/// not (an operator asked for it now).
 fn flush(
     path: &Path,
     key: KeySource,
@@ -157,6 +204,8 @@ fn flush(
     if !path.exists() {
         return Ok(FlushReport::default());
     }
+    // Not beside `run` or `replay` on the same file: both would send the same records.
+    let _lock = QueueLock::acquire(path)?;
     let queue = Queue::open(
         path,
         QueueConfig {
@@ -178,7 +227,7 @@ fn flush(
                 ..UploaderConfig::default()
             },
         )?;
-        Ok(uploader.flush_once().await?)
+        Ok(uploader.flush_now().await?)
     })
 }
 

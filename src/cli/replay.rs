@@ -25,7 +25,7 @@ use cardlane::device::profile::{Profile, Profiles};
 use cardlane::gateway::swipe::LaneSettings;
 use cardlane::gateway::{ApiKey, ClientConfig, GatewayClient};
 use cardlane::parse;
-use cardlane::queue::{Backoff, KeySource, Queue, QueueConfig, UploaderConfig};
+use cardlane::queue::{Backoff, KeySource, Queue, QueueConfig, QueueLock, UploaderConfig};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -373,6 +373,8 @@ fn through_pipeline(
         Some(p) => KeySource::File(p.clone()),
         None => KeySource::Auto,
     };
+    // One process per queue file (refused with the holder's pid).
+    let _lock = QueueLock::acquire(&queue_path)?;
     let queue = Arc::new(
         Queue::open(
             &queue_path,

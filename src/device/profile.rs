@@ -44,6 +44,32 @@ pub enum Framing {
     Text,
 }
 
+/// Whether, and how, the host drives the reader (design.md §3 "Driving readers").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// The reader sends by itself (MSR swipes, keyboard readers, Quick Chip).
+    #[default]
+    None,
+    /// ID TECH NEO 2 (ViVOtech2 commands).
+    Neo2,
+    /// MagTek MMS (DynaFlex family).
+    Mms,
+    /// MagTek MagneSafe V5 extended commands (eDynamo, tDynamo).
+    MagtekV5,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::None => "none",
+            Protocol::Neo2 => "neo2",
+            Protocol::Mms => "mms",
+            Protocol::MagtekV5 => "magtek-v5",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyUsage {
@@ -158,6 +184,9 @@ pub struct Profile {
     pub transport: TransportKind,
     pub report: Option<Report>,
     pub framing: Framing,
+    /// Whether the host drives the reader with commands (default `none`).
+    #[serde(default)]
+    pub protocol: Protocol,
     pub key_usage: KeyUsage,
     pub track_data: TrackData,
     /// POS entry mode to assume when a frame does not say (`90` swipe, …).
@@ -254,6 +283,22 @@ impl Profile {
         if let Some(pad) = self.wedge.as_ref().and_then(|w| w.pad.as_ref()) {
             if pad.len() != 1 || !pad.is_ascii() {
                 return bad("wedge.pad", "must be one ASCII character");
+            }
+        }
+        match (self.protocol, self.transport) {
+            (Protocol::None, _) => {}
+            (Protocol::Neo2, TransportKind::Serial) => {}
+            (Protocol::Neo2, TransportKind::Hid) => {
+                if self.report.as_ref().map(|r| r.size) != Some(64) {
+                    return bad("report.size", "a NEO 2 HID reader uses 64-byte reports");
+                }
+            }
+            (Protocol::Mms | Protocol::MagtekV5, TransportKind::Hid) => {}
+            (_, _) => {
+                return bad(
+                    "protocol",
+                    "a driven reader needs a transport the host can write to (hid or serial; mms and magtek-v5: hid)",
+                )
             }
         }
         if self.framing == Framing::MagtekReport && self.report.is_none() {
@@ -396,6 +441,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "idtech-vp3300-hid.toml",
     "idtech-vp3350-hid.toml",
     "idtech-serial.toml",
+    "idtech-neo2-serial.toml",
     "magtek-dynamag-hid.toml",
     "magtek-dynamag-kb.toml",
     "magtek-edynamo-hid.toml",

@@ -75,6 +75,9 @@ pub enum Outcome {
     AuthFailed,
     /// 5xx, timeout, connection failure, unreadable reply: worth retrying.
     Transient { reason: String },
+    /// An answer that is not the gateway's (a redirect, 404, 405, a page that is not a Customer
+    /// reply): the URL or path is wrong. Like `AuthFailed`, nothing is final: stop and alert.
+    Misconfigured { reason: String },
 }
 
 impl Outcome {
@@ -89,6 +92,7 @@ impl Outcome {
             Outcome::Rejected { .. } => "rejected",
             Outcome::AuthFailed => "auth-failed",
             Outcome::Transient { .. } => "transient",
+            Outcome::Misconfigured { .. } => "misconfigured",
         }
     }
 }
@@ -197,12 +201,14 @@ impl GatewayClient {
             Err(e) => return transient(describe(&e)),
         };
         let status = resp.status();
-        let body = match resp.bytes().await {
-            Ok(b) => b,
+        let outcome = match read_limited(resp, MAX_REPLY_BYTES).await {
+            Ok(Some(body)) => {
+                outcome_from_http(status.as_u16(), &body, req.customer.customer_id.as_deref())
+            }
+            // Not a Customer reply, whatever it is: judged as an unreadable body.
+            Ok(None) => outcome_from_http(status.as_u16(), b"", None),
             Err(e) => return transient(describe(&e)),
         };
-        let outcome =
-            outcome_from_http(status.as_u16(), &body, req.customer.customer_id.as_deref());
         tracing::debug!(
             status = status.as_u16(),
             outcome = outcome.kind(),
@@ -212,8 +218,34 @@ impl GatewayClient {
     }
 }
 
+/// The largest gateway reply read (a Customer reply is a few hundred bytes); past it the reply
+/// is not read further and counts as unreadable.
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+/// The body, or `None` when it is longer than `limit` (announced or as it streams in).
+async fn read_limited(
+    mut resp: reqwest::Response,
+    limit: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    if resp
+        .content_length()
+        .is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX))
+    {
+        return Ok(None);
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
+}
+
 /// Maps an HTTP answer to an outcome. `sent_id` is the request's `customer_id`, used when the
-/// reply does not echo one.
+/// reply does not echo one. Only a parsed Customer reply is final: any other answer outside
+/// 2xx (a redirect, a 404 or 405 page) says the URL is wrong, so nothing is decided on it.
 pub fn outcome_from_http(status: u16, body: &[u8], sent_id: Option<&str>) -> Outcome {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
@@ -225,15 +257,20 @@ pub fn outcome_from_http(status: u16, body: &[u8], sent_id: Option<&str>) -> Out
     {
         return transient(format!("http status {}", status.as_u16()));
     }
-    if !status.is_success() {
-        return Outcome::Rejected {
-            text: format!("http status {}", status.as_u16()),
-        };
-    }
     let reply = match parse_reply(body) {
         Ok(r) => r,
         // An upsert is safe to repeat, so an unreadable 200 is retried rather than guessed at.
-        Err(e) => return transient(format!("unreadable reply: {}", e.code())),
+        Err(e) if status.is_success() => {
+            return transient(format!("unreadable reply: {}", e.code()))
+        }
+        Err(_) => {
+            return Outcome::Misconfigured {
+                reason: format!(
+                    "the gateway URL answered http status {} without a Customer reply (check gateway.base_url and customer_path)",
+                    status.as_u16()
+                ),
+            }
+        }
     };
     let r = reply.customer_response;
     let text = r.result_text.clone().unwrap_or_default();
@@ -282,13 +319,81 @@ mod tests {
         assert!(outcome_from_http(500, b"", None).is_transient());
         assert!(outcome_from_http(503, b"", None).is_transient());
         assert!(outcome_from_http(429, b"", None).is_transient());
+        assert!(outcome_from_http(200, b"<html>", None).is_transient());
+        // Not the gateway speaking: nothing final, a configuration error.
+        for status in [301, 302, 307, 308, 400, 404, 405, 413] {
+            assert_eq!(
+                outcome_from_http(status, b"<html>Not Found</html>", None).kind(),
+                "misconfigured",
+                "{status}"
+            );
+        }
+        // The gateway's own refusal, even under a 400, is its final answer.
         assert_eq!(
-            outcome_from_http(404, b"", None),
-            Outcome::Rejected {
-                text: "http status 404".into()
+            outcome_from_http(
+                400,
+                br#"{"customer_response":{"result_code":3,"result_text":"zip"}}"#,
+                None
+            ),
+            Outcome::Rejected { text: "zip".into() }
+        );
+    }
+
+    /// A loopback server that answers every request with `response` (raw HTTP).
+    async fn answering(response: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    // Read the request head and whatever body came with it, then answer.
+                    let mut buf = vec![0u8; 65536];
+                    let _ = s.read(&mut buf).await;
+                    let _ = s.write_all(response.as_bytes()).await;
+                    let _ = s.shutdown().await;
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    fn request() -> CustomerRequest {
+        serde_json::from_value(serde_json::json!({
+            "customer": {"customer_id": "CID1", "action_code": "1"}
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn redirects_and_missing_endpoints_are_configuration_errors() {
+        let cases = [
+            "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: 9\r\nConnection: close\r\n\r\nNot Found",
+            "HTTP/1.1 302 Found\r\nLocation: http://127.0.0.1:9/elsewhere\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        ];
+        for raw in cases {
+            let url = answering(raw).await;
+            let client = GatewayClient::new(ClientConfig::new(url, ApiKey::new("k"))).unwrap();
+            let outcome = client.save_once(&request()).await;
+            assert_eq!(outcome.kind(), "misconfigured", "{raw}: {outcome:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reply_past_the_limit_is_not_read() {
+        // 200 with a body announced far past the limit: not read, not a Customer reply.
+        let url = answering(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n{\"customer_response\":{\"result_code\":1}}",
+        )
+        .await;
+        let client = GatewayClient::new(ClientConfig::new(url, ApiKey::new("k"))).unwrap();
+        assert_eq!(
+            client.save_once(&request()).await,
+            Outcome::Transient {
+                reason: "unreadable reply: not-json".into()
             }
         );
-        assert!(outcome_from_http(200, b"<html>", None).is_transient());
     }
 
     #[test]

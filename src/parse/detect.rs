@@ -48,8 +48,16 @@ fn trim(t: &[u8]) -> &[u8] {
     t.get(s..e).unwrap_or_default()
 }
 
-/// Decodes one frame of any supported format.
+/// Decodes one frame of any supported format. What the read shows is masked again here, in
+/// one place for every decoder (see [`tracks::remask_shown`]).
 pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
+    decode_any(input).map(|mut r| {
+        tracks::remask_shown(&mut r);
+        r
+    })
+}
+
+fn decode_any(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Truncated("empty frame"));
     }

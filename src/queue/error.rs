@@ -31,6 +31,9 @@ pub enum QueueError {
     /// The record id is not in the queue (already acknowledged or purged).
     #[error("record {0} not found")]
     NotFound(i64),
+    /// Another process holds the queue (its lock file beside it).
+    #[error("queue {path} is in use by another cardlane process ({}); stop it or use another queue file", pid.map_or_else(|| "pid unknown".to_string(), |p| format!("pid {p}")))]
+    Locked { path: String, pid: Option<u32> },
     /// SQLite or file-system failure; the message comes from SQLite/the OS, never from payloads.
     #[error("queue storage: {0}")]
     Storage(String),
@@ -49,6 +52,7 @@ impl QueueError {
             QueueError::Key(_) => "key-unusable",
             QueueError::Corrupt(_) => "corrupt-record",
             QueueError::NotFound(_) => "not-found",
+            QueueError::Locked { .. } => "queue-locked",
             QueueError::Storage(_) => "storage",
         }
     }

@@ -7,6 +7,7 @@
 
 mod error;
 mod key;
+mod lock;
 mod mask;
 mod seal;
 mod store;
@@ -17,11 +18,13 @@ pub const DEFAULT_PATH: &str = "cardlane-queue.db";
 
 pub use error::QueueError;
 pub use key::{KeySource, QueueKey, KEY_ENV};
+pub use lock::{lock_path, QueueLock};
 pub use mask::mask_text;
 pub use store::{
-    Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo, RecordState,
+    CaptureRow, Claimed, NewRecord, Queue, QueueConfig, QueueStats, RecordId, RecordInfo,
+    RecordState,
 };
 pub use uploader::{
     Backoff, Deliver, DeliverFuture, DeliverResult, DirectSlot, FinalAnswer, FlushReport, Saved,
-    StoredRx, UploadEvent, Uploader, UploaderConfig, UploaderTask,
+    StoredRx, UploadEvent, Uploader, UploaderConfig, UploaderHealth, UploaderStatus, UploaderTask,
 };

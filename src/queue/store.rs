@@ -39,7 +39,31 @@ CREATE INDEX IF NOT EXISTS records_due ON records (state, next_attempt);
 CREATE INDEX IF NOT EXISTS records_customer ON records (customer_id, id);
 -- The cap count and expiry purge look at `created` only.
 CREATE INDEX IF NOT EXISTS records_created ON records (created);
+-- Kiosk captures and how their record ended, so a capture survives a restart of the agent
+-- (no card data: ids, state, the gateway's token, a masked PAN, a masked reason).
+CREATE TABLE IF NOT EXISTS captures (
+    id          TEXT    PRIMARY KEY,
+    customer_id TEXT,
+    state       TEXT    NOT NULL,
+    token       TEXT,
+    masked_pan  TEXT,
+    error       TEXT,
+    updated     INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS captures_customer ON captures (customer_id);
 ";
+
+/// A kiosk capture as kept beside the records (see the `captures` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureRow {
+    pub id: String,
+    pub customer_id: Option<String>,
+    /// `queued`, `saved`, `declined`, `rejected`, `failed`.
+    pub state: String,
+    pub token: Option<String>,
+    pub masked_pan: Option<String>,
+    pub error: Option<String>,
+}
 
 /// Limits and key for [`Queue::open`].
 #[derive(Debug, Clone)]
@@ -182,6 +206,8 @@ pub struct Queue {
     max_age_ms: i64,
     clock: Clock,
     path: PathBuf,
+    /// Rows found corrupt (and marked failed) by claims so far, for flush reports.
+    corrupt_marked: std::sync::atomic::AtomicU64,
 }
 
 impl fmt::Debug for Queue {
@@ -265,6 +291,7 @@ impl Queue {
             max_age_ms: millis(config.max_age),
             clock: Arc::new(system_now_ms),
             path,
+            corrupt_marked: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -334,8 +361,9 @@ impl Queue {
         conn.pragma_update(None, "synchronous", "FULL")?;
         let result: Result<Vec<_>, QueueError> = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            // Only what still waits to be sent counts: failed rows keep a reason, not a slot.
             let mut held = count(tx.query_row(
-                "SELECT COUNT(*) FROM records WHERE created > ?1",
+                "SELECT COUNT(*) FROM records WHERE created > ?1 AND state != 'failed'",
                 params![self.cutoff(now)],
                 |r| r.get(0),
             )?);
@@ -453,6 +481,8 @@ impl Queue {
                             "queue record failed decryption; marked failed"
                         );
                         mark_corrupt.execute(params![id])?;
+                        self.corrupt_marked
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     }
                 }
             }
@@ -461,11 +491,35 @@ impl Queue {
         Ok(out)
     }
 
+    /// Rows found corrupt by claims of this handle so far (they are kept `failed`).
+    pub fn corrupt_marked(&self) -> u64 {
+        self.corrupt_marked
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Makes every pending record due now (a manual flush ignores the backoff); returns how
+    /// many were waiting for a later attempt.
+    pub fn make_all_due(&self) -> Result<u64, QueueError> {
+        let now = self.now_ms();
+        let conn = self.lock();
+        let n = conn.execute(
+            "UPDATE records SET next_attempt = ?1 WHERE state = 'pending' AND next_attempt > ?1",
+            params![now],
+        )?;
+        Ok(count(i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+
     /// The gateway's answer is final (saved): deletes the record. `false` when it was already
     /// gone (acknowledged before or purged), so a double ack is harmless.
+    /// The WAL is then checkpointed and truncated, so the record's pages (written there at
+    /// enqueue) do not outlive the delete.
     pub fn ack(&self, id: RecordId) -> Result<bool, QueueError> {
         let conn = self.lock();
-        Ok(conn.execute("DELETE FROM records WHERE id = ?1", params![id.0])? > 0)
+        let gone = conn.execute("DELETE FROM records WHERE id = ?1", params![id.0])? > 0;
+        if gone {
+            checkpoint(&conn)?;
+        }
+        Ok(gone)
     }
 
     /// Transient failure: back to pending, not before `at_ms` (unix ms), with the masked error.
@@ -507,6 +561,8 @@ impl Queue {
         if n == 0 {
             return Err(QueueError::NotFound(id.0));
         }
+        // The wiped payload must not stay readable in the WAL either.
+        checkpoint(&conn)?;
         Ok(())
     }
 
@@ -572,6 +628,8 @@ impl Queue {
         let cutoff = self.cutoff(self.now_ms());
         let conn = self.lock();
         let n = conn.execute("DELETE FROM records WHERE created <= ?1", params![cutoff])?;
+        // Captures are kept as long as records may be: past that nobody asks any more.
+        conn.execute("DELETE FROM captures WHERE updated <= ?1", params![cutoff])?;
         if n > 0 {
             checkpoint(&conn)?;
         }
@@ -584,6 +642,88 @@ impl Queue {
         let n = conn.execute("DELETE FROM records", [])?;
         checkpoint(&conn)?;
         Ok(count(i64::try_from(n).unwrap_or(i64::MAX)))
+    }
+
+    /// Keeps (or updates) a capture's state beside its record.
+    pub fn save_capture(&self, c: &CaptureRow) -> Result<(), QueueError> {
+        if let Some(m) = &c.masked_pan {
+            if m.chars().filter(|c| c.is_ascii_digit()).count() > 10 {
+                return Err(QueueError::UnmaskedPan);
+            }
+        }
+        let now = self.now_ms();
+        let conn = self.lock();
+        conn.execute(
+            "INSERT INTO captures (id, customer_id, state, token, masked_pan, error, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (id) DO UPDATE SET
+                customer_id = COALESCE(excluded.customer_id, customer_id),
+                state = excluded.state,
+                token = COALESCE(excluded.token, token),
+                masked_pan = COALESCE(excluded.masked_pan, masked_pan),
+                error = excluded.error, updated = excluded.updated",
+            params![
+                c.id,
+                c.customer_id,
+                c.state,
+                c.token,
+                c.masked_pan,
+                c.error.as_deref().map(mask_text),
+                now
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The outcome of a record whose capture was kept (the record was delivered after a
+    /// restart): updates every capture of `customer_id` still `queued`. Returns their ids.
+    pub fn settle_captures(
+        &self,
+        customer_id: &str,
+        state: &str,
+        token: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<Vec<String>, QueueError> {
+        let now = self.now_ms();
+        let conn = self.lock();
+        let mut ids = Vec::new();
+        {
+            let mut stmt = conn.prepare_cached(
+                "UPDATE captures SET state = ?2, token = COALESCE(?3, token), error = ?4,
+                        updated = ?5
+                 WHERE customer_id = ?1 AND state = 'queued' RETURNING id",
+            )?;
+            let rows = stmt.query_map(
+                params![customer_id, state, token, error.map(mask_text), now],
+                |r| r.get::<_, String>(0),
+            )?;
+            for r in rows {
+                ids.push(r?);
+            }
+        }
+        Ok(ids)
+    }
+
+    /// A kept capture by its id, or else the latest one of that `customer_id`.
+    pub fn find_capture(&self, id_or_customer: &str) -> Result<Option<CaptureRow>, QueueError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id, customer_id, state, token, masked_pan, error FROM captures
+             WHERE id = ?1 OR customer_id = ?1
+             ORDER BY (id = ?1) DESC, updated DESC LIMIT 1",
+        )?;
+        Ok(stmt
+            .query_row(params![id_or_customer], |r| {
+                Ok(CaptureRow {
+                    id: r.get(0)?,
+                    customer_id: r.get(1)?,
+                    state: r.get(2)?,
+                    token: r.get(3)?,
+                    masked_pan: r.get(4)?,
+                    error: r.get(5)?,
+                })
+            })
+            .optional()?)
     }
 
     /// On start: records left `sending` by a crash go back to `pending` (at-least-once; the

@@ -116,7 +116,8 @@ fn encrypted_at_rest_in_db_wal_and_shm() {
     }
     let disk = f.disk_bytes();
     assert!(
-        contains(&disk, b"cust-7"),
+        // cust-0..9 were acknowledged (and are gone); cust-17 is still held.
+        contains(&disk, b"cust-17"),
         "sanity: metadata is in the file"
     );
     assert!(
@@ -212,11 +213,21 @@ fn cap_refuses_and_never_drops() {
     // A batch straddling the cap: each record gets its own answer.
     q.ack(RecordId(1)).unwrap();
     let res = q.enqueue_many(vec![rec("a"), rec("b")]).unwrap();
-    assert!(res[0].is_ok());
+    // Ids are never reused (AUTOINCREMENT): after c0-c2 (1-3) and the refused c3, `a` is 4.
+    assert_eq!(res[0], Ok(RecordId(4)));
     assert_eq!(res[1], Err(QueueError::Full { held: 3, cap: 3 }));
     // Expired records do not block new swipes.
     f.advance(49 * 3600 * 1000);
-    assert!(q.enqueue(rec("late")).is_ok());
+    assert_eq!(q.enqueue(rec("late")), Ok(RecordId(5)));
+    // The three expired ones are still listed (purged later), past the cap of 3.
+    let held: Vec<(String, bool)> = q
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.customer_id, r.expired))
+        .collect();
+    let want = [("c1", true), ("c2", true), ("a", true), ("late", false)];
+    assert_eq!(held, want.map(|(c, e)| (c.to_string(), e)));
 }
 
 #[test]
@@ -392,4 +403,69 @@ fn purge_all_empties() {
         .unwrap();
     assert_eq!(q.purge_all().unwrap(), 10);
     assert_eq!(q.stats().unwrap().held, 0);
+}
+
+/// Failed rows used to count against the cap (for their whole 48 h): a few declines could
+/// stop a lane from taking swipes.
+#[test]
+fn failed_rows_do_not_count_against_the_cap() {
+    let f = Fixture::new();
+    let q = f.open(QueueConfig {
+        max_records: 2,
+        ..key_cfg()
+    });
+    for c in ["a", "b"] {
+        q.enqueue(rec(c)).unwrap();
+    }
+    assert_eq!(
+        q.enqueue(rec("c")),
+        Err(QueueError::Full { held: 2, cap: 2 })
+    );
+    for claimed in q.claim_due(2).unwrap() {
+        q.fail(claimed.id, "declined: do not honor").unwrap();
+    }
+    // Two failed rows kept for the operator, two new records waiting: the cap is about these.
+    q.enqueue(rec("c")).unwrap();
+    q.enqueue(rec("d")).unwrap();
+    assert_eq!(
+        q.enqueue(rec("e")),
+        Err(QueueError::Full { held: 2, cap: 2 })
+    );
+    let s = q.stats().unwrap();
+    assert_eq!((s.failed, s.pending), (2, 2));
+}
+
+/// After an ack the WAL of a running queue held the record's pages (its ciphertext and
+/// customer id) until some later checkpoint.
+#[test]
+fn nothing_acknowledged_outlives_its_delete_in_the_wal() {
+    let f = Fixture::new();
+    let q = f.open(key_cfg());
+    let gone = q.enqueue(rec("CUST-ACKED-0001")).unwrap();
+    let kept = q.enqueue(rec("CUST-KEPT-0002")).unwrap();
+    let (ct, declined_ct): (Vec<u8>, Vec<u8>) = {
+        let conn = Connection::open(f.db()).unwrap();
+        let get = |id: RecordId| -> Vec<u8> {
+            conn.query_row("SELECT payload FROM records WHERE id = ?1", [id.0], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        (get(gone), get(kept))
+    };
+    let wal = f.dir.path().join("queue.db-wal");
+    // Before: the enqueue's pages are in the WAL (this is what the ack must not leave behind).
+    let before = std::fs::read(&wal).unwrap();
+    assert!(contains(&before, b"CUST-ACKED-0001"));
+    assert!(contains(&before, &ct[..32]));
+    let claimed = q.claim_due(2).unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(q.ack(gone).unwrap());
+    q.fail(kept, "declined").unwrap();
+    for bytes in [std::fs::read(&wal).unwrap(), std::fs::read(f.db()).unwrap()] {
+        assert!(!contains(&bytes, b"CUST-ACKED-0001"));
+        assert!(!contains(&bytes, &ct[..32]));
+        // The declined record's payload is wiped too (its row stays, with the reason).
+        assert!(!contains(&bytes, &declined_ct[..32]));
+    }
 }

@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -140,7 +140,69 @@ pub struct FlushReport {
     pub auth_failed: bool,
 }
 
+/// Whether the background loop runs and how storage has been treating it; read by health
+/// and metrics. Errors kept here are reason codes and SQLite/OS text, never payload bytes.
+#[derive(Debug, Default)]
+pub struct UploaderHealth {
+    alive: AtomicBool,
+    restarts: AtomicU64,
+    record_errors: AtomicU64,
+    storage_errors: AtomicU64,
+    /// The storage error the loop is backing off from right now, if any.
+    storage_failing: Mutex<Option<String>>,
+}
+
+/// A snapshot of [`UploaderHealth`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct UploaderStatus {
+    /// The background loop is running (started, not stopped, not between restarts).
+    pub alive: bool,
+    /// Times the loop was restarted after it ended unexpectedly.
+    pub restarts: u64,
+    /// Records whose answer could not be written (the loop went on with the others).
+    pub record_errors: u64,
+    /// Storage failures the loop backed off from.
+    pub storage_errors: u64,
+    /// Set while the loop is backing off from a storage failure.
+    pub storage_failing: Option<String>,
+}
+
+impl UploaderHealth {
+    pub fn status(&self) -> UploaderStatus {
+        UploaderStatus {
+            alive: self.alive.load(Ordering::Acquire),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            record_errors: self.record_errors.load(Ordering::Relaxed),
+            storage_errors: self.storage_errors.load(Ordering::Relaxed),
+            storage_failing: lock(&self.storage_failing).clone(),
+        }
+    }
+
+    fn storage_failed(&self, e: &QueueError) {
+        self.storage_errors.fetch_add(1, Ordering::Relaxed);
+        *lock(&self.storage_failing) = Some(e.to_string());
+    }
+
+    fn storage_ok(&self) {
+        let mut f = lock(&self.storage_failing);
+        if f.is_some() {
+            tracing::info!("queue: storage answers again; uploads continue");
+            *f = None;
+        }
+    }
+}
+
+/// Delay after `n` storage failures in a row: 200 ms doubling to 30 s.
+fn storage_backoff(n: u32) -> Duration {
+    Backoff {
+        base: Duration::from_millis(200),
+        max: Duration::from_secs(30),
+    }
+    .nominal(n)
+}
+
 struct Inner {
+    health: Arc<UploaderHealth>,
     queue: Arc<Queue>,
     deliver: Arc<dyn Deliver>,
     cfg: UploaderConfig,
@@ -177,7 +239,7 @@ pub struct Uploader {
 /// The background loop started by [`Uploader::start`].
 pub struct UploaderTask {
     stop: watch::Sender<bool>,
-    join: tokio::task::JoinHandle<Result<(), QueueError>>,
+    join: tokio::task::JoinHandle<()>,
     inner: Arc<Inner>,
 }
 
@@ -190,10 +252,10 @@ impl UploaderTask {
         let drained = self
             .join
             .await
-            .map_err(|_| QueueError::Storage("uploader task panicked".into()));
+            .map_err(|_| QueueError::Storage("uploader supervisor panicked".into()));
         let mut direct = std::mem::take(&mut *lock(&self.inner.direct));
         while direct.join_next().await.is_some() {}
-        drained?
+        drained
     }
 }
 
@@ -233,6 +295,7 @@ impl Uploader {
         let (events, _) = broadcast::channel(1024);
         Ok(Uploader {
             inner: Arc::new(Inner {
+                health: Arc::new(UploaderHealth::default()),
                 queue,
                 deliver,
                 cfg: UploaderConfig {
@@ -280,12 +343,24 @@ impl Uploader {
         drain(self.inner.clone(), true, stop).await
     }
 
-    /// Starts the background loop on the current tokio runtime.
+    /// Whether the background loop is alive, its restarts and storage failures.
+    pub fn health(&self) -> Arc<UploaderHealth> {
+        self.inner.health.clone()
+    }
+
+    /// A manual flush: every record held now is sent once, whatever its backoff says.
+    pub async fn flush_now(&self) -> Result<FlushReport, QueueError> {
+        blocking(&self.inner.queue, |q| q.make_all_due()).await?;
+        self.flush_once().await
+    }
+
+    /// Starts the background loop on the current tokio runtime, supervised: a loop that ends
+    /// other than by [`UploaderTask::stop`] (an error, a panic) is restarted after a pause.
     pub fn start(&self) -> UploaderTask {
         self.inner.stopping.store(false, Ordering::Release);
         let (tx, rx) = watch::channel(false);
         let inner = self.inner.clone();
-        let join = tokio::spawn(async move { drain(inner, false, rx).await.map(|_| ()) });
+        let join = tokio::spawn(supervise(inner, rx));
         UploaderTask {
             stop: tx,
             join,
@@ -359,55 +434,167 @@ async fn purge_expired(inner: &Arc<Inner>) -> Result<u64, QueueError> {
     Ok(n)
 }
 
-/// The one loop behind `flush_once` (`once`) and the background task.
+/// Runs the background loop until stopped, restarting it when it ends any other way.
+async fn supervise(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let mut failures = 0u32;
+    loop {
+        inner.health.alive.store(true, Ordering::Release);
+        let run = tokio::spawn(drain(inner.clone(), false, stop.clone()));
+        let ended = run.await;
+        inner.health.alive.store(false, Ordering::Release);
+        // Stopped, or nobody left who could stop it: done.
+        if *stop.borrow() || stop.has_changed().is_err() {
+            return;
+        }
+        let why = match ended {
+            Ok(Ok(_)) => "ended".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "panicked".to_string(),
+        };
+        failures = failures.saturating_add(1);
+        inner.health.restarts.fetch_add(1, Ordering::Relaxed);
+        let pause = storage_backoff(failures);
+        tracing::error!(
+            reason = %why,
+            restart_in_ms = pause.as_millis() as u64,
+            "queue: uploader loop stopped unexpectedly; restarting"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        // Deliveries of the dead loop were dropped with it: their rows go back to pending.
+        // (A direct delivery in flight may be sent twice; the gateway's upsert makes it one.)
+        if let Err(e) = blocking(&inner.queue, |q| q.recover()).await {
+            tracing::warn!(code = e.code(), "queue: recovery after a restart failed");
+        }
+    }
+}
+
+/// A record whose answer could not be written: logged and counted, and its row is handed back
+/// later (it may be left `sending`), so one record never stops the others.
+fn record_error(inner: &Inner, id: Option<RecordId>, e: &QueueError, stranded: &mut Vec<RecordId>) {
+    inner.health.record_errors.fetch_add(1, Ordering::Relaxed);
+    match e {
+        // Gone (purged, acknowledged by another lane): nothing left to do for it.
+        QueueError::NotFound(_) => {
+            tracing::warn!(
+                code = e.code(),
+                "queue: a record vanished while being sent; going on"
+            );
+        }
+        _ => {
+            tracing::error!(code = e.code(), error = %e, "queue: could not record a delivery's answer; going on");
+            inner.health.storage_failed(e);
+            if let Some(id) = id {
+                stranded.push(id);
+            }
+        }
+    }
+}
+
+/// The one loop behind `flush_once` (`once`) and the background task. Errors of one record
+/// never end it; storage failures are retried with backoff (the background loop) or end a
+/// flush with the error.
 async fn drain(
     inner: Arc<Inner>,
     once: bool,
     mut stop: watch::Receiver<bool>,
 ) -> Result<FlushReport, QueueError> {
-    let mut report = FlushReport {
-        expired: purge_expired(&inner).await?,
-        ..FlushReport::default()
-    };
+    let mut report = FlushReport::default();
+    match purge_expired(&inner).await {
+        Ok(n) => report.expired = n,
+        Err(e) if once => return Err(e),
+        Err(e) => {
+            tracing::warn!(code = e.code(), "queue: purge of expired records failed");
+            inner.health.storage_failed(&e);
+        }
+    }
     let mut paused = inner.paused.subscribe();
     let mut tasks: JoinSet<Result<Outcome, QueueError>> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, (RecordId, u32)> = HashMap::new();
     let mut stop_gone = false;
+    // Rows whose answer could not be written, to hand back once storage answers again.
+    let mut stranded: Vec<RecordId> = Vec::new();
+    let mut storage_failures = 0u32;
     // A flush tries what was due when it started, each record at most once.
     let flush_start = inner.queue.now_ms();
+    let corrupt_before = inner.queue.corrupt_marked();
     loop {
         let stopping = stop_gone || *stop.borrow_and_update();
         let is_paused = *paused.borrow_and_update();
+        let mut storage_wait = None;
+        if !stranded.is_empty() {
+            let ids = std::mem::take(&mut stranded);
+            let back = blocking(&inner.queue, move |q| {
+                let mut left = Vec::new();
+                for id in ids {
+                    match q.release(id, "storage error while recording the answer") {
+                        Ok(()) | Err(QueueError::NotFound(_)) => {}
+                        Err(_) => left.push(id),
+                    }
+                }
+                Ok(left)
+            })
+            .await;
+            match back {
+                Ok(left) => stranded = left,
+                Err(e) => inner.health.storage_failed(&e),
+            }
+        }
         let free = inner.permits.available_permits();
         if !stopping && !is_paused && free > 0 {
             let due_by = if once { flush_start } else { i64::MAX };
-            let claimed = blocking(&inner.queue, move |q| q.claim_due_by(free, due_by)).await?;
-            for c in claimed {
-                let key = (c.id, c.attempts);
-                // The direct lane may have taken a slot meanwhile: then the task waits for one.
-                let permit = inner.permits.clone().try_acquire_owned().ok();
-                let handle = tasks.spawn(deliver_one(inner.clone(), c, permit));
-                in_flight.insert(handle.id(), key);
+            match blocking(&inner.queue, move |q| q.claim_due_by(free, due_by)).await {
+                Ok(claimed) => {
+                    if stranded.is_empty() {
+                        storage_failures = 0;
+                        inner.health.storage_ok();
+                    }
+                    for c in claimed {
+                        let key = (c.id, c.attempts);
+                        // The direct lane may have taken a slot meanwhile: then the task waits.
+                        let permit = inner.permits.clone().try_acquire_owned().ok();
+                        let handle = tasks.spawn(deliver_one(inner.clone(), c, permit));
+                        in_flight.insert(handle.id(), key);
+                    }
+                }
+                Err(e) if once && tasks.is_empty() => return Err(e),
+                Err(e) => {
+                    storage_failures = storage_failures.saturating_add(1);
+                    let wait = storage_backoff(storage_failures);
+                    tracing::error!(
+                        code = e.code(),
+                        error = %e,
+                        retry_in_ms = wait.as_millis() as u64,
+                        "queue: cannot read the queue; retrying"
+                    );
+                    inner.health.storage_failed(&e);
+                    storage_wait = Some(wait);
+                }
             }
         }
         if tasks.is_empty() && (once || stopping) {
             break;
         }
-        let idle_wait = if tasks.is_empty() {
-            idle_wait(&inner, is_paused).await?
-        } else {
-            inner.cfg.idle_poll
+        let idle_wait = match storage_wait {
+            Some(w) => w,
+            None if tasks.is_empty() => idle_wait(&inner, is_paused)
+                .await
+                .unwrap_or(inner.cfg.idle_poll),
+            None => inner.cfg.idle_poll,
         };
         tokio::select! {
             biased;
             done = tasks.join_next_with_id(), if !tasks.is_empty() => match done {
                 Some(Ok((task, outcome))) => {
-                    in_flight.remove(&task);
-                    match outcome? {
-                        Outcome::Sent => report.sent += 1,
-                        Outcome::Failed => report.failed += 1,
-                        Outcome::Retried => report.retried += 1,
-                        Outcome::Paused => {}
+                    let id = in_flight.remove(&task).map(|(id, _)| id);
+                    match outcome {
+                        Ok(Outcome::Sent) => report.sent += 1,
+                        Ok(Outcome::Failed) => report.failed += 1,
+                        Ok(Outcome::Retried) => report.retried += 1,
+                        Ok(Outcome::Paused) => {}
+                        Err(e) => record_error(&inner, id, &e, &mut stranded),
                     }
                 }
                 Some(Err(e)) => {
@@ -416,11 +603,14 @@ async fn drain(
                     if let Some((id, attempts)) = in_flight.remove(&e.id()) {
                         tracing::error!(record = id.0, "queue: deliverer panicked; record kept");
                         let delay = inner.cfg.backoff.delay_random(attempts);
-                        blocking(&inner.queue, move |q| {
+                        let kept = blocking(&inner.queue, move |q| {
                             q.retry_later(id, "deliverer panicked", retry_at(q, delay))
                         })
-                        .await?;
-                        report.retried += 1;
+                        .await;
+                        match kept {
+                            Ok(()) => report.retried += 1,
+                            Err(e) => record_error(&inner, Some(id), &e, &mut stranded),
+                        }
                     }
                 }
                 None => {}
@@ -433,12 +623,17 @@ async fn drain(
             _ = paused.changed() => {}
             _ = inner.nudge.notified(), if !once => {}
             _ = tokio::time::sleep(idle_wait), if tasks.is_empty() => {
-                report.expired += purge_expired(&inner).await?;
+                match purge_expired(&inner).await {
+                    Ok(n) => report.expired += n,
+                    Err(e) => inner.health.storage_failed(&e),
+                }
             }
         }
     }
     let stats = blocking(&inner.queue, |q| q.stats()).await?;
     report.remaining = stats.pending + stats.sending;
+    // Corrupt rows found by this run's claims are failures too.
+    report.failed += inner.queue.corrupt_marked().saturating_sub(corrupt_before);
     report.auth_failed = *inner.paused.borrow();
     Ok(report)
 }
@@ -493,7 +688,8 @@ fn pause(inner: &Inner, reason: String) {
         .paused
         .send_if_modified(|p| !std::mem::replace(p, true))
     {
-        tracing::error!("queue: gateway refused the API key; uploads paused");
+        // The reason is masked text of ours (a refused key, a URL that is not the gateway).
+        tracing::error!(reason = %reason, "queue: uploads paused until the gateway configuration is fixed; records kept");
         let _ = inner.events.send(UploadEvent::AuthFailed { reason });
     }
 }

@@ -37,6 +37,8 @@ pub fn deliver_result(outcome: Outcome) -> DeliverResult {
         Outcome::Rejected { text } => DeliverResult::Final(FinalAnswer::Rejected(text)),
         Outcome::AuthFailed => DeliverResult::AuthFailed("the gateway refused the API key".into()),
         Outcome::Transient { reason } => DeliverResult::Transient(reason),
+        // Pauses uploads like a refused key: every payload stays queued until it is fixed.
+        Outcome::Misconfigured { reason } => DeliverResult::AuthFailed(reason),
     }
 }
 
@@ -59,5 +61,22 @@ impl Deliver for GatewayDeliver {
             }
             deliver_result(outcome)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_error_pauses_and_keeps_the_record() {
+        // Paused like a refused key: the uploader hands the record back, never wipes it.
+        let r = deliver_result(Outcome::Misconfigured {
+            reason: "the gateway URL answered http status 404".into(),
+        });
+        assert_eq!(
+            r,
+            DeliverResult::AuthFailed("the gateway URL answered http status 404".into())
+        );
     }
 }

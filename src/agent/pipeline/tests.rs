@@ -456,3 +456,73 @@ async fn a_queued_check_keeps_its_account_number_sealed() {
     assert!(text.contains("*****6789"), "the masked account is kept");
     assert!(!text.contains("123456789"), "the account number is sealed");
 }
+
+/// A capture whose record was queued used to be forgotten on a restart: the next run
+/// delivered the record and the kiosk got 404 for its capture.
+#[tokio::test]
+async fn a_queued_capture_survives_a_restart_and_is_found_by_customer_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Arc::new(
+            Queue::open(
+                dir.path().join("q.db"),
+                QueueConfig {
+                    key: KeySource::Key(QueueKey::from_bytes([7; 32])),
+                    ..QueueConfig::default()
+                },
+            )
+            .unwrap(),
+        )
+    };
+    let start = |queue: Arc<Queue>, answer: DeliverResult| {
+        let captures = Arc::new(Captures::new(4).with_store(queue.clone()));
+        let mut cfg = PipelineConfig::default();
+        cfg.lane.allow_clear = true;
+        cfg.uploader.idle_poll = Duration::from_millis(100);
+        let pipeline = Pipeline::start(
+            cfg,
+            queue,
+            Fake::new(answer),
+            EventHub::new(64),
+            captures.clone(),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        (pipeline, captures)
+    };
+
+    // First run: the gateway is down; the capture ends `queued`.
+    let (pipeline, captures) = start(open(), DeliverResult::Transient("connect failed".into()));
+    let id = captures
+        .arm(
+            Some("stdin".into()),
+            serde_json::Map::new(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let mut t = pipeline.submit(Swipe::new(CLEAR, "stdin", None)).await;
+    assert_eq!(t.taken().await, SwipeOutcome::Queued);
+    let customer_id = t.customer_id.clone().unwrap();
+    assert_eq!(captures.get(&id).unwrap().state, CaptureState::Queued);
+    pipeline.shutdown().await;
+    drop((pipeline, captures));
+
+    // Second run: nothing armed in memory; the record goes out and the capture follows it.
+    let (pipeline, captures) = start(open(), saved("T-42"));
+    wait_for("the kept capture saved", || {
+        captures
+            .get(&id)
+            .is_some_and(|s| s.state == CaptureState::Saved)
+    })
+    .await;
+    let status = captures.get(&id).unwrap();
+    assert_eq!(status.token.as_deref(), Some("T-42"));
+    assert_eq!(status.customer_id.as_deref(), Some(customer_id.as_str()));
+    assert_eq!(
+        status.masked_pan.as_ref().map(|m| m.as_str()),
+        Some("400557******1111")
+    );
+    // The kiosk may also ask by the customer id it was given.
+    assert_eq!(captures.get(&customer_id).unwrap().id, id);
+    pipeline.shutdown().await;
+}
