@@ -5,6 +5,7 @@
 //! (`unknown key `gateway.bse_url``, `api.listen: not a socket address`). Values are never echoed
 //! back in errors: a config file is not a secret, but an error message is no place for input.
 
+use crate::gateway::check_record::{AccountType, CheckDefaults, SecCode};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
 
@@ -112,6 +113,8 @@ pub struct LaneConfig {
     /// Clear-text (non-encrypting) readers are refused unless this is set.
     pub allow_clear_text: bool,
     pub entry_modes: EntryModes,
+    /// `[lane.check]`: account type and SEC code for check records the capture leaves open.
+    pub check: CheckDefaults,
 }
 
 /// `[lane.entry_modes]`: the two-digit POS entry mode sent for each kind of read.
@@ -252,6 +255,7 @@ impl Default for LaneConfig {
             customer_id_prefix: "CL".into(),
             allow_clear_text: false,
             entry_modes: EntryModes::default(),
+            check: CheckDefaults::default(),
         }
     }
 }
@@ -341,6 +345,10 @@ chip = "05"
 contactless_chip = "07"
 fallback = "80"
 manual = "01"
+
+[lane.check]                                # checks from MICR readers (captures with "kind":"check")
+# account_type = "checking"                 # default: "business" for a business check, else "checking"
+# sec_code = "PPD"                          # default: CCD for a business check, else PPD
 
 [log]
 format = "human"                            # or "json"
@@ -807,6 +815,7 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
         "customer_id_prefix",
         "allow_clear_text",
         "entry_modes",
+        "check",
     ])?;
     let d = LaneConfig::default();
     let on_swipe = match s.string("on_swipe")? {
@@ -875,6 +884,27 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
         fallback: mode("fallback", ed.fallback)?,
         manual: mode("manual", ed.manual)?,
     };
+    let c = s.table("check")?.allow(&["account_type", "sec_code"])?;
+    let check = CheckDefaults {
+        account_type: match c.string("account_type")? {
+            None => None,
+            Some(t) => Some(AccountType::parse(t).ok_or_else(|| {
+                bad(
+                    &c.path("account_type"),
+                    "must be \"checking\", \"saving\" or \"business\" (or 0, 1, 2)",
+                )
+            })?),
+        },
+        sec_code: match c.string("sec_code")? {
+            None => None,
+            Some(t) => Some(SecCode::parse(t).ok_or_else(|| {
+                bad(
+                    &c.path("sec_code"),
+                    "must be CCD, PPD, WEB, TEL, BOC or ARC (or 0-5)",
+                )
+            })?),
+        },
+    };
     Ok(LaneConfig {
         on_swipe,
         client_ip,
@@ -882,6 +912,7 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
         customer_id_prefix,
         allow_clear_text: s.bool("allow_clear_text", d.allow_clear_text)?,
         entry_modes,
+        check,
     })
 }
 
@@ -1223,6 +1254,16 @@ poll_interval = "250ms"
                 "two digits",
             ),
             (
+                "[lane.check]\nsec_code = \"POP\"",
+                "lane.check.sec_code",
+                "CCD, PPD",
+            ),
+            (
+                "[lane.check]\naccount_type = \"3\"",
+                "lane.check.account_type",
+                "checking",
+            ),
+            (
                 "[log]\nformat = \"xml\"",
                 "log.format",
                 "\"human\" or \"json\"",
@@ -1443,5 +1484,19 @@ poll_interval = "250ms"
             ConfigError::Read { path, .. } => assert_eq!(path, missing),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn lane_check_defaults() {
+        use crate::gateway::check_record::{AccountType, SecCode};
+        let c =
+            Config::from_toml_str("[lane.check]\naccount_type = \"savings\"\nsec_code = \"boc\"\n")
+                .unwrap();
+        assert_eq!(c.lane.check.account_type, Some(AccountType::Saving));
+        assert_eq!(c.lane.check.sec_code, Some(SecCode::Boc));
+        assert_eq!(
+            Config::from_toml_str("").unwrap().lane.check,
+            CheckDefaults::default()
+        );
     }
 }

@@ -46,6 +46,7 @@ use super::events::{EventHub, LaneEvent, MaskedPanText};
 use super::metrics::Metrics;
 use crate::card::CardRead;
 use crate::device::profile::Profile;
+use crate::gateway::check_record::build_check_record;
 use crate::gateway::swipe::{build_record, LaneSettings, SwipeError, SwipeInput};
 use crate::gateway::{CustomerFields, SecretString};
 use crate::parse;
@@ -328,15 +329,28 @@ impl Pipeline {
         ticket.masked_pan = masked_pan.clone();
         ticket.brand = read.brand.map(|b| b.code().to_string());
         ticket.format = Some(read.format.as_str().to_string());
+        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
         sh.metrics.swipe(&reader, read.format.as_str());
-        let capture = sh.captures.take_for_swipe(&reader);
+        // A check read serves only check captures, a card read only card captures.
+        let capture = if read.check.is_some() {
+            sh.captures.take_for_check(&reader)
+        } else {
+            sh.captures.take_for_swipe(&reader)
+        };
+        // The account's last 4 stand in for a card's in events and tickets.
+        let last4 = read.last4.as_deref().map(String::from).or_else(|| {
+            read.check
+                .as_ref()
+                .and_then(|c| c.account.last4())
+                .map(String::from)
+        });
         let entry_mode = read.entry_mode.map(|m| sh.cfg.lane.entry_modes.code(m));
         sh.events.publish(LaneEvent::Swipe {
             reader: reader.clone(),
             format: Some(read.format.as_str().into()),
             entry_mode: entry_mode.clone(),
             masked_pan: masked_pan.clone(),
-            last4: read.last4.as_deref().map(String::from),
+            last4: last4.clone(),
             capture_id: capture.as_ref().map(|c| c.id.clone()),
             error_code: None,
         });
@@ -346,7 +360,8 @@ impl Pipeline {
             capture = capture.as_ref().map(|c| c.id.as_str()),
             "swipe decoded"
         );
-        if capture.is_none() && !sh.cfg.save_unarmed {
+        // A check needs a kiosk capture (a name): `on_swipe = "save"` does nothing with one.
+        if capture.is_none() && (!sh.cfg.save_unarmed || read.check.is_some()) {
             let _ = state_tx.send(SwipeOutcome::Ignored);
             return ticket;
         }
@@ -364,7 +379,7 @@ impl Pipeline {
                             capture_id,
                             customer_id: String::new(),
                             masked_pan,
-                            last4: read.last4.as_deref().map(String::from),
+                            last4,
                         };
                         sh.finish(
                             t,
@@ -378,14 +393,24 @@ impl Pipeline {
                 }
             }
         };
-        let built = build_record(SwipeInput {
-            read: &read,
-            frame: &swipe.frame,
-            profile: swipe.profile.as_deref(),
-            lane: &sh.cfg.lane,
-            customer: customer.as_ref(),
-            pin_block: swipe.pin_block.as_ref(),
-        });
+        let check_options = capture.as_ref().and_then(|c| c.check.as_ref());
+        let built = match (read.check.as_deref(), check_options) {
+            (Some(check), Some(options)) => build_check_record(
+                check,
+                customer.as_ref(),
+                &sh.cfg.lane,
+                &sh.cfg.lane.check,
+                options,
+            ),
+            _ => build_record(SwipeInput {
+                read: &read,
+                frame: &swipe.frame,
+                profile: swipe.profile.as_deref(),
+                lane: &sh.cfg.lane,
+                customer: customer.as_ref(),
+                pin_block: swipe.pin_block.as_ref(),
+            }),
+        };
         let mut tracker = Tracker {
             swipe_id,
             tx: state_tx,
@@ -393,7 +418,7 @@ impl Pipeline {
             capture_id,
             customer_id: String::new(),
             masked_pan,
-            last4: read.last4.as_deref().map(String::from),
+            last4: last4.clone(),
         };
         let record = match built {
             Ok(r) => r,

@@ -348,6 +348,7 @@ impl Service {
                     fallback: e.fallback.clone(),
                     manual: e.manual.clone(),
                 },
+                check: l.check,
             },
             save_unarmed: l.on_swipe == OnSwipe::Save,
             uploader: UploaderConfig {

@@ -133,7 +133,12 @@ fn schemas() -> Value {
         "CaptureRequest": {"type": "object", "additionalProperties": false, "properties": {
             "reader": {"type": "string", "description": "Reader id or device selector; absent: any reader"},
             "customer": {"type": "object", "description": "Customer API `customer` fields"},
-            "timeout_s": {"type": "number", "exclusiveMinimum": 0}}},
+            "timeout_s": {"type": "number", "exclusiveMinimum": 0},
+            "kind": {"type": "string", "enum": ["card", "check"], "description": "check: arms the next check read (MICR reader); default card"},
+            "check": {"type": "object", "additionalProperties": false, "description": "With kind check: what a MICR line cannot carry; [lane.check] or the check's type fills what is absent", "properties": {
+                "account_type": {"type": "string", "description": "0 checking, 1 saving, 2 business (or the names)"},
+                "sec_code": {"type": "string", "description": "0 CCD, 1 PPD, 2 WEB, 3 TEL, 4 BOC, 5 ARC (or the names); the check number is sent only with BOC and ARC"},
+                "bank_name": {"type": "string"}}}}},
         "Capture": {"type": "object", "required": ["id", "state"], "properties": {
             "id": {"type": "string"},
             "state": {"type": "string", "enum": ["waiting", "saved", "queued", "declined", "rejected", "failed", "timed-out", "cancelled"]},

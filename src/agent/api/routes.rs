@@ -22,6 +22,7 @@ use super::lane::{HealthStatus, Lane};
 use super::AppState;
 use crate::agent::captures::{CaptureError, CaptureStatus};
 use crate::agent::metrics;
+use crate::gateway::check_record::CheckOptions;
 
 /// One operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +162,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
     };
     if let Some(unknown) = body
         .keys()
-        .find(|k| !["reader", "customer", "timeout_s"].contains(&k.as_str()))
+        .find(|k| !["reader", "customer", "timeout_s", "kind", "check"].contains(&k.as_str()))
     {
         // Name the key only when it looks like one: the body is not echoed back.
         let plain = unknown.len() <= 64
@@ -173,7 +174,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         } else {
             ApiError::field(
                 "body",
-                "the body has an unknown field (expected reader, customer, timeout_s)",
+                "the body has an unknown field (expected reader, customer, timeout_s, kind, check)",
             )
         });
     }
@@ -186,6 +187,31 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(ApiError::field("customer", "`customer` must be an object")),
+    };
+    // `"kind":"check"` arms the next check (MICR read); `check` holds what the line lacks.
+    let check_options = match (body.remove("kind"), body.remove("check")) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => None,
+        (Some(Value::String(k)), None | Some(Value::Null)) if k == "card" => None,
+        (Some(Value::String(k)), c) if k == "check" => match c {
+            None | Some(Value::Null) => Some(CheckOptions::default()),
+            Some(Value::Object(m)) => Some(
+                CheckOptions::from_json(&m)
+                    .map_err(|(field, message)| ApiError::field(&field, message))?,
+            ),
+            Some(_) => return Err(ApiError::field("check", "`check` must be an object")),
+        },
+        (None | Some(Value::Null), Some(_)) => {
+            return Err(ApiError::field(
+                "kind",
+                "`check` is given: set `kind` to \"check\"",
+            ))
+        }
+        _ => {
+            return Err(ApiError::field(
+                "kind",
+                "`kind` must be \"card\" or \"check\"",
+            ))
+        }
     };
     let settings = &state.api.settings;
     let timeout = match body.remove("timeout_s") {
@@ -233,11 +259,12 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
             }
         },
     };
-    let id = state
-        .api
-        .captures
-        .arm(reader, customer, timeout)
-        .map_err(capture_error)?;
+    let captures = &state.api.captures;
+    let id = match check_options {
+        Some(c) => captures.arm_check(reader, customer, timeout, c),
+        None => captures.arm(reader, customer, timeout),
+    }
+    .map_err(capture_error)?;
     let status = state
         .api
         .captures
