@@ -1,7 +1,7 @@
 //! cardlane: a card-present terminal agent.
 //!
 //! Data flows one way: reader → transport → framer → decoder → record builder → queue →
-//! uploader → gateway. `card`, `parse` and `crypto` are sans-io; the rest is the I/O shell.
+//! uploader → gateway. `card`, `parse`, `crypto` and `protocol` are sans-io; the rest is the I/O shell.
 #![forbid(unsafe_code)]
 
 pub mod agent;
@@ -11,4 +11,5 @@ pub mod crypto;
 pub mod device;
 pub mod gateway;
 pub mod parse;
+pub mod protocol;
 pub mod queue;

@@ -45,6 +45,10 @@ enum Command {
     Capture(cli::capture::Args),
     /// Inspects and drains the durable queue.
     Queue(cli::queue::Args),
+    /// Drives a reader: status, one card-on-file read, cancel.
+    Reader(cli::reader::Args),
+    /// A simulated driven reader (NEO 2) on a PTY.
+    ReaderSim(cli::reader_sim::Args),
 }
 
 fn init_tracing(format: &str, default_level: &str) {
@@ -90,6 +94,8 @@ fn main() -> ExitCode {
         Command::Replay(a) => cli::replay::run(a),
         Command::Capture(a) => cli::capture::run(a),
         Command::Queue(a) => cli::queue::run(a),
+        Command::Reader(a) => cli::reader::run(a),
+        Command::ReaderSim(a) => cli::reader_sim::run(a),
     };
     match result {
         Ok(code) => code,

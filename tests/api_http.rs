@@ -588,13 +588,16 @@ async fn events_stream_masked_lane_events() {
         capture_id: None,
         error_code: None,
     });
+    // A publisher that hands the whole PAN where only the last 4 belong: the stream must
+    // still carry only the last 4 (and a clear PAN is no masked PAN at all).
+    assert!(MaskedPanText::new(pan).is_none());
     s.events.publish(LaneEvent::Saved {
         reader: Some("front".into()),
         capture_id: None,
         customer_id: "CL1".into(),
         token: Some("1234".into()),
         masked_pan: masked,
-        last4: Some("1111".into()),
+        last4: Some(pan.into()),
     });
     s.events.publish(LaneEvent::ReaderDetached {
         reader: "front".into(),
@@ -626,8 +629,76 @@ async fn events_stream_masked_lane_events() {
     );
     assert_eq!(seen[1].1["masked_pan"], "400557******1111");
     assert_eq!(seen[1].1["last4"], "1111");
+    assert_eq!(seen[2].1["masked_pan"], "400557******1111");
+    assert_eq!(seen[2].1["last4"], "1111", "{}", seen[2].1);
     assert!(!text.contains(pan), "no PAN in the stream");
     s.handle.shutdown().await.unwrap();
+}
+
+/// A subscriber that falls behind (the hub keeps 64 events per subscriber) is told how many
+/// it missed and then gets the newest ones, in order; the stream stays open.
+#[tokio::test]
+async fn a_lagging_event_subscriber_is_told_what_it_missed() {
+    let s = start(4).await;
+    let mut resp = s.get("/v1/events").send().await.unwrap();
+    let mut text = String::new();
+    tokio::time::timeout(HANG, async {
+        while !text.contains(": connected") {
+            let chunk = resp.chunk().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap();
+    // Published without yielding: on this single-threaded runtime the stream cannot read any
+    // of them before all 200 are in, so it lags by exactly 200 - 64.
+    for i in 0..200 {
+        s.events.publish(LaneEvent::Queued {
+            reader: Some("front".into()),
+            capture_id: None,
+            customer_id: format!("CL{i:03}"),
+            masked_pan: None,
+            last4: None,
+        });
+    }
+    tokio::time::timeout(HANG, async {
+        while !text.contains("CL199") {
+            let chunk = resp.chunk().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(text.contains(": missed 136 events"), "{text}");
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| {
+            serde_json::from_str::<Value>(d).unwrap()["customer_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = (136..200).map(|i| format!("CL{i:03}")).collect();
+    assert_eq!(ids, want);
+    // Still live after the lag.
+    s.events.publish(LaneEvent::ReaderDetached {
+        reader: "front".into(),
+        reason: None,
+    });
+    tokio::time::timeout(HANG, async {
+        while !text.contains("event: reader-detached") {
+            let chunk = resp.chunk().await.unwrap().unwrap();
+            text.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(HANG, s.handle.shutdown())
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]

@@ -1,14 +1,16 @@
 //! `cardlane dukpt` / `cardlane pinblock` as a user runs them: outputs, typed errors, exit codes.
 use std::process::Command;
 
+mod common;
+use common::OutputWithin;
+
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const KSN: &str = "FFFF9876543210E00001";
 
 fn run(args: &[&str]) -> (i32, String, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(args)
-        .output()
-        .unwrap();
+        .output_within();
     (
         o.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -398,5 +400,171 @@ fn usage_errors_exit_2() {
         ])
         .0,
         2
+    );
+}
+
+/// AES-CMAC from its definition (RFC 4493 §2.3-2.4) over the `aes` block cipher, checked
+/// against the RFC's four examples; an oracle for the CLI that shares no code with
+/// `crypto::mac` (which uses the `cmac` crate).
+mod rfc4493 {
+    use aes::cipher::{BlockEncrypt, KeyInit};
+
+    fn enc(k: &aes::Aes128, b: [u8; 16]) -> [u8; 16] {
+        let mut blk = b.into();
+        k.encrypt_block(&mut blk);
+        blk.into()
+    }
+
+    fn dbl(b: [u8; 16]) -> [u8; 16] {
+        let v = u128::from_be_bytes(b);
+        let r = (v << 1) ^ if v >> 127 == 1 { 0x87 } else { 0 };
+        r.to_be_bytes()
+    }
+
+    fn xor(a: [u8; 16], b: &[u8]) -> [u8; 16] {
+        let mut o = a;
+        for (x, y) in o.iter_mut().zip(b) {
+            *x ^= y;
+        }
+        o
+    }
+
+    pub fn cmac(key: &[u8], m: &[u8]) -> [u8; 16] {
+        let k = aes::Aes128::new_from_slice(key).unwrap();
+        let k1 = dbl(enc(&k, [0; 16]));
+        let k2 = dbl(k1);
+        let n = m.len().div_ceil(16).max(1);
+        let complete = !m.is_empty() && m.len() % 16 == 0;
+        let last_start = (n - 1) * 16;
+        let last = if complete {
+            xor(k1, &m[last_start..])
+        } else {
+            let mut p = [0u8; 16];
+            let tail = &m[last_start..];
+            p[..tail.len()].copy_from_slice(tail);
+            p[tail.len()] = 0x80;
+            xor(k2, &p)
+        };
+        let mut x = [0u8; 16];
+        for blk in m[..last_start].chunks(16) {
+            x = enc(&k, xor(x, blk));
+        }
+        enc(&k, xor(x, &last))
+    }
+
+    /// RFC 4493 §4, examples 1-4: (message length, tag).
+    pub const EXAMPLES: [(usize, &str); 4] = [
+        (0, "BB1D6929E95937287FA37D129B756746"),
+        (16, "070A16B46B4D4144F79BDD9DD04A287C"),
+        (40, "DFA66747DE9AE63030CA32611497C827"),
+        (64, "51F0BEBF7E3B9D92FC49741779363CFE"),
+    ];
+    pub const KEY: &str = "2B7E151628AED2A6ABF7158809CF4F3C";
+    pub const MESSAGE: &str = "6BC1BEE22E409F96E93D7E117393172AAE2D8A571E03AC9C9EB76FAC45AF8E51\
+                               30C81C46A35CE411E5FBC1191A0A52EFF69F2445DF4F9B17AD2B417BE66C3710";
+}
+
+/// `dukpt mac` with an AES KSN is AES-CMAC under the request/response MAC key: checked for the
+/// four message shapes of RFC 4493 (empty, one whole block, a partial last block, several
+/// whole blocks) against the RFC-checked CMAC above under the X9.24-3 supplement's MAC keys,
+/// and against moov-io's published CMAC of the 17-byte transaction data.
+#[test]
+fn cli_cmac_matches_rfc4493_and_published_values() {
+    let m = hex::decode(rfc4493::MESSAGE).unwrap();
+    let rfc_key = hex::decode(rfc4493::KEY).unwrap();
+    for (len, tag) in rfc4493::EXAMPLES {
+        assert_eq!(
+            hex::encode_upper(rfc4493::cmac(&rfc_key, &m[..len])),
+            tag,
+            "oracle vs RFC 4493, {len} bytes"
+        );
+    }
+    let d: serde_json::Value =
+        serde_json::from_str(include_str!("vectors/aes_dukpt_x9_24_3_2017.json")).unwrap();
+    let bdk = d["aes128_bdk"]["bdk"].as_str().unwrap();
+    let row = &d["aes128_bdk"]["ksns"][0];
+    let ksn = row["ksn"].as_str().unwrap();
+    for (usage, field) in [
+        ("mac-request", "mac_gen_key_aes128"),
+        ("mac-response", "mac_ver_key_aes128"),
+    ] {
+        let key = hex::decode(row[field].as_str().unwrap()).unwrap();
+        for (len, _) in rfc4493::EXAMPLES {
+            let data = if len == 0 {
+                String::new()
+            } else {
+                hex::encode_upper(&m[..len])
+            };
+            let got = ok(&[
+                "dukpt", "mac", "--bdk", bdk, "--ksn", ksn, "--usage", usage, "--data", &data,
+            ]);
+            assert_eq!(
+                got,
+                hex::encode_upper(rfc4493::cmac(&key, &m[..len])),
+                "{usage}, {len} bytes"
+            );
+        }
+    }
+    // moov-io's rows: CMAC over the ASCII transaction data.
+    let data = hex::encode_upper(d["transaction_data_ascii"].as_str().unwrap());
+    for r in d["moov_aes128_working_key_examples"]["rows"]
+        .as_array()
+        .unwrap()
+    {
+        let ksn = r["ksn"].as_str().unwrap();
+        for (usage, field) in [
+            ("mac-request", "cmac_request"),
+            ("mac-response", "cmac_response"),
+        ] {
+            let got = ok(&[
+                "dukpt", "mac", "--bdk", bdk, "--ksn", ksn, "--usage", usage, "--data", &data,
+            ]);
+            assert_eq!(got, r[field].as_str().unwrap(), "{ksn} {usage}");
+        }
+    }
+}
+
+/// The other AES DUKPT working-key types through the CLI (values from
+/// tests/vectors/aes_dukpt_oracle.py, see crypto_vectors.rs).
+#[test]
+fn cli_aes_key_types_tdes2_tdes3_aes192_and_an_aes192_bdk() {
+    let bdk128 = "FEDCBA9876543210F1F1F1F1F1F1F1F1";
+    let ksn = "123456789012345600000001";
+    for (kt, want) in [
+        ("tdes2", "630C706D9546E47D4449313F61C4D4AB"),
+        ("tdes3", "EA8B3F37EB9B15831167EF2977FD8762D9B5913F35766F6A"),
+        ("aes192", "E891D98AFCC6A7A3F0C510BDF28F3D4B29323DDF075C9E13"),
+    ] {
+        let got = ok(&[
+            "dukpt",
+            "key",
+            "--bdk",
+            bdk128,
+            "--ksn",
+            ksn,
+            "--usage",
+            "pin",
+            "--key-type",
+            kt,
+        ]);
+        assert_eq!(got, want, "{kt}");
+    }
+    let bdk192 = "FEDCBA9876543210F1F1F1F1F1F1F1F1FEDCBA9876543210";
+    assert_eq!(
+        ok(&["dukpt", "key", "--bdk", bdk192, "--ksn", ksn, "--usage", "initial"]),
+        "5B6DEE2B5B7FABFFA32591F35BF8F23DD9329AE85131E584"
+    );
+    assert_eq!(
+        ok(&[
+            "dukpt",
+            "key",
+            "--bdk",
+            bdk192,
+            "--ksn",
+            ksn,
+            "--usage",
+            "data-request"
+        ]),
+        "C1D4541AE0E33949DD03F2A10B5E5486BBCAC1C520320E0C"
     );
 }

@@ -476,3 +476,217 @@ fn retail_mac_matches_two_des_reference() {
     k1.encrypt_block(&mut st);
     assert_eq!(mac::retail_mac(&key, data).unwrap().to_vec(), st.to_vec());
 }
+
+/// AES DUKPT working keys of types the published vectors leave out, and an AES-192 BDK: values
+/// from tests/vectors/aes_dukpt_oracle.py, an independent implementation (pyca AES, the
+/// derivation rules of the vectors file's `_algorithm`) that first reproduces all 120 published
+/// AES-128/256 working keys. (KSN, key type, usage, key) under the AES-128 BDK.
+const AES128_BDK_OTHER_TYPES: &[(&str, &str, &str, &str)] = &[
+    (
+        "123456789012345600000001",
+        "2TDEA",
+        "pin",
+        "630C706D9546E47D4449313F61C4D4AB",
+    ),
+    (
+        "123456789012345600000001",
+        "2TDEA",
+        "mac-request",
+        "5D8FD787E8A796D07035FFCA9B5800BB",
+    ),
+    (
+        "123456789012345600000001",
+        "2TDEA",
+        "data-request",
+        "BD44121C223F831446A01EE3A4CB58D2",
+    ),
+    (
+        "123456789012345600000001",
+        "3TDEA",
+        "pin",
+        "EA8B3F37EB9B15831167EF2977FD8762D9B5913F35766F6A",
+    ),
+    (
+        "123456789012345600000001",
+        "3TDEA",
+        "mac-request",
+        "2A1061A6EAC2C14FAC3758EA07B3648A624B24E942785BF1",
+    ),
+    (
+        "123456789012345600000001",
+        "3TDEA",
+        "data-request",
+        "F716DFBC6B2D2D5825B694EEEE181A013F2F1C09380BBE0C",
+    ),
+    (
+        "123456789012345600000001",
+        "AES192",
+        "pin",
+        "E891D98AFCC6A7A3F0C510BDF28F3D4B29323DDF075C9E13",
+    ),
+    (
+        "123456789012345600000001",
+        "AES192",
+        "mac-request",
+        "ACF1D3ABD4CAD8FB0398837EBFEF12982B6E32BBD0B6272F",
+    ),
+    (
+        "123456789012345600000001",
+        "AES192",
+        "data-request",
+        "AEC56DE9604A6D625C6975C1EF8A9156F7E13D3346F637D9",
+    ),
+    (
+        "123456789012345600000010",
+        "2TDEA",
+        "pin",
+        "876BD5F72EBCD6EF110FAA2975DDF0BA",
+    ),
+    (
+        "123456789012345600000010",
+        "2TDEA",
+        "mac-request",
+        "F8EA04F35CC2A6F7EA24909CB46A4B25",
+    ),
+    (
+        "123456789012345600000010",
+        "2TDEA",
+        "data-request",
+        "2A20B2D58C24E26A2694CE2B4144B018",
+    ),
+    (
+        "123456789012345600000010",
+        "3TDEA",
+        "pin",
+        "274F9B76D0B1786E4394F3E293DBA2792AD9706F026A2AFA",
+    ),
+    (
+        "123456789012345600000010",
+        "3TDEA",
+        "mac-request",
+        "6D7A60F3FB53D5788F4CCF8B541499951E0EFBDC81166CFB",
+    ),
+    (
+        "123456789012345600000010",
+        "3TDEA",
+        "data-request",
+        "BC32C678CD763CD131B030DAAF3B8D343A32DC02641DB860",
+    ),
+    (
+        "123456789012345600000010",
+        "AES192",
+        "pin",
+        "3D1A4AD1708D3866CAFF3F1677111F34157E97D44891ACC4",
+    ),
+    (
+        "123456789012345600000010",
+        "AES192",
+        "mac-request",
+        "5B924BE8E924D93496EDA7165B15B1134B63AAF7A4725584",
+    ),
+    (
+        "123456789012345600000010",
+        "AES192",
+        "data-request",
+        "4AE0BFC5AA1FB59A94D263007E84E58A6A3F11B2F2156E36",
+    ),
+];
+/// The first 24 bytes of the standard's AES-256 BDK, as an AES-192 BDK.
+const AES192_BDK: &str = "FEDCBA9876543210F1F1F1F1F1F1F1F1FEDCBA9876543210";
+const AES192_IK: &str = "5B6DEE2B5B7FABFFA32591F35BF8F23DD9329AE85131E584";
+const AES192_TXN: &[(&str, &str)] = &[
+    (
+        "123456789012345600000001",
+        "1387E87CF91556E340947CDBB154AF263ECFCFEA3655EBFE",
+    ),
+    (
+        "123456789012345600000010",
+        "66D3D325393AA01E3ECE1CF808D2889FA9730FA3DC2CF6A7",
+    ),
+];
+/// (KSN, usage, AES-192 working key: the BDK's own size is the default type).
+const AES192_WORKING: &[(&str, &str, &str)] = &[
+    (
+        "123456789012345600000001",
+        "pin",
+        "C5043EDC7F2C001097974D40FF82A050B64A1AB27879F3DB",
+    ),
+    (
+        "123456789012345600000001",
+        "mac-request",
+        "7FB32FB0F68F0E4A2594765F9EB1C472727EE305A5EE35E1",
+    ),
+    (
+        "123456789012345600000001",
+        "data-request",
+        "C1D4541AE0E33949DD03F2A10B5E5486BBCAC1C520320E0C",
+    ),
+    (
+        "123456789012345600000001",
+        "data-response",
+        "3D9BF4BBB0F1D55C23990385DC6BE77497C613E5653FA390",
+    ),
+    (
+        "123456789012345600000010",
+        "pin",
+        "A4F4BDDD939ABD6E45B58CA43129FE72C7AE489B6ECFC15B",
+    ),
+    (
+        "123456789012345600000010",
+        "mac-request",
+        "1A32EC0EC6A3860B02CDE833DB78FAB7B34B053439B1B306",
+    ),
+    (
+        "123456789012345600000010",
+        "data-request",
+        "97F5E7EDE5FF70EE57C8DA8CEDFB99C84A0DC3EB415AA642",
+    ),
+    (
+        "123456789012345600000010",
+        "data-response",
+        "B3DED121CC5D4AFE681600CB2204128F8942837532907D3A",
+    ),
+];
+
+fn usage_of(name: &str) -> Usage {
+    match name {
+        "pin" => Usage::Pin,
+        "mac-request" => Usage::MacRequest,
+        "data-request" => Usage::DataRequest,
+        "data-response" => Usage::DataResponse,
+        other => panic!("{other}"),
+    }
+}
+
+#[test]
+fn aes_other_key_types_and_aes192_bdk() {
+    let d = json(include_str!("vectors/aes_dukpt_x9_24_3_2017.json"));
+    let bdk128 = hx(&d["aes128_bdk"]["bdk"]);
+    for (ksn, kt, usage, want) in AES128_BDK_OTHER_TYPES {
+        let key_type = match *kt {
+            "2TDEA" => KeyType::Tdes2,
+            "3TDEA" => KeyType::Tdes3,
+            "AES192" => KeyType::Aes192,
+            other => panic!("{other}"),
+        };
+        let k = Ksn::from_slice(&hex::decode(ksn).unwrap()).unwrap();
+        let got = crypto::derive_key(&bdk128, &k, usage_of(usage), Some(key_type), false).unwrap();
+        assert_eq!(up(got.as_bytes()), *want, "{ksn} {kt} {usage}");
+    }
+    let bdk192 = hex::decode(AES192_BDK).unwrap();
+    for (ksn, want) in AES192_TXN {
+        let k = Ksn::from_slice(&hex::decode(ksn).unwrap()).unwrap();
+        let ik = crypto::derive_key(&bdk192, &k, Usage::Initial, None, false).unwrap();
+        assert_eq!(up(ik.as_bytes()), AES192_IK);
+        let txn = crypto::derive_key(&bdk192, &k, Usage::Transaction, None, false).unwrap();
+        assert_eq!(up(txn.as_bytes()), *want, "{ksn}");
+    }
+    for (ksn, usage, want) in AES192_WORKING {
+        let k = Ksn::from_slice(&hex::decode(ksn).unwrap()).unwrap();
+        let dflt = crypto::derive_key(&bdk192, &k, usage_of(usage), None, false).unwrap();
+        assert_eq!(up(dflt.as_bytes()), *want, "{ksn} {usage}");
+        let named =
+            crypto::derive_key(&bdk192, &k, usage_of(usage), Some(KeyType::Aes192), false).unwrap();
+        assert_eq!(up(named.as_bytes()), *want, "{ksn} {usage}");
+    }
+}

@@ -7,6 +7,8 @@ use std::process::{Command, Stdio};
 use cardlane::parse::{decode_frame, split_frames, validate_at, ParseError};
 use serde_json::Value;
 
+mod common;
+
 fn dir(sub: &str) -> Vec<PathBuf> {
     let d = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/decode")
@@ -83,9 +85,114 @@ fn good_fixtures_decode_to_their_expected_values() {
             checked += 1;
         }
         assert!(checked >= 3, "{} has too few expectations", p.display());
-        // Card data never leaks into the JSON: masked text only.
+        // Card data never leaks into the JSON: no PAN of the corpus, masked text only, and
+        // the masked PAN is the mask of one of them (so the list covers this card).
         let s = v.to_string();
-        assert!(!s.contains("5413330089020011") && !s.contains("4761739001010119"));
+        let pans = corpus_pans();
+        for pan in &pans {
+            assert!(
+                !s.contains(pan.as_str()),
+                "{}: PAN in the JSON",
+                p.display()
+            );
+        }
+        if let Some(m) = v["masked_pan"].as_str() {
+            assert!(
+                pans.iter().any(|pan| masks(m, pan)),
+                "{}: {m} is no corpus PAN",
+                p.display()
+            );
+        }
+        // Nor a check's account number (the MICR fixtures' accounts).
+        if v["format"] == "micr" {
+            for acct in ["123456789", "1234567890", "987654321"] {
+                assert!(!s.contains(acct), "{}", p.display());
+            }
+        }
+    }
+}
+
+/// Whether `masked` (digits and `*`) is a mask of `pan`: same length, shown digits equal.
+fn masks(masked: &str, pan: &str) -> bool {
+    masked.len() == pan.len()
+        && masked
+            .bytes()
+            .zip(pan.bytes())
+            .all(|(m, d)| m == b'*' || m == d)
+}
+
+/// Runs of 13-19 digits right after a track's start (`%B`, `;`, `+`): the PANs `text` holds
+/// in the clear. No Luhn filter: vendor samples such as sample 09's 5452300551227189 fail the
+/// check digit.
+fn pans_in(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    for (i, &c) in b.iter().enumerate() {
+        if !matches!(c, b'B' | b';' | b'+') {
+            continue;
+        }
+        let run: String = text[i + 1..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        // MagTek's masked tracks keep the first 6 and last 4 and send '0' between: a mask as
+        // the reader sent it, not a PAN.
+        let zero_masked = run.len() > 10 && run[6..run.len() - 4].bytes().all(|d| d == b'0');
+        if (13..=19).contains(&run.len()) && !zero_masked {
+            out.push(run);
+        }
+    }
+    out
+}
+
+/// Every PAN the decode fixtures hold in the clear: in their provenance comments (`# clear:`),
+/// in clear track text, and in the ASCII of hex payloads (masked and clear track fields).
+fn corpus_pans() -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for p in dir("good").into_iter().chain(dir("broken")) {
+        let text = std::fs::read_to_string(&p).unwrap();
+        out.extend(pans_in(&text));
+        if p.extension().is_some_and(|e| e == "hex") {
+            let clean: String = payload(&text).split_whitespace().collect();
+            if let Ok(bytes) = hex::decode(clean) {
+                out.extend(pans_in(&String::from_utf8_lossy(&bytes)));
+            }
+        }
+    }
+    // The cards the fixtures are made from (fixtures/README.md), at least.
+    for pan in [
+        "4761739001010119",
+        "5413330089020011",
+        "5452300551227189",
+        "5150710200107861",
+    ] {
+        assert!(out.contains(pan), "{pan} not found in the corpus");
+    }
+    out
+}
+
+/// `cardlane decode` itself (stdout and stderr, at trace level) on every good fixture:
+/// no PAN of the corpus.
+#[test]
+fn cli_decode_of_every_fixture_holds_no_pan() {
+    let pans = corpus_pans();
+    for p in dir("good") {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_cardlane"));
+        cmd.arg("decode").env("CARDLANE_LOG", "trace");
+        if p.extension().is_some_and(|e| e == "hex") {
+            cmd.arg("--hex");
+        }
+        let out = common::OutputWithin::output_within(cmd.arg(&p));
+        assert!(out.status.success(), "{}", p.display());
+        let all = [out.stdout, out.stderr].concat();
+        let text = String::from_utf8_lossy(&all);
+        for pan in &pans {
+            assert!(
+                !text.contains(pan.as_str()),
+                "{}: PAN in the output",
+                p.display()
+            );
+        }
     }
 }
 
@@ -123,7 +230,7 @@ fn cardlane(args: &[&str], stdin: Option<&[u8]>) -> (i32, String) {
             i.write_all(b).unwrap();
         }
     }
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_output(&mut child);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout).unwrap(),
@@ -219,4 +326,73 @@ fn cli_binary_frames_back_to_back_and_errors() {
     assert!(out.contains("bad-hex"));
     let (code, _) = cardlane(&["decode", "--variant", "nonsense"], Some(b""));
     assert_eq!(code, 2);
+}
+
+/// Chip data without its frame (SDK logs) and keyboard TLV cut short in a trailing tag decrypt
+/// under the ANSI test BDK to the public test card they were made from (Visa acquirer test
+/// card 19, reader-formats.md §2.7's example PAN).
+#[test]
+fn cli_bare_chip_data_and_cut_keyboard_tlv_decrypt() {
+    let bdk = "0123456789ABCDEFFEDCBA9876543210";
+    let want = ";4761739001010119=251220112340001230?";
+    for (args, file, warn) in [
+        (
+            &["decode", "--hex", "--bdk", bdk][..],
+            "good/emv_tlv_sdk_log.hex",
+            false,
+        ),
+        (
+            &["decode", "--bdk", bdk][..],
+            "good/emv_tlv_keyboard_cut.txt",
+            true,
+        ),
+    ] {
+        let mut a = args.to_vec();
+        let f = fixture(file);
+        a.push(&f);
+        let (code, out) = cardlane(&a, None);
+        assert_eq!(code, 0, "{file}: {out}");
+        let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        assert_eq!(v["format"], "emv-tlv", "{file}");
+        assert_eq!(v["decrypted"]["2"], want, "{file}");
+        let truncated = v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w == "truncated");
+        assert_eq!(truncated, warn, "{file}");
+    }
+}
+
+/// `decode --bdk` judges Luhn on the PAN it decrypted: an ID TECH enhanced frame whose masked
+/// PAN hides the check digit's error (4111111111111112 fails Luhn: digit sum 31) is flagged
+/// only once decrypted.
+#[test]
+fn cli_decode_bdk_checks_luhn_on_the_clear_pan() {
+    let bdk = "0123456789ABCDEFFEDCBA9876543210";
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args([
+            "synth",
+            "--format",
+            "idtech-enhanced",
+            "--bdk",
+            bdk,
+            "--ksn",
+            "FFFF9876543210E00001",
+            "--track2",
+            ";4111111111111112=2912101?",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let frame = out.stdout;
+    let warnings = |args: &[&str]| -> Vec<Value> {
+        let (code, out) = cardlane(args, Some(&frame));
+        assert_eq!(code, 0, "{out}");
+        let v: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+        v["warnings"].as_array().unwrap().clone()
+    };
+    let luhn = Value::from("pan-fails-luhn");
+    assert!(warnings(&["decode", "--bdk", bdk]).contains(&luhn));
+    assert!(!warnings(&["decode"]).contains(&luhn));
 }

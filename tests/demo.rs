@@ -2,13 +2,15 @@
 //! table's last 4 digits are the ones fixtures/captures/expected.json lists.
 use std::process::Command;
 
+mod common;
+use common::OutputWithin;
+
 #[test]
 fn demo_saves_every_bundled_swipe() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .arg("demo")
         .env_remove("CARDLANE_API_KEY")
-        .output()
-        .unwrap();
+        .output_within();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(

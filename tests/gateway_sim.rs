@@ -16,9 +16,14 @@ use cardlane::gateway::{
 };
 use serde_json::{json, Value};
 
+mod common;
+use common::OutputWithin;
+
 const KEY: &str = "sim-test-key-0f8fad5b-d9cb-469f";
 /// Visa test card from the vendor's samples (onepay-gateway.md).
 const PAN: &str = "4005571701111111";
+/// One digit too many for `card.number` (customer-api.md: 13 to 19 digits).
+const BAD_NUMBER: &str = "40055717011111119999";
 const TRACKS: &str = "%B4005571701111111^FDMS TEST CARD/VISA^2512101?;4005571701111111=2512101?";
 
 // ---- log capture: every test in this binary logs at TRACE into one buffer ----
@@ -107,7 +112,10 @@ async fn raw_post(base: &str, key: &str, body: &Value) -> (u16, String) {
 }
 
 async fn customers(base: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{base}/_sim/customers"))
+    let v: Value = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .json()
@@ -119,6 +127,7 @@ async fn customers(base: &str) -> Vec<Value> {
 async fn fault(base: &str, spec: Value) {
     let r = reqwest::Client::new()
         .post(format!("{base}/_sim/faults"))
+        .header("x-authorization", KEY)
         .json(&spec)
         .send()
         .await
@@ -421,6 +430,7 @@ async fn http_500_is_retried_and_bounded() {
     );
     let r = reqwest::Client::new()
         .delete(format!("{}/_sim/faults", sim.base_url))
+        .header("x-authorization", KEY)
         .send()
         .await
         .unwrap();
@@ -472,20 +482,26 @@ async fn commit_then_drop_then_retry_leaves_one_customer() {
 #[tokio::test]
 async fn delay_beyond_the_timeout_is_transient_then_saved() {
     let sim = start(false, None).await;
-    let mut cfg = ClientConfig::new(&sim.base_url, ApiKey::new(KEY));
-    cfg.total_timeout = Duration::from_millis(300);
-    cfg.retry = RetryPolicy {
-        max_attempts: 2,
-        min_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(20),
+    let client_with = |timeout: Duration| {
+        let mut cfg = ClientConfig::new(&sim.base_url, ApiKey::new(KEY));
+        cfg.total_timeout = timeout;
+        cfg.retry = RetryPolicy {
+            max_attempts: 2,
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_millis(20),
+        };
+        GatewayClient::new(cfg).unwrap()
     };
-    let client = GatewayClient::new(cfg).unwrap();
+    // Margins a loaded machine cannot close: a 1 s time-out against an 8 s delay, a 50 ms
+    // delay against a 20 s time-out.
     fault(
         &sim.base_url,
-        json!({"kind": "delay", "count": 1, "delay_ms": 1500}),
+        json!({"kind": "delay", "count": 1, "delay_ms": 8000}),
     )
     .await;
-    let once = client.save_once(&swipe("SLOW", "1")).await;
+    let once = client_with(Duration::from_secs(1))
+        .save_once(&swipe("SLOW", "1"))
+        .await;
     assert_eq!(
         once,
         Outcome::Transient {
@@ -498,7 +514,9 @@ async fn delay_beyond_the_timeout_is_transient_then_saved() {
         json!({"kind": "delay", "count": 1, "delay_ms": 50}),
     )
     .await;
-    let d = client.save_customer(&swipe("SLOW", "1")).await;
+    let d = client_with(Duration::from_secs(20))
+        .save_customer(&swipe("SLOW", "1"))
+        .await;
     assert_eq!((saved_id(&d), d.attempts), ("SLOW".into(), 1));
     sim.shutdown().await;
 }
@@ -539,6 +557,7 @@ async fn decline_and_auth_failure_are_final() {
 
     let r = reqwest::Client::new()
         .post(format!("{}/_sim/faults", sim.base_url))
+        .header("x-authorization", KEY)
         .json(&json!({"kind": "bogus"}))
         .send()
         .await
@@ -746,22 +765,47 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
         code: Some("123".into()),
         ..Default::default()
     });
-    client.save_customer(&with_number).await;
-    client.save_customer(&swipe("LOG2", "1")).await;
+    // Each call must have done what it stands for, or the search below covers less.
+    let d = client.save_customer(&with_number).await;
+    assert_eq!((saved_id(&d), d.attempts), ("LOG1".into(), 1));
+    let d = client.save_customer(&swipe("LOG2", "1")).await;
+    assert_eq!((saved_id(&d), d.attempts), ("LOG2".into(), 1));
     fault(&sim.base_url, json!({"kind": "http-500", "count": 1})).await;
-    client.save_customer(&swipe("LOG3", "1")).await;
+    let d = client.save_customer(&swipe("LOG3", "1")).await;
+    assert_eq!(
+        (saved_id(&d), d.attempts),
+        ("LOG3".into(), 2),
+        "retried after the 500"
+    );
     fault(
         &sim.base_url,
         json!({"kind": "commit-then-drop", "count": 1}),
     )
     .await;
-    client.save_customer(&swipe("LOG4", "1")).await;
+    let d = client.save_customer(&swipe("LOG4", "1")).await;
+    assert_eq!(
+        (saved_id(&d), d.attempts),
+        ("LOG4".into(), 2),
+        "retried after the drop"
+    );
+    // A keyed number of 20 digits (customer-api.md: 13 to 19), with no track data to prefer
+    // over it: the rejection's text and logs must not echo it.
     let mut bad = swipe("LOG5", "1");
-    bad.card.as_mut().unwrap().number = Some("4005571701111111999".into());
-    client.save_customer(&bad).await;
-    client_for(&sim.base_url, "wrong-key-LOGTEST", 1)
+    bad.card = Some(CardRequest {
+        number: Some(BAD_NUMBER.into()),
+        expiration_date: Some("1229".into()),
+        ..Default::default()
+    });
+    let d = client.save_customer(&bad).await;
+    assert!(
+        matches!(&d.outcome, Outcome::Rejected { text }
+            if text.contains("card.number") && !text.contains(BAD_NUMBER)),
+        "{d:?}"
+    );
+    let d = client_for(&sim.base_url, "wrong-key-LOGTEST", 1)
         .save_customer(&swipe("LOG6", "1"))
         .await;
+    assert_eq!(d.outcome, Outcome::AuthFailed);
     // Debug prints of the request and config go to the log too: they must be redacted.
     tracing::trace!(request = ?with_number, config = ?ClientConfig::new("http://x", ApiKey::new(KEY)), "debug dump");
     sim.shutdown().await;
@@ -769,7 +813,14 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
     let text = String::from_utf8_lossy(&logs().0.lock().unwrap()).into_owned();
     assert!(text.contains("customer request"), "the capture works");
     assert!(text.contains("LOG1"));
-    for secret in [PAN, KEY, "wrong-key-LOGTEST", "2512101", "FDMS TEST CARD"] {
+    for secret in [
+        PAN,
+        KEY,
+        "wrong-key-LOGTEST",
+        "2512101",
+        "FDMS TEST CARD",
+        BAD_NUMBER,
+    ] {
         assert!(!text.contains(secret), "log holds {secret:?}");
     }
 }
@@ -780,7 +831,6 @@ async fn logs_never_hold_the_pan_tracks_or_api_key() {
 /// `--db`, and exits 0 on SIGTERM; without an API key it is a usage error (2).
 #[tokio::test]
 async fn the_command_runs_and_stops_gracefully() {
-    use std::io::BufRead;
     use std::process::{Command, Stdio};
     logs();
     let exe = env!("CARGO_BIN_EXE_cardlane");
@@ -790,10 +840,8 @@ async fn the_command_runs_and_stops_gracefully() {
     let status = Command::new(exe)
         .args(["gateway-sim", "--listen", "127.0.0.1:0"])
         .env_remove("CARDLANE_API_KEY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap();
+        .output_within()
+        .status;
     assert_eq!(status.code(), Some(2));
 
     let mut child = Command::new(exe)
@@ -811,10 +859,7 @@ async fn the_command_runs_and_stops_gracefully() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let first = common::Lines::new(child.stdout.take().unwrap()).next();
     let base = first
         .trim()
         .strip_prefix("listening on ")
@@ -834,10 +879,9 @@ async fn the_command_runs_and_stops_gracefully() {
 
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let out = child.wait_with_output().unwrap();
+        .output_within();
+    assert!(killed.status.success());
+    let out = common::wait_output(&mut child);
     assert_eq!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("customer request"), "{stderr}");

@@ -1,13 +1,15 @@
 //! Whole flows with real processes and files: `cardlane replay --gateway` and `cardlane queue
 //! flush` against `cardlane gateway-sim` on 127.0.0.1:0 (faults injected, gateway down, wrong
 //! API key, kill -9 mid-flush, SIGTERM mid-replay).
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+mod common;
+use common::{wait_output, wait_until, Lines, OutputWithin, WAIT};
 
 const KEY: &str = "test-api-key-0001";
 
@@ -63,10 +65,7 @@ fn start_sim(dir: &Path) -> Sim {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = Lines::new(child.stdout.take().unwrap()).next();
     let url = line
         .trim()
         .strip_prefix("listening on ")
@@ -79,6 +78,7 @@ fn start_sim(dir: &Path) -> Sim {
 /// A minimal HTTP/1.1 call for the simulator's `/_sim/` hooks.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> Value {
     let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(WAIT)).unwrap();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nx-authorization: {KEY}\r\n\
@@ -106,8 +106,7 @@ fn cardlane(dir: &Path, key: &str, args: &[&str]) -> Output {
         .env("CARDLANE_API_KEY", key)
         .env_remove("CARDLANE_QUEUE_KEY")
         .env("CARDLANE_QUEUE", dir.join("q.db"))
-        .output()
-        .unwrap()
+        .output_within()
 }
 
 fn lines(out: &Output) -> Vec<Value> {
@@ -247,38 +246,89 @@ fn gateway_down_then_flush_killed_and_rerun_delivers_each_once() {
     }
     assert!(!contains(&disk, "%B"));
 
-    // The gateway comes back slowly; a flush is killed mid-way, then run again.
+    // The gateway comes back slowly; a flush is killed mid-way, then run again. The delay
+    // outlasts the test, so the two requests the flush sends first are still unanswered when
+    // it is killed.
     let sim = start_sim(dir.path());
     http(
         &sim.addr,
         "POST",
         "/_sim/faults",
-        r#"{"kind":"delay","count":3,"delay_ms":3000}"#,
+        r#"{"kind":"delay","count":2,"delay_ms":120000}"#,
     );
-    let mut flush = Command::new(bin())
-        .args([
-            "queue",
-            "flush",
-            "--gateway",
-            &sim.url,
-            "--concurrency",
-            "2",
-        ])
-        .env("CARDLANE_API_KEY", KEY)
-        .env("CARDLANE_QUEUE", dir.path().join("q.db"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    flush.kill().unwrap(); // SIGKILL
-    flush.wait().unwrap();
+    let sending = |dir: &Path| {
+        lines(&cardlane(dir, KEY, &["queue", "list"]))
+            .iter()
+            .filter(|r| r["state"] == "sending")
+            .count()
+    };
+    // The replay's backoff (2 s at most) leaves the records not yet due for a while, and a
+    // flush sends only what is due when it starts: start flushes until one has records in
+    // flight, then SIGKILL it while the gateway holds them unanswered.
+    let deadline = std::time::Instant::now() + WAIT;
+    let in_flight = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no flush sent anything"
+        );
+        let mut flush = Command::new(bin())
+            .args([
+                "queue",
+                "flush",
+                "--gateway",
+                &sim.url,
+                "--concurrency",
+                "2",
+            ])
+            .env("CARDLANE_API_KEY", KEY)
+            .env("CARDLANE_QUEUE", dir.path().join("q.db"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut exited = false;
+        wait_until("records in flight or the flush done", || {
+            exited = flush.try_wait().unwrap().is_some();
+            exited || sending(dir.path()) > 0
+        });
+        if exited {
+            // Nothing was due yet: it sent nothing and kept everything.
+            let report: Value = serde_json::from_slice(&wait_output(&mut flush).stdout).unwrap();
+            assert_eq!(
+                (report["sent"].as_u64(), report["remaining"].as_u64()),
+                (Some(0), Some(CARDS.len() as u64)),
+                "{report}"
+            );
+            continue;
+        }
+        flush.kill().unwrap(); // SIGKILL
+        wait_output(&mut flush);
+        break sending(dir.path());
+    };
+    // The kill left them in flight: unanswered, not stored, at most the two slots.
+    assert!(
+        (1..=2).contains(&in_flight),
+        "{in_flight} records in flight at the kill"
+    );
+    assert_eq!(
+        lines(&cardlane(dir.path(), KEY, &["queue", "list"])).len(),
+        CARDS.len()
+    );
+    assert!(
+        customers(&sim).is_empty(),
+        "the delayed requests were not stored"
+    );
     http(&sim.addr, "DELETE", "/_sim/faults", "");
-    let again = cardlane(dir.path(), KEY, &["queue", "flush", "--gateway", &sim.url]);
-    let report: Value = serde_json::from_slice(&again.stdout).unwrap();
-    assert_eq!(report["remaining"], 0, "{report}");
-    assert_eq!(report["failed"], 0, "{report}");
-    assert!(again.status.success());
+    // Flush again until everything is sent (records still in backoff wait for a later run).
+    let mut sent = 0;
+    wait_until("the queue drained", || {
+        let again = cardlane(dir.path(), KEY, &["queue", "flush", "--gateway", &sim.url]);
+        let report: Value = serde_json::from_slice(&again.stdout).unwrap();
+        assert_eq!(report["failed"], 0, "{report}");
+        sent += report["sent"].as_u64().unwrap();
+        report["remaining"] == 0 && again.status.success()
+    });
+    assert_eq!(sent, CARDS.len() as u64);
     let stored = customers(&sim);
     assert_eq!(stored.len(), CARDS.len(), "{stored:?}");
     assert_eq!(last4s(&stored, "account_last_4"), expected_last4());
@@ -348,8 +398,8 @@ fn clear_reader_refused_without_allow_clear() {
 fn sigterm_mid_replay_keeps_what_was_taken() {
     let dir = tempfile::tempdir().unwrap();
     let cap = dir.path().join("slow.capture");
-    // The second swipe comes 30 s after the first: SIGTERM arrives in between.
-    std::fs::write(&cap, wedge_capture(&CARDS[..2], 30_000)).unwrap();
+    // The second swipe comes ten minutes after the first: SIGTERM arrives in between.
+    std::fs::write(&cap, wedge_capture(&CARDS[..2], 600_000)).unwrap();
     let child = Command::new(bin())
         .args([
             "replay",
@@ -362,17 +412,23 @@ fn sigterm_mid_replay_keeps_what_was_taken() {
         .arg(&cap)
         .env("CARDLANE_API_KEY", KEY)
         .env("CARDLANE_QUEUE", dir.path().join("q.db"))
+        .env("CARDLANE_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // SIGTERM once the first swipe has its outcome (durable, gateway unreachable).
+    let mut child = child;
+    let mut log = Lines::new(child.stderr.take().unwrap());
+    log.until("the first swipe queued", |l| {
+        l.contains("swipe outcome") && l.contains("queued")
+    });
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on our own child process id; no memory is involved.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let started = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(started.elapsed() < Duration::from_secs(15));
+    // It exits on the signal rather than after the capture's ten-minute gap (a hang fails
+    // after WAIT).
+    let out = wait_output(&mut child);
     let got = lines(&out);
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0]["outcome"], "queued");
@@ -523,4 +579,70 @@ fn past_the_queue_cap_a_swipe_is_refused_not_dropped() {
         .filter(|l| l.contains("\"pending\""))
         .count();
     assert_eq!(held, 2, "{}", String::from_utf8_lossy(&list.stdout));
+}
+
+/// README: a swipe's request may start while its row commits; the row is written `sending`
+/// and the answer applied only after the commit, so an agent killed after the commit and
+/// before the answer sends it again on the next start, and the gateway keeps one customer.
+/// Here the simulator holds the direct send unanswered (one free slot, a fresh customer id:
+/// the direct lane), the replay is killed once the row is committed `sending`, and a flush
+/// (the next start) delivers it.
+#[test]
+fn killed_between_direct_send_and_answer_resends_on_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = start_sim(dir.path());
+    http(
+        &sim.addr,
+        "POST",
+        "/_sim/faults",
+        r#"{"kind":"delay","count":1,"delay_ms":120000}"#,
+    );
+    let cap = dir.path().join("one.capture");
+    std::fs::write(&cap, wedge_capture(&CARDS[..1], 0)).unwrap();
+    let mut replay = Command::new(bin())
+        .args([
+            "replay",
+            "--gateway",
+            &sim.url,
+            "--allow-clear",
+            "--no-delay",
+            "--wait",
+            "600",
+        ])
+        .arg(&cap)
+        .env("CARDLANE_API_KEY", KEY)
+        .env("CARDLANE_QUEUE", dir.path().join("q.db"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let held = |dir: &Path| lines(&cardlane(dir, KEY, &["queue", "list"]));
+    // The request is at the gateway (which holds it) and the row is committed `sending`.
+    wait_until("the swipe committed while its send is in flight", || {
+        http(&sim.addr, "GET", "/_sim/stats", "")["customer_requests"] == 1
+            && held(dir.path()).iter().any(|r| r["state"] == "sending")
+    });
+    replay.kill().unwrap(); // SIGKILL
+    wait_output(&mut replay);
+    let rows = held(dir.path());
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["state"], "sending", "{rows:?}");
+    assert!(customers(&sim).is_empty(), "the gateway has not answered");
+    http(&sim.addr, "DELETE", "/_sim/faults", "");
+
+    // The next start: the row left `sending` is sent again.
+    let mut sent = 0;
+    wait_until("the queue drained", || {
+        let out = cardlane(dir.path(), KEY, &["queue", "flush", "--gateway", &sim.url]);
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["failed"], 0, "{report}");
+        sent += report["sent"].as_u64().unwrap();
+        report["remaining"] == 0
+    });
+    assert_eq!(sent, 1);
+    let stored = customers(&sim);
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0]["customer_id"], rows[0]["customer_id"]);
+    assert_eq!(stored[0]["account_last_4"], "1111");
+    assert!(held(dir.path()).is_empty());
 }

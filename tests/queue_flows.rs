@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use cardlane::queue::{
     Deliver, DeliverFuture, DeliverResult, FinalAnswer, KeySource, NewRecord, Queue, QueueConfig,
@@ -14,9 +14,14 @@ use cardlane::queue::{
 };
 use zeroize::Zeroizing;
 
+mod common;
+use common::{wait_exit, wait_until, OutputWithin};
+
 const PAN: &str = "4761739001010119";
 const RECORDS: usize = 200;
 const CONCURRENCY: usize = 4;
+/// Deliveries the child's gateway answers before its answers stop coming.
+const ANSWERED: usize = RECORDS / 4;
 
 fn config(key_file: &Path) -> QueueConfig {
     QueueConfig {
@@ -40,14 +45,17 @@ fn customer_of(payload: &[u8]) -> String {
 }
 
 /// A stand-in gateway: appends each customer it "saves" to a log file (an upsert store keyed
-/// by customer id), answering slowly so the parent can kill us mid-drain.
+/// by customer id). With `answer_first: Some(k)` it answers only the first k deliveries: later
+/// ones are committed (logged) and then never answered, as a gateway whose responses are lost,
+/// so the parent kills the drain at a known point rather than one decided by polling speed.
 struct LogGateway {
     log: Mutex<std::fs::File>,
-    delay: Duration,
+    answer_first: Option<usize>,
+    calls: AtomicUsize,
 }
 
 impl LogGateway {
-    fn new(path: &Path, delay: Duration) -> Arc<Self> {
+    fn new(path: &Path, answer_first: Option<usize>) -> Arc<Self> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -55,7 +63,8 @@ impl LogGateway {
             .unwrap();
         Arc::new(LogGateway {
             log: Mutex::new(log),
-            delay,
+            answer_first,
+            calls: AtomicUsize::new(0),
         })
     }
 }
@@ -63,11 +72,13 @@ impl LogGateway {
 impl Deliver for LogGateway {
     fn deliver<'a>(&'a self, payload: &'a [u8]) -> DeliverFuture<'a> {
         Box::pin(async move {
+            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
             let line = format!("{}\n", customer_of(payload));
-            // The gateway commits, then answers slowly: a kill in between is the lost-response
-            // case the upsert covers.
+            // The gateway commits, then the answer is lost: the case the upsert covers.
             self.log.lock().unwrap().write_all(line.as_bytes()).unwrap();
-            tokio::time::sleep(self.delay).await;
+            if self.answer_first.is_some_and(|k| n > k) {
+                std::future::pending::<()>().await;
+            }
             DeliverResult::Final(FinalAnswer::Saved(Saved {
                 token: Some("tok".into()),
             }))
@@ -87,7 +98,7 @@ fn child_drain() {
     };
     let db = PathBuf::from(db);
     let queue = Queue::open(&db, config(&db.with_extension("key"))).unwrap();
-    let gw = LogGateway::new(Path::new(&log), Duration::from_millis(5));
+    let gw = LogGateway::new(Path::new(&log), Some(ANSWERED));
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let up = Uploader::new(
@@ -145,20 +156,24 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while log_lines(&log).len() < RECORDS / 4 {
-        assert!(Instant::now() < deadline, "child made no progress");
+    // The drain stalls with every slot holding a committed, unanswered delivery: then kill.
+    wait_until("the drain stalled on lost answers", || {
         assert!(
             child.try_wait().unwrap().is_none(),
             "child ended before the kill"
         );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+        log_lines(&log).len() == ANSWERED + CONCURRENCY
+    });
     child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-
+    wait_exit(&mut child);
     let delivered_before = log_lines(&log);
-    assert!(delivered_before.len() < RECORDS, "killed mid-drain");
+    assert_eq!(
+        delivered_before.len(),
+        ANSWERED + CONCURRENCY,
+        "killed mid-drain"
+    );
+    // The deliveries whose answers were lost: committed at the gateway, still in flight here.
+    let unanswered: BTreeSet<String> = delivered_before[ANSWERED..].iter().cloned().collect();
     // What the kill left behind, seen without the key.
     let inspect = Queue::open(
         &db,
@@ -174,7 +189,11 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
         .filter(|r| r.state == RecordState::Sending)
         .map(|r| r.customer_id.clone())
         .collect();
-    assert!(in_flight.len() <= CONCURRENCY);
+    assert_eq!(
+        in_flight, unanswered,
+        "exactly the unanswered rows are in flight"
+    );
+    assert_eq!(left.len(), RECORDS - ANSWERED, "the answered rows are gone");
     drop(inspect);
 
     // Restart: recovery puts `sending` rows back, and the drain finishes.
@@ -183,14 +202,17 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
     let report = rt.block_on(async {
         let up = Uploader::new(
             q.clone(),
-            LogGateway::new(&log, Duration::ZERO),
+            LogGateway::new(&log, None),
             UploaderConfig {
                 concurrency: CONCURRENCY,
                 ..UploaderConfig::default()
             },
         )
         .unwrap();
-        up.flush_once().await.unwrap()
+        tokio::time::timeout(common::WAIT, up.flush_once())
+            .await
+            .expect("the resumed drain finished")
+            .unwrap()
     });
     assert_eq!(report.remaining, 0);
     assert_eq!(report.sent as usize, left.len());
@@ -216,6 +238,9 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
         }
     }
     let dups = times.values().filter(|n| **n > 1).count();
+    // Each unanswered delivery was sent again after the restart: twice in all.
+    assert_eq!(dups, CONCURRENCY);
+    assert!(unanswered.iter().all(|c| times[c] == 2));
     eprintln!(
         "killed after {} deliveries; {} rows left, {} in flight, {dups} delivered twice",
         delivered_before.len(),
@@ -236,8 +261,7 @@ fn cardlane(args: &[&str]) -> std::process::Output {
         .env_remove("CARDLANE_QUEUE")
         .env_remove("CARDLANE_QUEUE_KEY")
         .env_remove("CARDLANE_API_KEY")
-        .output()
-        .unwrap()
+        .output_within()
 }
 
 #[test]
@@ -320,8 +344,7 @@ fn cli_list_purge_flush() {
         .env_remove("CARDLANE_QUEUE")
         .env_remove("CARDLANE_QUEUE_KEY")
         .env("CARDLANE_API_KEY", "k")
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(
         out.status.code(),
         Some(1),

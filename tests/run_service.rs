@@ -14,6 +14,9 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use serialport::{SerialPort, TTYPort};
 
+mod common;
+use common::OutputWithin;
+
 const API_KEY: &str = "run-test-key";
 
 /// The simulator on its own runtime, alive as long as the value.
@@ -48,8 +51,17 @@ impl Gateway {
 
     fn customers(&self) -> Vec<Value> {
         let url = format!("{}/_sim/customers", self.base_url);
-        self.rt
-            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+        self.rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-authorization", API_KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
     }
 }
 
@@ -169,8 +181,8 @@ impl Agent {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
-            .status()
-            .unwrap()
+            .output_within()
+            .status
             .success());
         let end = Instant::now() + Duration::from_secs(20);
         let status = loop {
@@ -180,8 +192,18 @@ impl Agent {
             assert!(Instant::now() < end, "agent did not stop after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
         };
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(500)) {
-            self.seen.push(l);
+        // The agent has exited: read its output to the end of the pipe (the reader thread
+        // hangs up there), however slowly that thread gets to run.
+        let end = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self
+                .lines
+                .recv_timeout(end.saturating_duration_since(Instant::now()))
+            {
+                Ok(l) => self.seen.push(l),
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(e) => panic!("agent output still open 30 s after exit: {e}"),
+            }
         }
         status
     }
@@ -440,8 +462,7 @@ fn bad_configuration_names_the_key() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["run", "--config"])
         .arg(&path)
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("gateway.bse_url"), "{err}");
@@ -458,15 +479,13 @@ fn bad_configuration_names_the_key() {
         .args(["run", "--check", "--config"])
         .arg(&good)
         .env("CARDLANE_API_KEY", API_KEY)
-        .output()
-        .unwrap();
+        .output_within();
     assert!(out.status.success());
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["run", "--config"])
         .arg(&good)
         .env_remove("CARDLANE_API_KEY")
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("CARDLANE_API_KEY"), "{err}");

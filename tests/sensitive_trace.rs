@@ -2,9 +2,13 @@
 //! gateway simulator run with `CARDLANE_LOG=trace` in both log formats; stdout, stderr and every
 //! file they leave (queue, WAL, simulator database) are searched for each fixture PAN and for
 //! clear track text. None may appear.
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+mod common;
+use common::{wait_until, Lines, OutputWithin};
 
 const KEY: &str = "trace-test-key-42";
 
@@ -78,6 +82,14 @@ fn check_dir(dir: &Path) {
     }
 }
 
+/// The JSON lines a command printed (fails on any other line).
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
 fn run(fmt: &str, dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(bin())
         .arg("--log-format")
@@ -87,10 +99,10 @@ fn run(fmt: &str, dir: &Path, args: &[&str]) -> Output {
         .env("CARDLANE_API_KEY", KEY)
         .env("CARDLANE_QUEUE", dir.join("q.db"))
         .env_remove("CARDLANE_QUEUE_KEY")
-        .output()
-        .unwrap();
-    // Trace level really is on where there is I/O to log.
-    if args.contains(&"--gateway") || args[0] == "demo" {
+        .output_within();
+    // Trace level really is on where there is I/O to log (a flush with nothing due has none:
+    // the flush loop checks its own).
+    if (args.contains(&"--gateway") && args[0] != "queue") || args[0] == "demo" {
         assert!(!out.stderr.is_empty(), "{args:?}: no log output");
     }
     out
@@ -118,14 +130,21 @@ fn no_card_data_at_trace_level() {
                 args.push("--hex");
             }
             args.push(&f);
-            check_output(file, &run(fmt, dir.path(), &args));
+            let out = run(fmt, dir.path(), &args);
+            check_output(file, &out);
+            // The command really decoded the card (the search above is not over an error).
+            assert!(out.status.success(), "{file}: {out:?}");
+            let got = json_lines(&out);
+            assert_eq!(got.len(), 1, "{file}");
+            assert!(got[0]["masked_pan"].is_string(), "{file}: {}", got[0]);
         }
         let tdes = fixture("decode/good/idtech_enhanced_tdes.hex");
         let clear = fixture("decode/good/tracks_with_lrc.txt");
-        check_output(
-            "replay decode-only",
-            &run(fmt, dir.path(), &["replay", &tdes, &clear, &cap]),
-        );
+        let decoded = run(fmt, dir.path(), &["replay", &tdes, &clear, &cap]);
+        check_output("replay decode-only", &decoded);
+        assert!(decoded.status.success(), "{decoded:?}");
+        // One frame in each fixture file, two swipes in the capture.
+        assert_eq!(json_lines(&decoded).len(), 4);
 
         // The simulator, logging at trace into a file we search afterwards.
         let sim_log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
@@ -146,10 +165,7 @@ fn no_card_data_at_trace_level() {
             .stderr(sim_log)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(sim.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = Lines::new(sim.stdout.take().unwrap()).next();
         let url = line
             .trim()
             .strip_prefix("listening on ")
@@ -181,6 +197,11 @@ fn no_card_data_at_trace_level() {
             "{}",
             String::from_utf8_lossy(&replay.stdout)
         );
+        // Two clear swipes, one clear track file, two encrypted captures (one swipe each):
+        // all reached the simulator, so its trace log covers real requests.
+        let saved = json_lines(&replay);
+        assert_eq!(saved.len(), 5, "{saved:?}");
+        assert!(saved.iter().all(|l| l["outcome"] == "saved"), "{saved:?}");
         // Gateway down: everything goes through the queue file.
         let down = run(
             fmt,
@@ -197,16 +218,38 @@ fn no_card_data_at_trace_level() {
             ],
         );
         check_output("replay (gateway down)", &down);
-        check_output("queue list", &run(fmt, dir.path(), &["queue", "list"]));
-        // Past the replay's short retry delays, so the flush has records due.
-        std::thread::sleep(std::time::Duration::from_millis(2500));
-        check_output(
-            "queue flush",
-            &run(fmt, dir.path(), &["queue", "flush", "--gateway", &url]),
+        let queued = json_lines(&down);
+        assert_eq!(queued.len(), 2, "{queued:?}");
+        assert!(
+            queued.iter().all(|l| l["outcome"] == "queued"),
+            "{queued:?}"
         );
+        let list = run(fmt, dir.path(), &["queue", "list"]);
+        check_output("queue list", &list);
+        assert_eq!(json_lines(&list).len(), 2, "{list:?}");
+        // Flush until both are sent: records in the replay's backoff wait for a later run.
+        let mut sent = 0;
+        wait_until("the queue flushed", || {
+            let flush = run(fmt, dir.path(), &["queue", "flush", "--gateway", &url]);
+            check_output("queue flush", &flush);
+            let report: Value = serde_json::from_slice(&flush.stdout).unwrap();
+            assert_eq!(report["failed"], 0, "{report}");
+            let n = report["sent"].as_u64().unwrap();
+            if n > 0 {
+                assert!(!flush.stderr.is_empty(), "flush sent {n}: no log output");
+            }
+            sent += n;
+            report["remaining"] == 0
+        });
+        assert_eq!(sent, 2, "the flush sent the queued swipes");
         let _ = sim.kill();
         let _ = sim.wait();
-        check_output("demo", &run(fmt, dir.path(), &["demo"]));
+        // The simulator's trace log saw the requests it is searched for.
+        let sim_log = std::fs::read_to_string(dir.path().join("sim.log")).unwrap();
+        assert!(sim_log.contains("customer request"), "{sim_log}");
+        let demo = run(fmt, dir.path(), &["demo"]);
+        check_output("demo", &demo);
+        assert!(demo.status.success(), "{demo:?}");
         check_dir(dir.path());
     }
 }

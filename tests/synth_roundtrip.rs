@@ -8,6 +8,9 @@ use cardlane::crypto::BdkDecryptor;
 use cardlane::parse;
 use proptest::prelude::*;
 
+mod common;
+use common::OutputWithin;
+
 const BIN: &str = env!("CARGO_BIN_EXE_cardlane");
 
 fn synth(args: &[&str]) -> Output {
@@ -15,8 +18,7 @@ fn synth(args: &[&str]) -> Output {
         .arg("synth")
         .args(args)
         .env_remove("CARDLANE_BDK")
-        .output()
-        .unwrap()
+        .output_within()
 }
 
 /// Luhn check digit computed the textbook way (double every second digit from the right).
@@ -155,8 +157,7 @@ fn errors_exit_1_or_2_and_never_echo_card_data() {
             KSN,
         ])
         .env("CARDLANE_BDK", BDK)
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(code(&o), 2);
     // A malformed track is bad input (1); its text is not in the message.
     let o = synth(&[
@@ -301,8 +302,7 @@ fn decode_bdk_through_the_binary_on_sample_04() {
     let o = Command::new(BIN)
         .args(["decode", "--hex", "--bdk", BDK])
         .arg(&file)
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(code(&o), 0);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
@@ -315,8 +315,7 @@ fn decode_bdk_through_the_binary_on_sample_04() {
     let o = Command::new(BIN)
         .args(["decode", "--hex", "--bdk", "0123456789ABCDEF"])
         .arg(&file)
-        .output()
-        .unwrap();
+        .output_within();
     assert_eq!(code(&o), 1);
     assert!(!String::from_utf8_lossy(&o.stderr).contains("0123456789ABCDEF"));
 }

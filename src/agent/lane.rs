@@ -42,6 +42,9 @@ pub const CUSTOMER_KEYS: [&str; 15] = [
     "action_code",
 ];
 
+/// Customer fields that are digits only and so may be posted as JSON numbers.
+const NUMBER_KEYS: [&str; 4] = ["zip", "phone_number", "email_receipt", "action_code"];
+
 /// Gateway reachability as last observed. Shared by the delivery observer, the probe and the
 /// lane; lock-free so that a slow API call never holds up an upload.
 #[derive(Debug)]
@@ -427,8 +430,30 @@ pub fn validate_customer(fields: &Value) -> Result<(), FieldError> {
                 field("customer", "has a key that is not a customer field")
             });
         }
-        if !matches!(value, Value::String(_) | Value::Number(_) | Value::Null) {
-            return Err(field(key, "must be a string or a number"));
+        match value {
+            Value::String(_) | Value::Null => {}
+            // Digits-only fields may come as JSON numbers; a number is no name or address.
+            Value::Number(_) if NUMBER_KEYS.contains(&key.as_str()) => {}
+            Value::Number(_) => return Err(field(key, "must be a string")),
+            _ if NUMBER_KEYS.contains(&key.as_str()) => {
+                return Err(field(key, "must be a string or a number"))
+            }
+            _ => return Err(field(key, "must be a string")),
+        }
+    }
+    // Every capture is saved with action code 1 (add or update): that is what makes a retry
+    // safe (design.md §2). Another code is refused, never silently replaced.
+    if let Some(code) = map.get("action_code").filter(|v| !v.is_null()) {
+        let one = match code {
+            Value::String(s) => s.trim() == "1",
+            Value::Number(n) => n.as_u64() == Some(1),
+            _ => false,
+        };
+        if !one {
+            return Err(field(
+                "action_code",
+                "only 1 (add or update) is supported: the agent saves every capture as an upsert",
+            ));
         }
     }
     let mut parsed: CustomerFields = serde_json::from_value(fields.clone())
@@ -505,6 +530,23 @@ mod tests {
     fn customer_shape_errors_name_the_key() {
         let e = validate_customer(&json!({"zipcode":"94107"})).unwrap_err();
         assert_eq!(e.field, "zipcode");
+        // Numbers only where the field is digits; another action code is refused, not rewritten.
+        let e = validate_customer(&json!({"first_name": 12345})).unwrap_err();
+        assert_eq!(
+            (e.field.as_str(), e.message.as_str()),
+            ("first_name", "must be a string")
+        );
+        assert!(validate_customer(&json!({"city": 7})).is_err());
+        assert_eq!(
+            validate_customer(&json!({"phone_number": 4155550100u64})),
+            Ok(())
+        );
+        for bad in [json!("3"), json!(3), json!("2"), json!(true)] {
+            let e = validate_customer(&json!({ "action_code": bad })).unwrap_err();
+            assert_eq!(e.field, "action_code", "{bad}");
+        }
+        assert_eq!(validate_customer(&json!({"action_code": "1"})), Ok(()));
+        assert_eq!(validate_customer(&json!({"action_code": 1})), Ok(()));
         let e = validate_customer(&json!({"zip":{"a":1}})).unwrap_err();
         assert_eq!(e.field, "zip");
         let e = validate_customer(&json!({"bad key\n":"x"})).unwrap_err();

@@ -295,7 +295,8 @@ impl Pipeline {
             return ticket;
         };
         let reader = swipe.reader_id.clone();
-        let read = match parse::decode_frame(&swipe.frame) {
+        let micr_set = swipe.profile.as_deref().and_then(Profile::micr_decoding);
+        let read = match parse::decode_frame_as(&swipe.frame, micr_set) {
             Ok(mut r) => {
                 parse::validate(&mut r);
                 r

@@ -10,6 +10,7 @@
 //! +1500ms text %B4111111111111111^TEST/CARD^2912101?\r
 //! ```
 
+mod clear_gate;
 mod format;
 mod recorder;
 
@@ -18,6 +19,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+pub use clear_gate::{holds_clear_card_data, ClearData, ClearGate};
 pub use format::escape_text;
 pub use recorder::Recorder;
 

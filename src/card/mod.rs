@@ -1,4 +1,7 @@
-//! Domain types: PAN (redacted), masked PAN, tracks, entry mode, KSN, brand, `CardRead`. Sans-io.
+//! Domain types: PAN (redacted), masked PAN, tracks, entry mode, KSN, brand, `CardRead`; bank
+//! account numbers and `CheckRead` for checks. Sans-io.
+mod account;
+mod check;
 mod ksn;
 mod pan;
 mod read;
@@ -7,6 +10,8 @@ pub(crate) mod swar;
 mod track;
 
 /// Inline short string of `CardRead`'s short fields; re-exported so callers need not name the crate.
+pub use account::AccountNumber;
+pub use check::{CheckRead, CheckType};
 pub use compact_str::CompactString;
 pub use ksn::Ksn;
 pub use pan::{luhn_valid, Brand, MaskedPan, Pan};

@@ -3,7 +3,7 @@ use compact_str::CompactString;
 use serde_json::{json, Map, Value};
 
 use super::track::{Track1Ref, Track2Ref};
-use super::{Brand, Ksn, MaskedPan, SecretText, Track1};
+use super::{Brand, CheckRead, Ksn, MaskedPan, SecretText, Track1};
 
 /// Which framing the reader used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +15,8 @@ pub enum Format {
     Vivotech2,
     Tracks,
     EmvTlv,
+    /// A check's MICR line: `CardRead::check` holds the fields, the card fields stay empty.
+    Micr,
 }
 
 impl Format {
@@ -27,6 +29,7 @@ impl Format {
             Format::Vivotech2 => "vivotech2",
             Format::Tracks => "tracks",
             Format::EmvTlv => "emv-tlv",
+            Format::Micr => "micr",
         }
     }
 }
@@ -203,6 +206,8 @@ pub struct CardRead {
     pub decrypted: Option<[Option<SecretText>; 3]>,
     /// Whether the reader's plaintext includes the LRC (ID TECH yes, MagTek no).
     pub plain_has_lrc: bool,
+    /// A check read from a MICR reader (format `micr`); boxed so card reads stay small.
+    pub check: Option<Box<CheckRead>>,
     pub warnings: Vec<String>,
 }
 
@@ -229,6 +234,7 @@ impl CardRead {
             clear: Default::default(),
             decrypted: None,
             plain_has_lrc: false,
+            check: None,
             warnings: Vec::new(),
         }
     }
@@ -275,8 +281,20 @@ impl CardRead {
         }
     }
 
-    /// The design.md §3 JSON object.
+    /// A check read: format `micr` with its fields.
+    pub fn from_check(check: CheckRead, warnings: Vec<String>) -> CardRead {
+        let mut r = CardRead::new(Format::Micr);
+        r.check = Some(Box::new(check));
+        r.warnings = warnings;
+        r
+    }
+
+    /// The design.md §3 JSON object (the Checks shape for a check read).
     pub fn to_json(&self) -> Value {
+        if let Some(c) = &self.check {
+            return json!({"format": self.format.as_str(), "check": c.to_json(),
+                          "warnings": self.warnings});
+        }
         let mut tracks = Map::new();
         for (i, t) in self.tracks.iter().enumerate() {
             tracks.insert(

@@ -7,7 +7,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use cardlane::capture::{Headers, Recorder};
+use cardlane::capture::{ClearGate, Headers, Recorder};
 use cardlane::device::enumerate::{hint_for, open, resolve_profile};
 use cardlane::device::framer::{Framer, FramerOptions};
 use cardlane::device::profile::{Framing, TrackData, TransportKind};
@@ -129,8 +129,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })),
         other: Vec::new(),
     };
-    let file = std::fs::File::create(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    // 0600 and never over an existing file: a capture may hold card data (test cards).
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&args.out)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return usage(format_args!(
+                    "{} already exists; choose another --out (a capture never overwrites a file)",
+                    args.out.display()
+                ));
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("creating {}", args.out.display()));
+            }
+        }
+    };
     let mut rec = Recorder::new(std::io::BufWriter::new(file), &headers)
         .with_context(|| format!("writing {}", args.out.display()))?;
     let mut framer = match &profile {
@@ -156,6 +175,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let stop_at = args.seconds.map(|s| started + Duration::from_secs_f64(s));
     let mut frames = 0u64;
     let mut closed = None;
+    let mut gate = ClearGate::new(args.allow_clear);
+    let mut refused = None;
     let done = |n: u64| args.frames.is_some_and(|want| n >= want);
     while !done(frames) {
         let now = Instant::now();
@@ -169,15 +190,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if let Some(d) = framer.deadline() {
             wait = wait.min(d.saturating_sub(started.elapsed()));
         }
-        match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
+        let (chunk, made) = match rx.recv_timeout(wait.max(Duration::from_millis(1))) {
             Ok(Ok(chunk)) => {
-                rec.record(&chunk)
-                    .with_context(|| format!("writing {}", args.out.display()))?;
-                frames += framer.push(&chunk.bytes, started.elapsed()).len() as u64;
+                // Chunks of an open frame are held (ClearGate): this line says one was read.
+                tracing::debug!(bytes = chunk.bytes.len(), "chunk read");
+                let made = framer.push(&chunk.bytes, started.elapsed());
+                (Some(chunk), made)
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                frames += framer.poll(started.elapsed()).len() as u64;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => (None, framer.poll(started.elapsed())),
             Ok(Err(e)) => {
                 closed = Some(e);
                 break;
@@ -186,10 +206,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 closed = Some(TransportError::Closed);
                 break;
             }
+        };
+        frames += made.len() as u64;
+        match gate.offer(chunk, &made, framer.deadline().is_none()) {
+            Ok(ready) => write_chunks(&mut rec, &ready, &args.out)?,
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
         }
     }
-    if !done(frames) {
-        frames += framer.finish(started.elapsed()).len() as u64;
+    if refused.is_none() {
+        let last = if done(frames) {
+            Vec::new()
+        } else {
+            framer.finish(started.elapsed())
+        };
+        frames += last.len() as u64;
+        match gate.finish(&last) {
+            Ok(ready) => write_chunks(&mut rec, &ready, &args.out)?,
+            Err(e) => refused = Some(e),
+        }
     }
     let chunks = rec.chunks();
     drop(rec);
@@ -197,6 +234,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "captured {frames} frame(s) in {chunks} chunk(s) to {}",
         args.out.display()
     );
+    if let Some(e) = refused {
+        eprintln!(
+            "error: {selector}: {e}. Pass --allow-clear to record test cards from a clear-text reader"
+        );
+        return Ok(ExitCode::from(1));
+    }
     match (closed, args.frames) {
         (Some(e), Some(want)) if frames < want => {
             eprintln!("error: {selector}: {e} after {frames} of {want} frame(s)");
@@ -204,4 +247,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn write_chunks<W: std::io::Write>(
+    rec: &mut Recorder<W>,
+    chunks: &[Chunk],
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    for c in chunks {
+        rec.record(c)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
 }

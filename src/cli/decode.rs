@@ -79,7 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         None => None,
     };
     let variant = args.variant.as_deref().and_then(KeyVariant::parse);
-    let text = parse::detect_is_text(&input);
+    // Judged without `#` comment lines: a fixture's provenance note may hold any character.
+    let text = parse::detect_is_text(&strip_comments(&input));
     let data = if args.hex {
         let cleaned: Vec<u8> = strip_comments(&input)
             .into_iter()
@@ -109,13 +110,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     for frame in frames {
-        let result = parse::decode_frame(frame).and_then(|mut r| {
-            parse::validate(&mut r);
-            match &dec {
+        // Validation after decryption, so Luhn and expiry are judged on the clear data.
+        let result = parse::decode_frame(frame)
+            .and_then(|r| match &dec {
                 Some(d) => parse::decrypt_read(&r, d.as_ref(), variant),
                 None => Ok(r),
-            }
-        });
+            })
+            .map(|mut r| {
+                parse::validate(&mut r);
+                r
+            });
         match result {
             Ok(r) => writeln!(out, "{}", r.to_json())?,
             Err(e) => {

@@ -86,7 +86,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
 
-    let listener = std::net::TcpListener::bind(&args.listen)
+    // A lab tool with a lab API key and test BDKs: it serves loopback only.
+    let addrs: Vec<std::net::SocketAddr> =
+        match std::net::ToSocketAddrs::to_socket_addrs(args.listen.as_str()) {
+            Ok(a) => a.collect(),
+            Err(e) => {
+                eprintln!("error: --listen {}: {e}", args.listen);
+                return Ok(ExitCode::from(2));
+            }
+        };
+    if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+        eprintln!(
+            "error: --listen {}: the simulator listens on loopback only (127.0.0.0/8 or [::1])",
+            args.listen
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let listener = std::net::TcpListener::bind(addrs.as_slice())
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let mut cfg = SimConfig::new(api_key);
     cfg.db_path = args.db.clone();

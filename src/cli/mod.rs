@@ -8,6 +8,8 @@ pub mod dukpt;
 pub mod gateway_sim;
 pub mod pinblock;
 pub mod queue;
+pub mod reader;
+pub mod reader_sim;
 pub mod replay;
 pub mod run;
 pub mod synth;

@@ -205,7 +205,8 @@ fn decode_only(args: &Args, profiles: &Profiles) -> anyhow::Result<ExitCode> {
             }
         };
         for frame in &loaded.frames {
-            let line = match parse::decode_frame(&frame.bytes) {
+            let micr_set = loaded.profile.as_deref().and_then(|p| p.micr_decoding());
+            let line = match parse::decode_frame_as(&frame.bytes, micr_set) {
                 Ok(mut r) => {
                     parse::validate(&mut r);
                     let mut v = r.to_json();

@@ -44,6 +44,8 @@ pub enum SynthFormat {
     Vivotech2,
     /// Plain ISO 7813 wedge text.
     Tracks,
+    /// A check's MICR line (--routing, --account, ...) in the profile's symbol set.
+    Micr,
 }
 
 impl SynthFormat {
@@ -51,12 +53,12 @@ impl SynthFormat {
         use SynthFormat::*;
         matches!(
             self,
-            IdtechEnhancedKb | IdtechOriginalKb | MagtekSl3 | MagtekSl2 | Tracks
+            IdtechEnhancedKb | IdtechOriginalKb | MagtekSl3 | MagtekSl2 | Tracks | Micr
         )
     }
     fn is_encrypting(self) -> bool {
         use SynthFormat::*;
-        !matches!(self, MagtekSl2 | MagtekClearHid | Tracks)
+        !matches!(self, MagtekSl2 | MagtekClearHid | Tracks | Micr)
     }
     fn is_magtek(self) -> bool {
         use SynthFormat::*;
@@ -64,6 +66,9 @@ impl SynthFormat {
     }
     /// The format a profile's reader sends by default.
     fn for_profile(p: &Profile) -> SynthFormat {
+        if p.micr_decoding().is_some() {
+            return SynthFormat::Micr;
+        }
         let magtek = p.vendor.eq_ignore_ascii_case("magtek");
         match (p.framing, magtek, p.allow_clear) {
             (Framing::MagtekReport, _, true) => SynthFormat::MagtekClearHid,
@@ -139,6 +144,90 @@ pub struct Args {
     /// Capture: seed for where serial reads and keystroke bursts split.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    #[command(flatten)]
+    micr: Box<MicrArgs>,
+}
+
+/// `--format micr`: the fields of the check (test numbers only: the account is card-like data).
+#[derive(clap::Args, Default)]
+struct MicrArgs {
+    /// Routing number as printed between the transit symbols.
+    #[arg(long, value_name = "DIGITS")]
+    routing: Option<String>,
+    /// Account as printed (digits; spaces or `-` between groups are printed too).
+    #[arg(long, value_name = "TEXT")]
+    account: Option<String>,
+    /// Serial number: right of the on-us symbol, or in the auxiliary field with --business.
+    #[arg(long, value_name = "DIGITS")]
+    check_number: Option<String>,
+    /// Business check: the serial goes in the auxiliary on-us field.
+    #[arg(long)]
+    business: bool,
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    epc: Option<u8>,
+    #[arg(long, value_name = "CENTS")]
+    amount_cents: Option<u64>,
+    /// Symbol set (default: the profile's, else magtek-00).
+    #[arg(long, value_name = "SET")]
+    symbol_set: Option<String>,
+    /// Runs of spaces: keep, collapse (MagTek +16) or remove (+32).
+    #[arg(long, value_parser = ["keep", "collapse", "remove"], default_value = "collapse")]
+    spacing: String,
+    /// The reader's status suffix after the data (`/NN`).
+    #[arg(long, value_name = "NN")]
+    status: Option<String>,
+}
+
+/// A MICR line as the profile's reader sends it: data, `/NN` if asked, CR LF (serial) or CR
+/// (keyboard, upper case).
+fn micr_frame(m: &MicrArgs, profile: Option<&Profile>) -> Result<Zeroizing<Vec<u8>>, Fail> {
+    use cardlane::parse::micr::{build_line, CheckLine, Spacing, SymbolSet};
+    let (set, upper) = match (&m.symbol_set, profile.and_then(|p| p.micr_decoding())) {
+        (Some(name), _) => (
+            SymbolSet::parse(name).ok_or_else(|| usage(format!("unknown symbol set `{name}`")))?,
+            profile.is_some_and(|p| p.transport == TransportKind::Keyboard),
+        ),
+        (None, Some(d)) => d,
+        (None, None) => (SymbolSet::Magtek(0), false),
+    };
+    let routing = m
+        .routing
+        .clone()
+        .ok_or_else(|| usage("--format micr needs --routing"))?;
+    let account = m
+        .account
+        .clone()
+        .ok_or_else(|| usage("--format micr needs --account"))?;
+    let spacing = match m.spacing.as_str() {
+        "keep" => Spacing::Keep,
+        "remove" => Spacing::Remove,
+        _ => Spacing::Collapse,
+    };
+    let line = CheckLine {
+        aux: m.check_number.clone().filter(|_| m.business),
+        epc: m.epc,
+        routing,
+        account,
+        serial: m.check_number.clone().filter(|_| !m.business),
+        amount_cents: m.amount_cents,
+    };
+    let mut text = Zeroizing::new(build_line(&line, set, spacing));
+    if set.has_status_byte() {
+        text.insert(0, '0');
+    }
+    if let Some(st) = &m.status {
+        if st.len() != 2 || !st.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(usage("--status takes two digits"));
+        }
+        text.push('/');
+        text.push_str(st);
+    }
+    if upper {
+        text.make_ascii_uppercase();
+    }
+    let keyboard = profile.is_some_and(|p| p.transport == TransportKind::Keyboard);
+    text.push_str(if keyboard { "\r" } else { "\r\n" });
+    Ok(Zeroizing::new(text.as_bytes().to_vec()))
 }
 
 // By hand: the BDK and clear tracks must never reach a Debug print.
@@ -301,6 +390,7 @@ fn build_frame(
     use SynthFormat::*;
     let need = || keys.ok_or_else(|| usage("this format needs --bdk and --ksn"));
     let out = match format {
+        Micr => return Err(usage("--format micr builds from the check's fields")),
         IdtechEnhanced | IdtechEnhancedKb | Vivotech2 => {
             let k = need()?;
             let mut spec = idtech_spec(tracks, bad, k, serial);
@@ -506,34 +596,11 @@ fn synth(args: &Args) -> Result<(), Fail> {
         (None, Some(p)) => SynthFormat::for_profile(p),
         (None, None) => return Err(usage("give --format or --profile")),
     };
-    let given = [&args.track1, &args.track2, &args.track3];
-    for (i, t) in given.iter().enumerate() {
-        if let Some(t) = t {
-            check_track(i as u8 + 1, t)?;
-        }
-    }
-    let mut bad = [false; 3];
-    for &n in &args.bad_track {
-        bad[usize::from(n - 1)] = true;
-    }
-    let tracks: [Option<&str>; 3] =
-        std::array::from_fn(|i| given[i].as_deref().filter(|_| !bad[i]));
-    if tracks.iter().all(Option::is_none) {
-        return Err(usage(
-            "give at least one good track (--track1/--track2/--track3)",
-        ));
-    }
-    if format.is_magtek() {
-        if let Some(t) = tracks[2] {
-            if !t.starts_with('+') {
-                return Err(input(
-                    "MagTek readers send Track 3 with the `+` start sentinel",
-                ));
-            }
-        }
-    }
-    let keys = keys(args, format)?;
-    let frame = build_frame(format, &tracks, bad, keys.as_ref(), &args.serial)?;
+    let frame = if format == SynthFormat::Micr {
+        micr_frame(&args.micr, profile)?
+    } else {
+        card_frame(args, format)?
+    };
 
     if !args.capture {
         let mut out: Vec<u8> = if args.hex && !format.is_text() {
@@ -552,7 +619,8 @@ fn synth(args: &Args) -> Result<(), Fail> {
         return Err(usage("--capture needs --profile"));
     };
     let text_transport = p.transport == TransportKind::Keyboard;
-    if text_transport != format.is_text() {
+    // A MICR line is text on any transport (serial readers send it with CR LF).
+    if format != SynthFormat::Micr && text_transport != format.is_text() {
         return Err(usage(format!(
             "profile `{}` ({}) does not deliver the {} format",
             p.id,
@@ -597,12 +665,45 @@ fn synth(args: &Args) -> Result<(), Fail> {
     write_out(args.append.as_ref().or(args.out.as_ref()), text.as_bytes())
 }
 
+/// Card reader output from the clear tracks and keys given.
+fn card_frame(args: &Args, format: SynthFormat) -> Result<Zeroizing<Vec<u8>>, Fail> {
+    let given = [&args.track1, &args.track2, &args.track3];
+    for (i, t) in given.iter().enumerate() {
+        if let Some(t) = t {
+            check_track(i as u8 + 1, t)?;
+        }
+    }
+    let mut bad = [false; 3];
+    for &n in &args.bad_track {
+        bad[usize::from(n - 1)] = true;
+    }
+    let tracks: [Option<&str>; 3] =
+        std::array::from_fn(|i| given[i].as_deref().filter(|_| !bad[i]));
+    if tracks.iter().all(Option::is_none) {
+        return Err(usage(
+            "give at least one good track (--track1/--track2/--track3)",
+        ));
+    }
+    if format.is_magtek() {
+        if let Some(t) = tracks[2] {
+            if !t.starts_with('+') {
+                return Err(input(
+                    "MagTek readers send Track 3 with the `+` start sentinel",
+                ));
+            }
+        }
+    }
+    let keys = keys(args, format)?;
+    build_frame(format, &tracks, bad, keys.as_ref(), &args.serial)
+}
+
 fn headers(p: &Profile, args: &Args) -> Headers {
     let ansi = args
         .bdk
         .as_deref()
         .is_some_and(|b| b.trim().eq_ignore_ascii_case(ANSI_TEST_BDK));
     let key = match (&args.bdk, ansi) {
+        (None, _) if p.micr_decoding().is_some() => "check MICR line, no key".to_string(),
         (None, _) => "clear tracks, no key".to_string(),
         (Some(_), true) => format!("ANSI test BDK {ANSI_TEST_BDK}"),
         // Any other key is not written down (design.md §2).

@@ -9,6 +9,7 @@ pub mod framer;
 pub mod manager;
 pub mod profile;
 pub mod selector;
+pub mod session;
 pub mod transport;
 
 pub use framer::{Frame, Framer};

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::parse::micr::SymbolSet;
+
 /// How the reader reaches the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -40,6 +42,32 @@ pub enum Framing {
     Stream,
     /// Keyboard text up to CR, with an inter-character time-out.
     Text,
+}
+
+/// Whether, and how, the host drives the reader (design.md §3 "Driving readers").
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// The reader sends by itself (MSR swipes, keyboard readers, Quick Chip).
+    #[default]
+    None,
+    /// ID TECH NEO 2 (ViVOtech2 commands).
+    Neo2,
+    /// MagTek MMS (DynaFlex family).
+    Mms,
+    /// MagTek MagneSafe V5 extended commands (eDynamo, tDynamo).
+    MagtekV5,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::None => "none",
+            Protocol::Neo2 => "neo2",
+            Protocol::Mms => "mms",
+            Protocol::MagtekV5 => "magtek-v5",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -127,6 +155,23 @@ fn default_stop_bits() -> u8 {
     1
 }
 
+/// What a reader reads: cards (the default) or checks' MICR lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReaderKind {
+    #[default]
+    Card,
+    Micr,
+}
+
+/// `[micr]`: how a check reader writes the E-13B symbols (spec micr.md §2).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicrSettings {
+    /// `magtek-NN` (the `xx` of MagTek format `00xx`), `ranger`, `axiohm`, `opos`, `auto`.
+    pub symbol_set: String,
+}
+
 /// One reader model.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -139,6 +184,9 @@ pub struct Profile {
     pub transport: TransportKind,
     pub report: Option<Report>,
     pub framing: Framing,
+    /// Whether the host drives the reader with commands (default `none`).
+    #[serde(default)]
+    pub protocol: Protocol,
     pub key_usage: KeyUsage,
     pub track_data: TrackData,
     /// POS entry mode to assume when a frame does not say (`90` swipe, …).
@@ -150,6 +198,10 @@ pub struct Profile {
     pub serial: Option<Serial>,
     /// Operator advice shown with the reader (e.g. how to switch it to HID mode).
     pub hint: Option<String>,
+    /// `micr` for check readers (then `[micr]` is required).
+    #[serde(default)]
+    pub kind: ReaderKind,
+    pub micr: Option<MicrSettings>,
 }
 
 const ENTRY_MODES: [&str; 6] = ["90", "91", "05", "07", "80", "01"];
@@ -233,10 +285,53 @@ impl Profile {
                 return bad("wedge.pad", "must be one ASCII character");
             }
         }
+        match (self.protocol, self.transport) {
+            (Protocol::None, _) => {}
+            (Protocol::Neo2, TransportKind::Serial) => {}
+            (Protocol::Neo2, TransportKind::Hid) => {
+                if self.report.as_ref().map(|r| r.size) != Some(64) {
+                    return bad("report.size", "a NEO 2 HID reader uses 64-byte reports");
+                }
+            }
+            (Protocol::Mms | Protocol::MagtekV5, TransportKind::Hid) => {}
+            (_, _) => {
+                return bad(
+                    "protocol",
+                    "a driven reader needs a transport the host can write to (hid or serial; mms and magtek-v5: hid)",
+                )
+            }
+        }
         if self.framing == Framing::MagtekReport && self.report.is_none() {
             return bad("report.size", "magtek-report framing needs a report size");
         }
+        match (self.kind, &self.micr) {
+            (ReaderKind::Card, Some(_)) => return bad("micr", "only for kind = \"micr\""),
+            (ReaderKind::Micr, None) => return bad("micr", "required for kind = \"micr\""),
+            (ReaderKind::Micr, Some(m)) => {
+                if SymbolSet::parse(&m.symbol_set).is_none() {
+                    return bad(
+                        "micr.symbol_set",
+                        "must be magtek-NN (00-04 or 06, plus 16 or 32), ranger, axiohm, opos or auto",
+                    );
+                }
+                // A MICR line ends with CR/LF (or a pause): the text engine frames it.
+                if self.framing != Framing::Text {
+                    return bad("framing", "a MICR reader needs text framing");
+                }
+                if self.key_usage != KeyUsage::None {
+                    return bad("key_usage", "a MICR reader does not encrypt: use \"none\"");
+                }
+            }
+            (ReaderKind::Card, None) => {}
+        }
         Ok(())
+    }
+
+    /// For a check reader: its symbol set, and whether letters arrive upper case (keyboard
+    /// emulation sends every letter upper case).
+    pub fn micr_decoding(&self) -> Option<(SymbolSet, bool)> {
+        let set = SymbolSet::parse(&self.micr.as_ref()?.symbol_set)?;
+        (self.kind == ReaderKind::Micr).then_some((set, self.transport == TransportKind::Keyboard))
     }
 
     /// Whether this profile describes a device with these USB ids.
@@ -346,12 +441,16 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "idtech-vp3300-hid.toml",
     "idtech-vp3350-hid.toml",
     "idtech-serial.toml",
+    "idtech-neo2-serial.toml",
     "magtek-dynamag-hid.toml",
     "magtek-dynamag-kb.toml",
     "magtek-edynamo-hid.toml",
     "magtek-idynamo-kb.toml",
     "magtek-sureswipe-hid.toml",
     "generic-keyboard-wedge.toml",
+    "magtek-micr-serial.toml",
+    "magtek-micr-kb.toml",
+    "opos-micr-serial.toml",
 );
 
 /// A validated set of profiles, ordered by id.

@@ -19,5 +19,5 @@ pub use record::{
     CardRequest, CheckRequest, CustomerFields, CustomerReply, CustomerRequest, CustomerResponse,
 };
 pub use response::{parse_reply, ResponseError};
-pub use secret::{ApiKey, PanString, SecretString};
+pub use secret::{AccountString, ApiKey, PanString, SecretString};
 pub use validate::{validate, validate_customer_fields, FieldError, Rule};

@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::lenient::opt_scalar;
-use super::secret::{PanString, SecretString};
+use super::secret::{AccountString, PanString, SecretString};
 
 /// `POST /Customer` body.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -208,7 +208,7 @@ pub struct CheckRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "opt_scalar"
     )]
-    pub account_number: Option<PanString>,
+    pub account_number: Option<AccountString>,
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
@@ -318,6 +318,14 @@ mod tests {
             ..Default::default()
         };
         assert!(!format!("{check:?}").contains("123456789012"));
+        // An account shows its last 4 at most: not the first 6 a card number may show.
+        let long = CheckRequest {
+            account_number: Some("987654321012345".into()),
+            ..Default::default()
+        };
+        let dbg = format!("{long:?}");
+        assert!(dbg.contains("\"***********2345\""), "{dbg}");
+        assert!(!dbg.contains("987654"), "{dbg}");
     }
 
     #[test]

@@ -92,6 +92,52 @@ impl From<String> for PanString {
     }
 }
 
+/// A bank account number (`check.account_number`): `Debug` shows the last 4 at most (none of
+/// a number under 8 digits), like the agent's `AccountNumber`; zeroed on drop.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize, Zeroize, ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct AccountString(String);
+
+impl AccountString {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+    /// `*****6789`: every character starred but the last 4, all of them under 8 characters.
+    pub fn masked(&self) -> String {
+        let n = self.0.chars().count();
+        let shown = if n >= 8 { 4 } else { 0 };
+        self.0
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i + shown >= n { c } else { '*' })
+            .collect()
+    }
+}
+
+impl std::fmt::Debug for AccountString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.masked())
+    }
+}
+
+impl From<&str> for AccountString {
+    fn from(s: &str) -> Self {
+        Self::new(s)
+    }
+}
+
+impl From<String> for AccountString {
+    fn from(s: String) -> Self {
+        Self::new(s)
+    }
+}
+
 /// The gateway API key (`x-authorization`). Never printed: `Debug` and `Display` give `***`.
 #[derive(Clone, PartialEq, Eq, Zeroize, ZeroizeOnDrop)]
 pub struct ApiKey(String);

@@ -271,11 +271,20 @@ pub fn build_record(input: SwipeInput<'_>) -> Result<SwipeRecord, SwipeError> {
         .unwrap_or_else(|| input.lane.entry_modes.swipe.clone());
 
     let mut customer = input.customer.cloned().unwrap_or_default();
-    if let Some(name) = read.cardholder_name.as_deref().map(Name::parse) {
-        if non_empty(&customer.first_name).is_none() && !name.given.is_empty() {
+    // Names come whole from one source: the kiosk's when it gave any, else the card's. Half of
+    // each would save a person who does not exist.
+    let kiosk_named =
+        non_empty(&customer.first_name).is_some() || non_empty(&customer.last_name).is_some();
+    if let Some(name) = read
+        .cardholder_name
+        .as_deref()
+        .map(Name::parse)
+        .filter(|_| !kiosk_named)
+    {
+        if !name.given.is_empty() {
             customer.first_name = Some(name.given.clone());
         }
-        if non_empty(&customer.last_name).is_none() && !name.surname.is_empty() {
+        if !name.surname.is_empty() {
             customer.last_name = Some(name.surname.clone());
         }
     }
@@ -411,7 +420,8 @@ mod tests {
             input(allow, Some(enc_profile)),
             Err(SwipeError::ClearRefused)
         );
-        assert!(input(allow, Some(wedge)).is_ok());
+        let id = input(allow, Some(wedge)).expect("clear text allowed by lane and profile");
+        assert!(id.starts_with("LANE7"), "{id}");
     }
 
     fn encrypted_read(format: Format) -> CardRead {
@@ -476,6 +486,38 @@ mod tests {
             rec.request.card.unwrap().track_data.unwrap().expose(),
             "123456789ABCDEF0"
         );
+    }
+
+    /// A kiosk that gives only a first name gets no surname from the card: names come whole
+    /// from one source. Without kiosk names, both come from Track 1 ("SURNAME/GIVEN").
+    #[test]
+    fn names_come_from_the_kiosk_or_the_card_never_half_of_each() {
+        let mut read = encrypted_read(Format::Vivotech2);
+        read.cardholder_name = Some("BRADY/OSCAR J".into());
+        let lane = lane(false);
+        let build_with = |kiosk: Option<&CustomerFields>| {
+            build_record(SwipeInput {
+                read: &read,
+                frame: &[1, 2],
+                profile: None,
+                lane: &lane,
+                customer: kiosk,
+                pin_block: None,
+            })
+            .unwrap()
+            .request
+            .customer
+        };
+        let only_first = CustomerFields {
+            first_name: Some("Ada".into()),
+            ..CustomerFields::default()
+        };
+        let c = build_with(Some(&only_first));
+        assert_eq!(c.first_name.as_deref(), Some("Ada"));
+        assert_eq!(c.last_name, None);
+        let c = build_with(None);
+        assert_eq!(c.first_name.as_deref(), Some("OSCAR J"));
+        assert_eq!(c.last_name.as_deref(), Some("BRADY"));
     }
 
     #[test]

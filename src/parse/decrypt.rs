@@ -178,6 +178,8 @@ pub fn decrypt_read(
     out.fill_from_clear(&secret);
     out.decrypted = Some(secret);
     out.key_variant = Some(variant);
+    // Shown tracks now come from the clear, under the same rule as masked_pan.
+    super::tracks::remask_shown(&mut out);
     Ok(out)
 }
 
@@ -352,10 +354,18 @@ pub(crate) mod tests {
         assert_eq!(r.key_variant, Some(KeyVariant::Pin));
         let mut dec = FixedKey::new(KEY);
         dec.want = Some(KeyVariant::Pin);
-        assert!(decrypt_read(&r, &dec, None).is_ok());
+        let tracks = |d: crate::card::CardRead| {
+            let t = d.decrypted.unwrap();
+            [0, 1].map(|i| t[i].as_ref().unwrap().expose().to_string())
+        };
+        assert_eq!(tracks(decrypt_read(&r, &dec, None).unwrap()), [T1, T2]);
         dec.want = Some(KeyVariant::DataVariant);
-        assert!(decrypt_read(&r, &dec, None).is_err());
-        assert!(decrypt_read(&r, &dec, Some(KeyVariant::DataVariant)).is_ok());
+        assert_eq!(
+            decrypt_read(&r, &dec, None).unwrap_err().code(),
+            "decrypt-failed"
+        );
+        let d = decrypt_read(&r, &dec, Some(KeyVariant::DataVariant)).unwrap();
+        assert_eq!(tracks(d), [T1, T2]);
     }
 
     #[test]
@@ -414,7 +424,9 @@ pub(crate) mod tests {
         assert_eq!(r.entry_mode.map(|m| m.code()).as_deref(), Some("07"));
         assert_eq!(
             r.tracks[1].masked.as_deref(),
-            Some(";4111********1111=29121010000012300000?")
+            // Expiry, service code and discretionary data are not shown, whatever the reader
+            // left clear in its masked copy.
+            Some(";4111********1111=********************?")
         );
         let d = decrypt_read(&r, &FixedKey::new(KEY), None).unwrap();
         assert_eq!(

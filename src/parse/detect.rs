@@ -1,5 +1,5 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, magtek_clear, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, micr, tracks, vivo, ParseError};
 use crate::card::swar;
 use crate::card::CardRead;
 
@@ -48,8 +48,16 @@ fn trim(t: &[u8]) -> &[u8] {
     t.get(s..e).unwrap_or_default()
 }
 
-/// Decodes one frame of any supported format.
+/// Decodes one frame of any supported format. What the read shows is masked again here, in
+/// one place for every decoder (see [`tracks::remask_shown`]).
 pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
+    decode_any(input).map(|mut r| {
+        tracks::remask_shown(&mut r);
+        r
+    })
+}
+
+fn decode_any(input: &[u8]) -> Result<CardRead, ParseError> {
     if input.is_empty() {
         return Err(ParseError::Truncated("empty frame"));
     }
@@ -59,9 +67,27 @@ pub fn decode_frame(input: &[u8]) -> Result<CardRead, ParseError> {
     }
 }
 
+/// Decodes one frame from a reader whose profile may name a MICR symbol set (see
+/// `Profile::micr_decoding`): a check reader's lines decode in its own set, anything else by
+/// detection.
+pub fn decode_frame_as(
+    input: &[u8],
+    micr_set: Option<(micr::SymbolSet, bool)>,
+) -> Result<CardRead, ParseError> {
+    match micr_set {
+        Some((set, upper)) => micr::decode_with(input, set, upper),
+        None => decode_frame(input),
+    }
+}
+
 /// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
 fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);
+    // A check's MICR line: before the ID TECH keyboard test, which a line with `*` for an
+    // unreadable character and `02` in its routing number would also pass.
+    if !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
+        return micr::decode(t);
+    }
     let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
@@ -90,6 +116,11 @@ fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     if all_hex && t.len() % 2 == 0 {
         return hex_binary(t);
     }
+    if all_hex {
+        if let Some(r) = cut_hex_tlv(t) {
+            return Ok(r);
+        }
+    }
     // `magtek::looks_like_kb(t)`: a `|` in the text.
     if bar {
         return magtek::decode_kb(t);
@@ -104,6 +135,16 @@ fn starts_with_sentinel(t: &[u8]) -> bool {
     matches!(t.first(), Some(b'%' | b';' | b'+'))
 }
 
+/// Keyboard-mode TLV typed as hex that lost its last character(s): an odd digit count. Taken
+/// only when the digits before decode as TLV cut short (with the `truncated` warning).
+fn cut_hex_tlv(t: &[u8]) -> Option<CardRead> {
+    let even = t.get(..t.len() - t.len() % 2)?;
+    let b = hex::decode(even).ok()?;
+    emv::decode_bare(&b)
+        .ok()
+        .filter(|r| r.warnings.iter().any(|w| w == "truncated"))
+}
+
 fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
     let b = hex::decode(t).map_err(|_| ParseError::BadHex)?;
     if b.is_empty() {
@@ -113,6 +154,10 @@ fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
 }
 
 fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
+    // ESC or STX/ETX around a MICR line (an ID TECH frame is binary inside).
+    if matches!(input.first(), Some(&0x02 | &0x1B)) && micr::looks_like_framed(input) {
+        return micr::decode(input);
+    }
     if vivo::is_vivo(input) {
         return vivo::decode(input);
     }

@@ -63,10 +63,59 @@ pub fn split_attribution(data: &[u8]) -> Result<(Option<u8>, Vec<Tlv<'_>>), Pars
     }
 }
 
-/// A bare TLV read (`emv-tlv`).
+/// A bare TLV read (`emv-tlv`). A stream cut short inside a trailing object that holds no
+/// card data still yields what was read, with a `truncated` warning; a cut inside card data
+/// (or a container that may hold it) stays an error.
 pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
-    let (attr, tlvs) = split_attribution(input)?;
-    from_tlv(&tlvs, attr, Format::EmvTlv)
+    let strict = match split_attribution(input) {
+        Ok((attr, tlvs)) => return from_tlv(&tlvs, attr, Format::EmvTlv),
+        Err(e) => e,
+    };
+    if !matches!(strict, ParseError::Truncated(_) | ParseError::BadLength(_)) {
+        return Err(strict);
+    }
+    let rest = input.get(1..).unwrap_or_default();
+    // Same preference as split_attribution: without the attribution byte when the data starts
+    // with a known tag, with it otherwise.
+    let tries: [(Option<u8>, &[u8]); 2] = if tlv::first_tag(input).and_then(tlv::tag_name).is_some()
+    {
+        [(None, input), (input.first().copied(), rest)]
+    } else {
+        [(input.first().copied(), rest), (None, input)]
+    };
+    for (attr, data) in tries {
+        let Ok((tlvs, Some(cut))) = tlv::parse_cut_short(data) else {
+            continue;
+        };
+        let mut all = Vec::new();
+        tlv::flatten(&tlvs, &mut all);
+        if !all.iter().any(|x| tlv::tag_name(x.tag).is_some()) {
+            continue;
+        }
+        if cut_holds_card_data(cut) {
+            return Err(strict);
+        }
+        let mut r = from_tlv(&tlvs, attr, Format::EmvTlv)?;
+        // A cut that left no card at all is no read.
+        if r.masked_pan.is_none() && r.enc_blocks.is_empty() {
+            return Err(strict);
+        }
+        r.warnings.push("truncated".to_string());
+        return Ok(r);
+    }
+    Err(strict)
+}
+
+/// Whether the object a stream was cut in may hold card data. A cut inside the tag bytes hides
+/// nothing that was read; a constructed object other than ID TECH's source container may.
+fn cut_holds_card_data(cut: tlv::Cut) -> bool {
+    let Some(tag) = cut.tag else {
+        return false;
+    };
+    SENSITIVE.contains(&tag)
+        || MASKED_TAGS.iter().any(|&(m, _)| m == tag)
+        || tag == 0xDFEE23
+        || (cut.constructed && !matches!(tag, 0xFFEE01 | 0xFFEE12))
 }
 
 fn ascii(v: &[u8]) -> String {
@@ -351,5 +400,96 @@ mod tests {
             r.clear[1].as_ref().unwrap().expose(),
             ";5413330089020011=2512101?"
         );
+    }
+}
+
+/// Chip data as host SDKs log it and as keyboard readers type it: bytes written out by hand
+/// from reader-formats.md §2.7 and reader-protocols.md §1.4 (the ciphertext is the ANSI test
+/// BDK encryption of the clear 57 noted below; its plaintext is checked in tests/decode_fixtures).
+#[cfg(test)]
+mod cut_short_tests {
+    use super::*;
+    use crate::parse::decode_frame;
+
+    /// Attribution C1: encryption on (bits 7/6), TDES (bits 2/1 = 00), contactless EMV (bit 0).
+    const ATTR: &str = "C1";
+    /// 57 A1 12: masked copy (flag 0x20, one length byte), 18 bytes, C = masked nibble.
+    const MASKED_57: &str = "57A1124761CCCCCCCC0119D251220112340001230F";
+    /// 57 C1 18: encrypted copy (flag 0x40), 24 bytes of TDES-CBC over the whole clear TLV.
+    const CIPHER_57: &str = "57C1187E33B0C5C313B692044500B3BA8B7C65F67925B5B9EAEE33";
+    /// 9F39 01 07: contactless EMV.
+    const ENTRY: &str = "9F390107";
+    /// DFEE12 0A: the data key's KSN.
+    const KSN_TLV: &str = "DFEE120AFFFF9876543210E00001";
+    /// DFEE26 02 E1 00: capture info (contactless EMV), no card data.
+    const INFO: &str = "DFEE2602E100";
+
+    fn bytes(parts: &[&str]) -> Vec<u8> {
+        hex::decode(parts.concat()).unwrap()
+    }
+
+    #[test]
+    fn sdk_logged_attribution_then_tlv_is_emv_tlv() {
+        let b = bytes(&[ATTR, MASKED_57, CIPHER_57, ENTRY, KSN_TLV]);
+        let r = decode_frame(&b).unwrap();
+        assert_eq!(r.format, Format::EmvTlv);
+        assert_eq!(r.entry_mode, Some(EntryMode::ContactlessChip));
+        assert_eq!(r.last4.as_deref(), Some("0119"));
+        assert_eq!(
+            r.ksn.as_ref().map(|k| k.to_string()).as_deref(),
+            Some("FFFF9876543210E00001")
+        );
+        assert!(r.encrypted);
+        assert!(r.warnings.is_empty(), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn cut_inside_a_trailing_tag_without_card_data_keeps_the_read() {
+        let whole = bytes(&[ATTR, MASKED_57, CIPHER_57, ENTRY, KSN_TLV, INFO]);
+        // Cut inside DFEE26's value, its length, and its tag bytes.
+        for cut in [1, 3, 5] {
+            let b = &whole[..whole.len() - cut];
+            let r = decode_frame(b).unwrap_or_else(|e| panic!("cut {cut}: {e:?}"));
+            assert_eq!(r.format, Format::EmvTlv);
+            assert_eq!(r.last4.as_deref(), Some("0119"), "cut {cut}");
+            assert_eq!(r.entry_mode, Some(EntryMode::ContactlessChip));
+            assert_eq!(r.warnings, ["truncated"], "cut {cut}");
+            assert!(!r.enc_blocks.is_empty());
+        }
+    }
+
+    #[test]
+    fn cut_inside_card_data_stays_an_error() {
+        // The encrypted 57 last, cut one byte and ten bytes short.
+        let whole = bytes(&[ATTR, ENTRY, KSN_TLV, MASKED_57, CIPHER_57]);
+        for cut in [1, 10] {
+            let e = decode_frame(&whole[..whole.len() - cut]).unwrap_err();
+            assert!(
+                matches!(e.code(), "truncated" | "bad-length"),
+                "cut {cut}: {e:?}"
+            );
+        }
+        // Cut inside the masked copy, before any ciphertext.
+        let whole = bytes(&[ATTR, ENTRY, KSN_TLV, MASKED_57]);
+        assert!(decode_frame(&whole[..whole.len() - 4]).is_err());
+    }
+
+    #[test]
+    fn keyboard_hex_that_lost_its_last_digits_is_a_cut_read() {
+        let text = [ATTR, MASKED_57, CIPHER_57, ENTRY, KSN_TLV, INFO].concat();
+        // One digit lost (odd count) and three lost.
+        for lost in [1, 3] {
+            let t = format!("{}\r\n", &text[..text.len() - lost]);
+            let r = decode_frame(t.as_bytes()).unwrap_or_else(|e| panic!("{lost}: {e:?}"));
+            assert_eq!(r.format, Format::EmvTlv);
+            assert_eq!(r.last4.as_deref(), Some("0119"));
+            assert_eq!(r.warnings, ["truncated"]);
+        }
+        // A whole keyboard line decodes without the warning.
+        let r = decode_frame(format!("{text}\r\n").as_bytes()).unwrap();
+        assert!(r.warnings.is_empty());
+        // Odd hex whose card data is what was cut stays an error.
+        let text = [ATTR, ENTRY, KSN_TLV, MASKED_57, CIPHER_57].concat();
+        assert!(decode_frame(&text.as_bytes()[..text.len() - 1]).is_err());
     }
 }

@@ -21,6 +21,14 @@ pub enum ParseError {
     DecryptFailed(String),
     #[error("malformed track data ({0})")]
     BadTrack(&'static str),
+    #[error("unreadable MICR character ({0})")]
+    MicrUnreadable(&'static str),
+    #[error("bad routing number ({0})")]
+    BadRouting(&'static str),
+    #[error("no account number on the check ({0})")]
+    NoAccount(&'static str),
+    #[error("check not supported ({0})")]
+    UnsupportedCheck(&'static str),
 }
 
 impl ParseError {
@@ -35,6 +43,10 @@ impl ParseError {
             ParseError::UnknownFormat => "unknown-format",
             ParseError::DecryptFailed(_) => "decrypt-failed",
             ParseError::BadTrack(_) => "bad-track",
+            ParseError::MicrUnreadable(_) => "micr-unreadable",
+            ParseError::BadRouting(_) => "bad-routing",
+            ParseError::NoAccount(_) => "no-account",
+            ParseError::UnsupportedCheck(_) => "unsupported-check",
         }
     }
 }

@@ -8,11 +8,12 @@ mod error;
 pub mod idtech;
 pub mod magtek;
 pub mod magtek_clear;
+pub mod micr;
 pub mod tlv;
 pub mod tracks;
 pub mod vivo;
 
-pub use detect::{decode_frame, split_frames};
+pub use detect::{decode_frame, decode_frame_as, split_frames};
 pub use error::ParseError;
 
 pub use crate::card::CardRead;

@@ -83,6 +83,77 @@ pub fn parse(input: &[u8]) -> Result<Vec<Tlv<'_>>, ParseError> {
     parse_at(input, 0)
 }
 
+/// Where a stream that ends inside an object was cut: the object's tag, when its tag bytes
+/// were all read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub tag: Option<u32>,
+    pub constructed: bool,
+}
+
+/// Like [`parse`], but a stream that ends inside its last top-level object (keyboard output
+/// that lost characters, a log line cut short) yields the objects before it and where it was
+/// cut. Every other error stays an error.
+pub fn parse_cut_short(input: &[u8]) -> Result<(Vec<Tlv<'_>>, Option<Cut>), ParseError> {
+    let mut out = Vec::new();
+    let mut i = input;
+    loop {
+        // Parse one top-level object at a time, so a cut is found at the object it hits.
+        let start = i;
+        let Some(next) = next_object_end(i)? else {
+            break;
+        };
+        match next {
+            Ok(len) => {
+                let (obj, rest) = start.split_at(len);
+                out.extend(parse_at(obj, 0)?);
+                i = rest;
+            }
+            Err(cut) => return Ok((out, Some(cut))),
+        }
+    }
+    Ok((out, None))
+}
+
+/// The length of the first object of `i` (padding before it included), `Err(Cut)` when the
+/// input ends inside it, `None` when only padding is left.
+fn next_object_end(i: &[u8]) -> Result<Option<Result<usize, Cut>>, ParseError> {
+    let pad = i
+        .iter()
+        .enumerate()
+        .take_while(|&(k, &b)| {
+            b == 0x00 || (b == 0xFF && matches!(i.get(k + 1), None | Some(0x00) | Some(0xFF)))
+        })
+        .count();
+    let body = i.get(pad..).unwrap_or_default();
+    if body.is_empty() {
+        return Ok(None);
+    }
+    let (rest, t, constructed) = match tag(body) {
+        Ok(x) => x,
+        Err(ParseError::Truncated(_)) => {
+            return Ok(Some(Err(Cut {
+                tag: None,
+                constructed: false,
+            })))
+        }
+        Err(e) => return Err(e),
+    };
+    let cut = Cut {
+        tag: Some(t),
+        constructed,
+    };
+    let (rest2, len, _) = match length(rest) {
+        Ok(x) => x,
+        Err(ParseError::Truncated(_)) => return Ok(Some(Err(cut))),
+        Err(e) => return Err(e),
+    };
+    if rest2.len() < len {
+        return Ok(Some(Err(cut)));
+    }
+    Ok(Some(Ok(i.len() - rest2.len() + len)))
+}
+
 fn parse_at(mut i: &[u8], depth: usize) -> Result<Vec<Tlv<'_>>, ParseError> {
     if depth > MAX_DEPTH {
         return Err(TOO_DEEP);

@@ -275,6 +275,39 @@ pub fn mask_track(text: &str) -> String {
     }
 }
 
+/// Masks what a read will show, whatever the reader put in its "masked" fields (issue: a
+/// reader that sends a clear PAN or discretionary data there): each shown track is masked again
+/// by [`mask_track`], from the clear track when the read has one, so tracks and `masked_pan`
+/// follow one rule (first 6 / last 4 at most, nothing after the separator). Bytes after the end
+/// sentinel (a reader's LRC) are starred.
+pub fn remask_shown(read: &mut CardRead) {
+    for i in 0..3 {
+        let Some(shown) = read.tracks[i].masked.take() else {
+            continue;
+        };
+        // A reader's bad-read marker (`%E?`, `;E?`, `+E?`) holds no card data and says what
+        // went wrong: kept as sent.
+        if read.tracks[i].status == TrackStatus::Error && shown.len() <= 3 {
+            read.tracks[i].masked = Some(shown);
+            continue;
+        }
+        let clear = read
+            .decrypted
+            .as_ref()
+            .and_then(|d| d[i].as_ref())
+            .or(read.clear[i].as_ref())
+            .map(SecretText::expose);
+        let src = clear.unwrap_or(&shown);
+        let (track, after) = match src.rfind('?') {
+            Some(p) => src.split_at(p + 1),
+            None => (src, ""),
+        };
+        let mut m = mask_track(track);
+        m.extend(after.chars().map(|_| '*'));
+        read.tracks[i].masked = Some(m);
+    }
+}
+
 /// [`mask_track`] for ASCII text (every real track): one copy, then ranges starred in place,
 /// separators found a word at a time. Same output as the per-char path; for text that is not
 /// ASCII (callers check) the result is empty rather than wrong.
@@ -681,5 +714,44 @@ mod tests {
         let i = masked_info(2, ";5452300000007189=0804000000000000?");
         assert_eq!(i.expiry.as_deref(), Some("0804"));
         assert_eq!(i.service_code, None);
+    }
+
+    /// A reader that leaves card data in its "masked" fields has it masked again: tracks and
+    /// masked PAN, before and after decryption (values masked by hand: first 6 / last 4 of the
+    /// public test PAN 4761739001010119, nothing after the separator).
+    #[test]
+    fn reader_masked_fields_are_masked_again() {
+        use crate::parse::decode_frame;
+        // Bare TLV: 57 A1 12 holding the clear Track 2 equivalent where the masked copy goes,
+        // then 9F39 07.
+        let b = hex::decode("57A1124761739001010119D251220112340001230F9F390107").unwrap();
+        let r = decode_frame(&b).unwrap();
+        let t2 = r.tracks[1].masked.as_deref().unwrap();
+        assert_eq!(t2, ";476173******0119=******************?");
+        assert_eq!(r.masked_pan.as_ref().unwrap().as_str(), "476173******0119");
+        let json = r.to_json().to_string();
+        assert!(!json.contains("4761739001010119"), "{json}");
+        assert!(
+            !json.contains("201123400012"),
+            "discretionary data shown: {json}"
+        );
+        // A keyboard wedge track whose reader kept the LRC after the end sentinel: starred.
+        let mut r = CardRead::new(Format::Tracks);
+        r.tracks[1] = TrackInfo {
+            status: TrackStatus::Ok,
+            masked: Some(";4761739001010119=2512201?Z".into()),
+        };
+        remask_shown(&mut r);
+        assert_eq!(
+            r.tracks[1].masked.as_deref(),
+            Some(";476173******0119=*******?*")
+        );
+        // A bad-read marker stays as the reader sent it.
+        r.tracks[2] = TrackInfo {
+            status: TrackStatus::Error,
+            masked: Some("+E?".into()),
+        };
+        remask_shown(&mut r);
+        assert_eq!(r.tracks[2].masked.as_deref(), Some("+E?"));
     }
 }

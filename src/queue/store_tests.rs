@@ -213,11 +213,21 @@ fn cap_refuses_and_never_drops() {
     // A batch straddling the cap: each record gets its own answer.
     q.ack(RecordId(1)).unwrap();
     let res = q.enqueue_many(vec![rec("a"), rec("b")]).unwrap();
-    assert!(res[0].is_ok());
+    // Ids are never reused (AUTOINCREMENT): after c0-c2 (1-3) and the refused c3, `a` is 4.
+    assert_eq!(res[0], Ok(RecordId(4)));
     assert_eq!(res[1], Err(QueueError::Full { held: 3, cap: 3 }));
     // Expired records do not block new swipes.
     f.advance(49 * 3600 * 1000);
-    assert!(q.enqueue(rec("late")).is_ok());
+    assert_eq!(q.enqueue(rec("late")), Ok(RecordId(5)));
+    // The three expired ones are still listed (purged later), past the cap of 3.
+    let held: Vec<(String, bool)> = q
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.customer_id, r.expired))
+        .collect();
+    let want = [("c1", true), ("c2", true), ("a", true), ("late", false)];
+    assert_eq!(held, want.map(|(c, e)| (c.to_string(), e)));
 }
 
 #[test]

@@ -121,6 +121,23 @@ fn cfg(concurrency: usize) -> UploaderConfig {
     }
 }
 
+/// Bounds every await on the uploader: a hang fails the test after 30 s instead of stalling CI.
+async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: no progress within 30 s"))
+}
+
+/// Yields until `cond` holds (the deliveries run on other tasks); fails after 30 s.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    within(what, async {
+        while !cond() {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
 fn drain_events(rx: &mut broadcast::Receiver<UploadEvent>) -> Vec<UploadEvent> {
     let mut out = Vec::new();
     while let Ok(e) = rx.try_recv() {
@@ -136,7 +153,7 @@ async fn every_record_delivered_and_acked_exactly_once() {
     let fake = Fake::saving();
     let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(8)).unwrap();
     let mut rx = up.subscribe();
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!(
         r,
         FlushReport {
@@ -162,7 +179,7 @@ async fn every_record_delivered_and_acked_exactly_once() {
         .iter()
         .all(|(c, t)| t.as_deref() == Some(format!("tok-{c}").as_str())));
     // Nothing left: a second flush sends nothing.
-    assert_eq!(up.flush_once().await.unwrap().sent, 0);
+    assert_eq!(within("flush", up.flush_once()).await.unwrap().sent, 0);
 }
 
 #[tokio::test]
@@ -178,7 +195,7 @@ async fn declines_and_rejections_kept_as_failed() {
     });
     let up = Uploader::new(e.queue.clone(), fake, cfg(2)).unwrap();
     let mut rx = up.subscribe();
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!((r.sent, r.failed, r.remaining), (1, 2, 0));
     let list = e.queue.list().unwrap();
     assert_eq!(list.len(), 2);
@@ -214,7 +231,7 @@ async fn transient_failures_follow_the_backoff_schedule() {
     // Nominal delays with base 2 s: 2, 4, 8, 16 s; jitter puts each in [d/2, d].
     for (attempt, nominal_ms) in [(1u32, 2000i64), (2, 4000), (3, 8000), (4, 16000)] {
         let now = e.clock.load(Ordering::SeqCst);
-        let r = up.flush_once().await.unwrap();
+        let r = within("flush", up.flush_once()).await.unwrap();
         assert_eq!(
             (r.sent, r.retried, r.remaining),
             (0, 1, 1),
@@ -233,10 +250,10 @@ async fn transient_failures_follow_the_backoff_schedule() {
         );
         // Not due yet: a flush sends nothing.
         e.clock.store(info.next_attempt_ms - 1, Ordering::SeqCst);
-        assert_eq!(up.flush_once().await.unwrap().retried, 0);
+        assert_eq!(within("flush", up.flush_once()).await.unwrap().retried, 0);
         e.clock.store(info.next_attempt_ms, Ordering::SeqCst);
     }
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!((r.sent, r.remaining), (1, 0));
     assert_eq!(fake.calls()["cust-000"], 5);
 }
@@ -256,7 +273,7 @@ async fn auth_failure_pauses_until_resume() {
     });
     let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(1)).unwrap();
     let mut rx = up.subscribe();
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert!(r.auth_failed && up.is_paused());
     assert_eq!((r.sent, r.remaining), (0, 5));
     assert_eq!(
@@ -276,12 +293,12 @@ async fn auth_failure_pauses_until_resume() {
         .iter()
         .all(|i| i.state == RecordState::Pending && i.attempts == 0));
     // Still paused: nothing is tried.
-    assert_eq!(up.flush_once().await.unwrap().sent, 0);
+    assert_eq!(within("flush", up.flush_once()).await.unwrap().sent, 0);
     assert_eq!(fake.calls().values().sum::<usize>(), 1);
     key_ok.store(true, Ordering::SeqCst);
     up.resume();
     assert_eq!(drain_events(&mut rx), vec![UploadEvent::Resumed]);
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!((r.sent, r.remaining, r.auth_failed), (5, 0, false));
 }
 
@@ -297,19 +314,20 @@ async fn concurrency_limit_holds() {
     let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(3)).unwrap();
     let flush = tokio::spawn({
         let up = up.clone();
-        async move { up.flush_once().await }
+        async move { within("flush", up.flush_once()).await }
     });
     // Wait until the limit is reached, then give the loop many chances to overshoot.
-    while fake.in_flight.load(Ordering::SeqCst) < 3 {
-        tokio::task::yield_now().await;
-    }
+    until("three deliveries in flight", || {
+        fake.in_flight.load(Ordering::SeqCst) >= 3
+    })
+    .await;
     for _ in 0..200 {
         tokio::task::yield_now().await;
     }
     assert_eq!(fake.in_flight.load(Ordering::SeqCst), 3);
     assert_eq!(e.queue.stats().unwrap().sending, 3);
     gate.add_permits(12);
-    let r = flush.await.unwrap().unwrap();
+    let r = within("the flush", flush).await.unwrap().unwrap();
     assert_eq!(r.sent, 12);
     assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 3);
 }
@@ -327,14 +345,18 @@ async fn background_loop_sends_new_records_and_stops_gracefully() {
     let task = up.start();
     fill(&e.queue, 5);
     up.nudge();
-    while fake.in_flight.load(Ordering::SeqCst) < 2 {
-        tokio::task::yield_now().await;
-    }
-    // Stop with two deliveries in flight: they finish, the other three stay queued.
-    let stopping = tokio::spawn(task.stop());
-    tokio::task::yield_now().await;
+    until("two deliveries in flight", || {
+        fake.in_flight.load(Ordering::SeqCst) >= 2
+    })
+    .await;
+    // Stop with two deliveries in flight: they finish, the other three stay queued. `stop`
+    // signals the loop on its first poll; poll it once before the deliveries may finish, so
+    // the loop cannot claim more in between (which, with the gate shut, would hang).
+    let mut stopping = Box::pin(task.stop());
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(stopping.as_mut().poll(cx)));
+    assert!(first.await.is_pending(), "stop waits for the deliveries");
     gate.add_permits(2);
-    stopping.await.unwrap().unwrap();
+    within("the stop", stopping).await.unwrap();
     let saved = drain_events(&mut rx)
         .iter()
         .filter(|ev| matches!(ev, UploadEvent::Saved { .. }))
@@ -355,13 +377,13 @@ async fn panicking_deliverer_keeps_the_record() {
         DeliverResult::Final(FinalAnswer::Saved(Saved::default()))
     });
     let up = Uploader::new(e.queue.clone(), fake, cfg(1)).unwrap();
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!((r.sent, r.retried, r.remaining), (0, 1, 1));
     let info = &e.queue.list().unwrap()[0];
     assert_eq!(info.state, RecordState::Pending);
     assert_eq!(info.last_error.as_deref(), Some("deliverer panicked"));
     e.clock.store(info.next_attempt_ms, Ordering::SeqCst);
-    assert_eq!(up.flush_once().await.unwrap().sent, 1);
+    assert_eq!(within("flush", up.flush_once()).await.unwrap().sent, 1);
 }
 
 #[tokio::test]
@@ -372,7 +394,7 @@ async fn expired_records_are_never_sent() {
     let fake = Fake::saving();
     let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(1)).unwrap();
     let mut rx = up.subscribe();
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!((r.sent, r.expired, r.remaining), (0, 2, 0));
     assert!(fake.calls().is_empty());
     assert_eq!(
@@ -387,7 +409,7 @@ async fn new_recovers_rows_left_sending() {
     fill(&e.queue, 2);
     assert_eq!(e.queue.claim_due(2).unwrap().len(), 2);
     let up = Uploader::new(e.queue.clone(), Fake::saving(), cfg(1)).unwrap();
-    assert_eq!(up.flush_once().await.unwrap().sent, 2);
+    assert_eq!(within("flush", up.flush_once()).await.unwrap().sent, 2);
 }
 
 #[tokio::test]
@@ -407,9 +429,50 @@ async fn flush_tries_each_record_once_even_without_backoff() {
         },
     )
     .unwrap();
-    let r = up.flush_once().await.unwrap();
+    let r = within("flush", up.flush_once()).await.unwrap();
     assert_eq!((r.sent, r.retried, r.remaining), (0, 4, 4));
     assert!(fake.calls().values().all(|n| *n == 1));
+}
+
+/// The direct lane: the gateway refuses the API key while the record's enqueue fails. The
+/// uploader pauses (the key is wrong for every record) and reports the swipe as not stored
+/// with no answer, so the operator is told to take it again; nothing is in the queue.
+#[tokio::test]
+async fn direct_send_refused_key_and_enqueue_failed_is_not_stored_and_pauses() {
+    let e = env();
+    let fake = Fake::new(|_, _| DeliverResult::AuthFailed("HTTP 401".into()));
+    let up = Uploader::new(e.queue.clone(), fake.clone(), cfg(2)).unwrap();
+    let mut rx = up.subscribe();
+    let slot = up.direct_slot().expect("a free slot while running");
+    let (tx, stored) = tokio::sync::oneshot::channel();
+    up.send_direct(
+        slot,
+        "cust-direct".into(),
+        Zeroizing::new(b"cust-direct".to_vec()),
+        stored,
+    );
+    tx.send(Err(QueueError::Storage("disk full".into())))
+        .unwrap();
+    let first = within("the auth event", rx.recv()).await.unwrap();
+    assert_eq!(
+        first,
+        UploadEvent::AuthFailed {
+            reason: "HTTP 401".into()
+        }
+    );
+    let second = within("the not-stored event", rx.recv()).await.unwrap();
+    assert_eq!(
+        second,
+        UploadEvent::NotStored {
+            customer_id: "cust-direct".into(),
+            answer: None,
+            error: QueueError::Storage("disk full".into()),
+        }
+    );
+    assert!(up.is_paused());
+    assert!(up.direct_slot().is_none(), "paused: no direct sends");
+    assert_eq!(fake.calls()["cust-direct"], 1);
+    assert_eq!(e.queue.stats().unwrap().held, 0);
 }
 
 /// A row that disappears while it is being sent (a purge ran meanwhile) used to end the

@@ -14,6 +14,7 @@ mod guard;
 mod lane;
 mod openapi;
 mod routes;
+mod server;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,7 @@ pub use lane::{
 };
 pub use openapi::document as openapi_document;
 pub use routes::Op;
+pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use token::ApiToken;
 
 use crate::agent::captures::Captures;
@@ -75,7 +77,12 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub settings: ApiSettings,
     token: Arc<ApiToken>,
+    /// One permit per open `GET /v1/events` stream.
+    pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Event streams open at once; each holds a connection and a broadcast receiver.
+pub const MAX_EVENT_STREAMS: usize = 32;
 
 impl ApiState {
     pub fn new(
@@ -93,6 +100,7 @@ impl ApiState {
             metrics,
             settings,
             token: Arc::new(token),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
         }
     }
 }
@@ -181,20 +189,13 @@ impl ServerHandle {
 pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let (stop, rx) = watch::channel(false);
+    let state_metrics = state.metrics.clone();
     let router = build_router(AppState {
         api: state,
         shutdown: rx.clone(),
     });
-    let mut signal = rx;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                if signal.wait_for(|s| *s).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await
-    });
+    let metrics = state_metrics;
+    let task = tokio::spawn(server::accept_loop(listener, router, rx, metrics));
     Ok(ServerHandle { addr, stop, task })
 }
 

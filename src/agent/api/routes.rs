@@ -289,7 +289,24 @@ async fn cancel_capture(
 }
 
 /// `GET /v1/events`: Server-Sent Events, one per lane event, `event:` naming its kind.
-async fn events(State(state): State<AppState>) -> impl IntoResponse {
+async fn events(State(state): State<AppState>) -> Response {
+    let Ok(permit) = state.api.event_streams.clone().try_acquire_owned() else {
+        tracing::warn!(
+            code = "api-event-stream-cap",
+            max = super::MAX_EVENT_STREAMS,
+            "event stream refused: too many open"
+        );
+        state.api.metrics.api_refused("event-streams");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-event-streams",
+            format!(
+                "{} event streams are open already; close one and retry",
+                super::MAX_EVENT_STREAMS
+            ),
+        )
+        .into_response();
+    };
     let rx = state.api.events.subscribe();
     let mut shutdown = state.shutdown.clone();
     let stopped = async move {
@@ -307,9 +324,15 @@ async fn events(State(state): State<AppState>) -> impl IntoResponse {
     });
     let stream = hello
         .chain(stream)
-        .map(Ok::<_, Infallible>)
+        .map(move |e| {
+            // The stream owns its slot: dropped with it when the client goes away.
+            let _slot = &permit;
+            Ok::<_, Infallible>(e)
+        })
         .take_until(stopped);
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `GET /metrics`: gauges that mirror the lane are refreshed from it first.

@@ -57,6 +57,21 @@ pub enum TokenError {
     TooOpen { path: PathBuf, mode: u32 },
     #[error("token file {path} holds no usable token (printable ASCII, no spaces)")]
     Invalid { path: PathBuf },
+    #[error("token file {path} holds a weak token: use at least {MIN_TOKEN_LEN} characters with {MIN_DISTINCT} different ones (delete the file and the agent writes a random one)")]
+    Weak { path: PathBuf },
+}
+
+/// A token someone wrote by hand must still resist guessing: 32 characters (a 64-digit hex
+/// token, as the agent writes, has 256 bits) with some variety in them.
+pub const MIN_TOKEN_LEN: usize = 32;
+pub const MIN_DISTINCT: usize = 8;
+
+fn strong(t: &str) -> bool {
+    let mut seen = [false; 256];
+    for b in t.bytes() {
+        seen[usize::from(b)] = true;
+    }
+    t.len() >= MIN_TOKEN_LEN && seen.iter().filter(|&&x| x).count() >= MIN_DISTINCT
 }
 
 impl TokenError {
@@ -65,6 +80,7 @@ impl TokenError {
             TokenError::Io { .. } => "token-io",
             TokenError::TooOpen { .. } => "token-file-too-open",
             TokenError::Invalid { .. } => "token-invalid",
+            TokenError::Weak { .. } => "token-weak",
         }
     }
 }
@@ -124,9 +140,15 @@ fn load(path: &Path) -> Result<ApiToken, TokenError> {
         });
     }
     let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_err(path, e))?);
-    ApiToken::new(&text).ok_or_else(|| TokenError::Invalid {
+    let token = ApiToken::new(&text).ok_or_else(|| TokenError::Invalid {
         path: path.to_path_buf(),
-    })
+    })?;
+    if !strong(token.expose()) {
+        return Err(TokenError::Weak {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(token)
 }
 
 #[cfg(test)]
@@ -162,7 +184,16 @@ mod tests {
         assert_eq!(e.code(), "token-file-too-open");
         assert!(!e.to_string().contains("abc"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert_eq!(load_or_create(&path).unwrap().expose(), "abc");
+        // Private now, but three characters are guessable.
+        let e = load_or_create(&path).unwrap_err();
+        assert_eq!(e.code(), "token-weak");
+        assert!(!e.to_string().contains("abc"));
+        // 32 characters of one kind are too (a placeholder left in place).
+        std::fs::write(&path, format!("{}\n", "x".repeat(40))).unwrap();
+        assert_eq!(load_or_create(&path).unwrap_err().code(), "token-weak");
+        let hand = "kiosk-7f3a9c1e-2b4d-4e8f-a6b5-0c9d8e7f6a5b";
+        std::fs::write(&path, format!("{hand}\n")).unwrap();
+        assert_eq!(load_or_create(&path).unwrap().expose(), hand);
         std::fs::write(&path, " \n").unwrap();
         assert_eq!(load_or_create(&path).unwrap_err().code(), "token-invalid");
     }

@@ -171,12 +171,101 @@ fn usb_matching_prefers_product_ids() {
         hit(0x0ACD, 0x3820, Some(0xFF00)),
         Some("idtech-augusta-hid")
     );
-    // Unknown ID TECH product on the vendor page: the ViVOtech2 (VP3300) profile.
-    assert_eq!(hit(0x0ACD, 0x7777, Some(0xFF00)), Some("idtech-vp3300-hid"));
+    assert_eq!(hit(0x0ACD, 0x3530, Some(0xFF00)), Some("idtech-vp3300-hid"));
+    // Unknown ID TECH product on the vendor page: the vendor-wide NEO 2 (VP3350) profile.
+    assert_eq!(hit(0x0ACD, 0x7777, Some(0xFF00)), Some("idtech-vp3350-hid"));
     // ...but not on another usage page (a keyboard interface, say).
     assert_eq!(hit(0x0ACD, 0x7777, Some(0x0001)), None);
     assert_eq!(hit(0x0801, 0x001E, None), Some("magtek-edynamo-hid"));
     assert_eq!(hit(0x1234, 0x0001, None), None);
     let kb = p.match_usb(TransportKind::Keyboard, 0x0ACD, 0x2030, None, None);
     assert_eq!(kb.map(|p| p.id.as_str()), Some("idtech-securemag-kb"));
+}
+
+#[test]
+fn driven_reader_profiles_and_protocol_key() {
+    use super::Protocol;
+    let p = embedded();
+    for id in [
+        "idtech-neo2-serial",
+        "idtech-vp3300-hid",
+        "idtech-vp3350-hid",
+    ] {
+        assert_eq!(p.get(id).map(|p| p.protocol), Some(Protocol::Neo2), "{id}");
+    }
+    assert_eq!(
+        p.get("idtech-neo2-serial").map(|p| p.transport),
+        Some(TransportKind::Serial)
+    );
+    assert_eq!(
+        p.get("idtech-vp3300-hid").map(|p| p.matcher.pid.clone()),
+        Some(vec![0x3530])
+    );
+    // Default: not driven.
+    assert_eq!(
+        p.get("idtech-securemag-hid").map(|p| p.protocol),
+        Some(Protocol::None)
+    );
+    let serial = EMBEDDED
+        .iter()
+        .find(|(f, _)| *f == "idtech-neo2-serial.toml")
+        .map(|(_, t)| t.to_string())
+        .unwrap();
+    // Unknown protocol names are rejected, naming the key.
+    let bad = serial.replace("protocol = \"neo2\"", "protocol = \"vivopay\"");
+    match Profile::from_toml("x.toml", &bad) {
+        Err(ProfileError::Parse { key, .. }) => assert_eq!(key, "protocol"),
+        other => panic!("{other:?}"),
+    }
+    // A keyboard reader cannot be driven.
+    let kb = EMBEDDED
+        .iter()
+        .find(|(f, _)| *f == "idtech-augusta-kb.toml")
+        .map(|(_, t)| t.to_string())
+        .unwrap()
+        .replace(
+            "framing = \"text\"",
+            "framing = \"text\"\nprotocol = \"neo2\"",
+        );
+    match Profile::from_toml("kb.toml", &kb) {
+        Err(ProfileError::Invalid { key, .. }) => assert_eq!(key, "protocol"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn micr_profiles_load_and_are_validated() {
+    use crate::parse::micr::SymbolSet;
+    let p = embedded();
+    let serial = p.require("magtek-micr-serial").unwrap();
+    assert_eq!(serial.kind, ReaderKind::Micr);
+    assert_eq!(serial.transport, TransportKind::Serial);
+    assert_eq!(serial.micr_decoding(), Some((SymbolSet::Magtek(0), false)));
+    // Keyboard emulation: letters arrive upper case.
+    let kb = p.require("magtek-micr-kb").unwrap();
+    assert_eq!(kb.micr_decoding(), Some((SymbolSet::Magtek(1), true)));
+    assert_eq!(
+        p.require("opos-micr-serial").unwrap().micr_decoding(),
+        Some((SymbolSet::Opos, false))
+    );
+    assert_eq!(p.require("idtech-serial").unwrap().micr_decoding(), None);
+
+    let base = "id = \"m\"\nname = \"n\"\nvendor = \"v\"\ntransport = \"keyboard\"\ntrack_data = \"clear-tracks\"\n";
+    let cases = [
+        ("kind = \"micr\"\nframing = \"text\"\nkey_usage = \"none\"\n", "micr"),
+        ("framing = \"text\"\nkey_usage = \"none\"\n[micr]\nsymbol_set = \"opos\"\n", "micr"),
+        ("kind = \"micr\"\nframing = \"text\"\nkey_usage = \"none\"\n[micr]\nsymbol_set = \"magtek-05\"\n", "micr.symbol_set"),
+        ("kind = \"micr\"\nframing = \"text\"\nkey_usage = \"pin\"\n[micr]\nsymbol_set = \"magtek-00\"\n", "key_usage"),
+    ];
+    for (extra, want) in cases {
+        match Profile::from_toml("f.toml", &format!("{base}{extra}")) {
+            Err(ProfileError::Invalid { key, .. }) => assert_eq!(key, want, "{extra}"),
+            other => panic!("{extra}: {other:?}"),
+        }
+    }
+    let unknown = format!("{base}kind = \"micr\"\nframing = \"text\"\nkey_usage = \"none\"\n[micr]\nsymbol_set = \"opos\"\nspaces = 1\n");
+    assert!(matches!(
+        Profile::from_toml("f.toml", &unknown),
+        Err(ProfileError::Parse { key, .. }) if key == "micr.spaces"
+    ));
 }

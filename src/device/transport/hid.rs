@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use super::{Chunk, ChunkKind, Transport, TransportError};
+use super::{Chunk, ChunkKind, Transport, TransportError, Writer};
 
 pub struct HidTransport {
     device: hidapi::HidDevice,
@@ -91,6 +91,20 @@ impl Transport for HidTransport {
                 )))
             }
             // A read error on hidraw means the device went away (ENODEV/EIO).
+            Err(hidapi::HidError::IoError { error }) => match TransportError::from_io(&error) {
+                TransportError::Io(_) => Err(TransportError::Closed),
+                other => Err(other),
+            },
+            Err(_) => Err(TransportError::Closed),
+        }
+    }
+}
+
+impl Writer for HidTransport {
+    /// One output report, report id first (hidapi's convention).
+    fn write_unit(&mut self, report: &[u8]) -> Result<(), TransportError> {
+        match self.device.write(report) {
+            Ok(_) => Ok(()),
             Err(hidapi::HidError::IoError { error }) => match TransportError::from_io(&error) {
                 TransportError::Io(_) => Err(TransportError::Closed),
                 other => Err(other),

@@ -109,6 +109,18 @@ pub trait Transport {
     fn read_chunk(&mut self, timeout: Duration) -> Result<Option<Chunk>, TransportError>;
 }
 
+/// The write side of a transport, for readers the host drives (design.md §5: a capability
+/// beside [`Transport`], not a fatter trait). One call writes one unit as the device takes it:
+/// bytes on a serial line, one output report (report id first) on HID.
+pub trait Writer {
+    fn write_unit(&mut self, bytes: &[u8]) -> Result<(), TransportError>;
+}
+
+/// A transport that can be read and written (a driven reader's port).
+pub trait Duplex: Transport + Writer + Send {}
+
+impl<T: Transport + Writer + Send> Duplex for T {}
+
 /// Opens (and re-opens) a transport: the manager's reconnect capability.
 pub trait Connector: Send {
     fn connect(&mut self) -> Result<Box<dyn Transport>, TransportError>;

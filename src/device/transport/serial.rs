@@ -1,9 +1,9 @@
 //! Serial readers (RS-232, USB-CDC) through `serialport`; line settings from the profile.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use super::{Chunk, ChunkKind, Transport, TransportError};
+use super::{Chunk, ChunkKind, Transport, TransportError, Writer};
 use crate::device::profile::{Parity, Serial};
 
 pub struct SerialTransport {
@@ -83,5 +83,14 @@ impl Transport for SerialTransport {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(None),
             Err(e) => Err(TransportError::from_io(&e)),
         }
+    }
+}
+
+impl Writer for SerialTransport {
+    fn write_unit(&mut self, bytes: &[u8]) -> Result<(), TransportError> {
+        self.port
+            .write_all(bytes)
+            .and_then(|()| self.port.flush())
+            .map_err(|e| TransportError::from_io(&e))
     }
 }

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use super::reader::{brand_of, Bdk, CardFacts, CardReader, ReadContext};
+use super::spec_rules;
 use super::store::{self, Store, StoreError, StoredCard, StoredCustomer};
 use crate::gateway::record::{
     CustomerFields, CustomerReply, CustomerRequest, CustomerResponse, RESULT_APPROVED,
     RESULT_DECLINED, RESULT_ERROR,
 };
-use crate::gateway::validate::{parse_action_code, validate};
+use crate::gateway::validate::parse_action_code;
 
 /// `result_text` is at most 100 characters (customer-api.md).
 const RESULT_TEXT_MAX: usize = 100;
@@ -42,8 +43,8 @@ pub fn process(core: &Core, req: &CustomerRequest) -> Result<(CustomerReply, Sum
         result_code: reply.customer_response.result_code,
     };
 
-    if let Err(errors) = validate(req) {
-        let text = errors.first().map(|e| e.to_string()).unwrap_or_default();
+    // The simulator's own table of the document's rules, not the client's validator.
+    if let Some(text) = spec_rules::first_error(req) {
         let reply = error_reply(&req.customer, &text);
         let s = summary(&reply, &sent_id);
         return Ok((reply, s));
@@ -108,6 +109,7 @@ pub fn process(core: &Core, req: &CustomerRequest) -> Result<(CustomerReply, Sum
                 } else {
                     c.check_token = None;
                     c.check_last4 = None;
+                    c.check_aba = None;
                 }
                 c.updated_count += 1;
                 store::put(tx, &id, &c)?;
@@ -138,6 +140,7 @@ pub fn process(core: &Core, req: &CustomerRequest) -> Result<(CustomerReply, Sum
                         let acct = acct.expose();
                         c.check_token = Some(core.store.check_token(&id, aba, acct));
                         c.check_last4 = acct.get(acct.len().saturating_sub(4)..).map(str::to_owned);
+                        c.check_aba = Some(aba.clone());
                     }
                 }
                 if is_update {

@@ -7,6 +7,7 @@ pub mod decrypting_reader;
 pub mod faults;
 pub mod reader;
 mod routes;
+mod spec_rules;
 pub mod store;
 
 use std::net::SocketAddr;

@@ -4,7 +4,6 @@ use std::path::Path;
 use std::sync::Mutex;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use sha1::{Digest, Sha1};
 
 use crate::gateway::record::CustomerFields;
 
@@ -17,6 +16,8 @@ pub enum StoreError {
     Db(#[from] rusqlite::Error),
     #[error("simulator database is poisoned")]
     Poisoned,
+    #[error("simulator token key {path}: {reason}")]
+    TokenKey { path: String, reason: String },
 }
 
 /// The card part of a stored customer.
@@ -34,13 +35,16 @@ pub struct StoredCustomer {
     pub card: Option<StoredCard>,
     pub check_token: Option<String>,
     pub check_last4: Option<String>,
+    /// The saved check's routing number (not secret; `/_sim/customers` shows it).
+    pub check_aba: Option<String>,
     pub updated_count: i64,
 }
 
 pub struct Store {
     conn: Mutex<Connection>,
-    /// Random per database: tokens are stable for one store but not guessable from a PAN.
-    salt: Vec<u8>,
+    /// Keys the token function. Kept out of the database (a file beside it, 0600, or memory
+    /// only), so a copy of the database alone does not let anyone test PANs against tokens.
+    token_key: zeroize::Zeroizing<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Store {
@@ -53,7 +57,10 @@ impl Store {
     /// Opens (creating) the database at `path`, or an in-memory one for `None`.
     pub fn open(path: Option<&Path>) -> Result<Self, StoreError> {
         let conn = match path {
-            Some(p) => Connection::open(p)?,
+            Some(p) => {
+                create_private(p)?;
+                Connection::open(p)?
+            }
             None => Connection::open_in_memory()?,
         };
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
@@ -69,25 +76,22 @@ impl Store {
                  check_token TEXT, check_last_4 TEXT,
                  updated_count INTEGER NOT NULL DEFAULT 0);",
         )?;
-        let salt: Option<String> = conn
-            .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        let salt = match salt {
-            Some(s) => s,
-            None => {
-                let fresh = hex::encode(rand::random::<[u8; 16]>());
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('salt', ?1)",
-                    params![fresh],
-                )?;
-                fresh
-            }
+        // Databases made before checks kept their routing number gain the column.
+        let has_aba = conn
+            .prepare("SELECT 1 FROM pragma_table_info('customers') WHERE name = 'check_aba'")?
+            .exists([])?;
+        if !has_aba {
+            conn.execute_batch("ALTER TABLE customers ADD COLUMN check_aba TEXT;")?;
+        }
+        // Earlier versions kept a token salt inside the database: drop it.
+        conn.execute("DELETE FROM meta WHERE key = 'salt'", [])?;
+        let token_key = match path {
+            Some(p) => token_key_beside(p)?,
+            None => zeroize::Zeroizing::new(rand::random::<[u8; 32]>()),
         };
         Ok(Self {
             conn: Mutex::new(conn),
-            salt: salt.into_bytes(),
+            token_key,
         })
     }
 
@@ -114,13 +118,14 @@ impl Store {
     }
 
     fn token(&self, kind: &str, customer_id: &str, secret: &str) -> String {
-        let mut h = Sha1::new();
-        h.update(&self.salt);
+        // AES-256-CMAC as a keyed PRF over length-prefixed parts.
+        let mut mac = <cmac::Cmac<aes::Aes256> as cmac::Mac>::new_from_slice(&*self.token_key)
+            .expect("a 32-byte key fits AES-256");
         for part in [kind, customer_id, secret] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part.as_bytes());
+            cmac::Mac::update(&mut mac, &(part.len() as u64).to_be_bytes());
+            cmac::Mac::update(&mut mac, part.as_bytes());
         }
-        let digest = h.finalize();
+        let digest = cmac::Mac::finalize(mac).into_bytes();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         // 16 digits, no leading zero: 10^15 ..= 10^16 - 1.
@@ -138,7 +143,7 @@ impl Store {
 }
 
 const SELECT: &str = "SELECT customer_id, fields, token, account_type, account_last_4, \
-     expiration_date, check_token, check_last_4, updated_count FROM customers";
+     expiration_date, check_token, check_last_4, updated_count, check_aba FROM customers";
 
 fn row_to_customer(r: &rusqlite::Row) -> rusqlite::Result<(String, StoredCustomer)> {
     let id: String = r.get(0)?;
@@ -161,6 +166,7 @@ fn row_to_customer(r: &rusqlite::Row) -> rusqlite::Result<(String, StoredCustome
             check_token: r.get(6)?,
             check_last4: r.get(7)?,
             updated_count: r.get(8)?,
+            check_aba: r.get(9)?,
         },
     ))
 }
@@ -177,11 +183,11 @@ pub fn put(tx: &Transaction, id: &str, c: &StoredCustomer) -> rusqlite::Result<(
     let card = c.card.as_ref();
     tx.prepare_cached(
         "INSERT INTO customers (customer_id, fields, token, account_type, account_last_4,
-             expiration_date, check_token, check_last_4, updated_count)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+             expiration_date, check_token, check_last_4, updated_count, check_aba)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT(customer_id) DO UPDATE SET fields = ?2, token = ?3, account_type = ?4,
              account_last_4 = ?5, expiration_date = ?6, check_token = ?7, check_last_4 = ?8,
-             updated_count = ?9",
+             updated_count = ?9, check_aba = ?10",
     )?
     .execute(params![
         id,
@@ -192,7 +198,8 @@ pub fn put(tx: &Transaction, id: &str, c: &StoredCustomer) -> rusqlite::Result<(
         card.and_then(|k| k.expiry.as_ref()),
         c.check_token,
         c.check_last4,
-        c.updated_count
+        c.updated_count,
+        c.check_aba
     ])?;
     Ok(())
 }
@@ -226,6 +233,61 @@ pub fn next_auto_id(tx: &Transaction) -> rusqlite::Result<String> {
     }
 }
 
+/// Creates the database file 0600 when it does not exist yet (SQLite gives its -wal and -shm
+/// files the same mode), and narrows an existing one.
+fn create_private(p: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let err = |e: std::io::Error| StoreError::TokenKey {
+        path: p.display().to_string(),
+        reason: e.to_string(),
+    };
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(p)
+        .map_err(err)?;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o600)).map_err(err)
+}
+
+/// The token key in `<db>.token-key` (32 random bytes, 0600), created on first use.
+fn token_key_beside(db: &Path) -> Result<zeroize::Zeroizing<[u8; 32]>, StoreError> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut name = db.as_os_str().to_owned();
+    name.push(".token-key");
+    let path = std::path::PathBuf::from(name);
+    let err = |reason: String| StoreError::TokenKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let bytes = zeroize::Zeroizing::new(bytes);
+            let key: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| err(format!("holds {} bytes, not 32", bytes.len())))?;
+            Ok(zeroize::Zeroizing::new(key))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = zeroize::Zeroizing::new(rand::random::<[u8; 32]>());
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&path)
+                .map_err(|e| err(e.to_string()))?;
+            f.write_all(&*key)
+                .and_then(|()| f.sync_all())
+                .map_err(|e| err(e.to_string()))?;
+            Ok(key)
+        }
+        Err(e) => Err(err(e.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +303,35 @@ mod tests {
         assert_ne!(a, s.card_token("CID1", "4005571701111129"));
     }
 
+    /// The database file is private and holds nothing that keys the tokens: the same PAN in a
+    /// store with another key file gets another token, and the key survives a reopen.
+    #[test]
+    fn database_is_0600_and_the_token_key_lives_outside_it() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("sim.db");
+        let pan = "4005571701111111";
+        let a = Store::open(Some(&db)).unwrap().card_token("CID1", pan);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&db), 0o600);
+        let key = dir.path().join("sim.db.token-key");
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(std::fs::read(&key).unwrap().len(), 32);
+        // Reopened: same key, same token.
+        assert_eq!(Store::open(Some(&db)).unwrap().card_token("CID1", pan), a);
+        // The database alone (key file gone): a new key, so the old token cannot be rebuilt.
+        std::fs::remove_file(&key).unwrap();
+        assert_ne!(Store::open(Some(&db)).unwrap().card_token("CID1", pan), a);
+        let conn = Connection::open(&db).unwrap();
+        let salt: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'salt'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .unwrap();
+        assert_eq!(salt, None);
+    }
+
     #[test]
     fn auto_ids_skip_taken() {
         let s = Store::open(None).unwrap();
@@ -251,5 +342,38 @@ mod tests {
             })
             .unwrap();
         assert_eq!(ids, vec!["100000", "100002"]);
+    }
+
+    #[test]
+    fn a_database_from_before_checks_gains_the_routing_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sim.db");
+        {
+            // The schema as it was before `check_aba`, with one customer in it.
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE customers (customer_id TEXT PRIMARY KEY, fields TEXT NOT NULL,
+                     token TEXT, account_type TEXT, account_last_4 TEXT, expiration_date TEXT,
+                     check_token TEXT, check_last_4 TEXT,
+                     updated_count INTEGER NOT NULL DEFAULT 0);
+                 INSERT INTO customers (customer_id, fields, check_last_4) VALUES ('C1', '{}', '6789');",
+            )
+            .unwrap();
+        }
+        let s = Store::open(Some(&path)).unwrap();
+        let list = s.list().unwrap();
+        assert_eq!(list[0].1.check_last4.as_deref(), Some("6789"));
+        assert_eq!(list[0].1.check_aba, None);
+        s.transaction(|tx| -> Result<_, StoreError> {
+            let c = StoredCustomer {
+                check_aba: Some("021000021".into()),
+                ..Default::default()
+            };
+            Ok(put(tx, "C2", &c)?)
+        })
+        .unwrap();
+        drop(s);
+        let again = Store::open(Some(&path)).unwrap().list().unwrap();
+        assert_eq!(again[1].1.check_aba.as_deref(), Some("021000021"));
     }
 }

@@ -1,0 +1,178 @@
+//! MICR lines written out by hand from micr.md's examples; expected fields worked out by hand.
+use super::*;
+use crate::card::CheckType;
+
+fn ok(line: &[u8]) -> (CheckRead, Vec<String>) {
+    decode_check(line, SymbolSet::Auto, false).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(line: &[u8]) -> &'static str {
+    decode_check(line, SymbolSet::Auto, false)
+        .unwrap_err()
+        .code()
+}
+
+/// 3-7-1 weights by hand for 122000218: 1*3 + 2*7 + 2*1 + 0 + 0 + 0 + 2*3 + 1*7 + 8*1 = 40.
+const ROUTING: &str = "122000218";
+
+#[test]
+fn magtek_manual_examples() {
+    // micr.md §2: format 0000 and 0033 both give routing 122000218, account 123456789,
+    // check 1321, personal.
+    for line in [
+        &b"T122000218T 1234 5678 9U 1321"[..],
+        b"t122000218t123456789o1321",
+        b"T122000218T 1234 5678 9U 1321/00\r\n",
+    ] {
+        let (c, w) = ok(line);
+        assert_eq!(c.aba_code, ROUTING);
+        assert_eq!(c.account.expose(), "123456789");
+        assert_eq!(c.check_number.as_deref(), Some("1321"));
+        assert_eq!(c.check_type, CheckType::Personal);
+        assert_eq!((c.epc, c.amount_cents), (None, None));
+        assert!(w.is_empty(), "{w:?}");
+    }
+}
+
+#[test]
+fn opos_example() {
+    // micr.md §2: EPC 2, transit 123456789, account 1234567890, serial 123, amount 19.57.
+    // (123456789 fails the ABA rule: 1*3+2*7+3+4*3+5*7+6+7*3+8*7+9 = 159; the example is
+    // about field positions, so the line is checked with its routing number swapped.)
+    let (c, w) = ok(b"2t122000218t123 4 567890o 123 a0000001957a");
+    assert_eq!(c.epc, Some(2));
+    assert_eq!(c.account.expose(), "1234567890");
+    assert_eq!(c.check_number.as_deref(), Some("123"));
+    assert_eq!(c.amount_cents, Some(1957));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        err(b"2t123456789t123 4 567890o 123 a0000001957a"),
+        "bad-routing"
+    );
+}
+
+#[test]
+fn business_check_serial_from_auxiliary_field() {
+    // Serial first (auxiliary on-us), EPC, transit, account with a dash and spaces.
+    let (c, w) = ok(b"U0004567U 5T122000218T 987-654 321U");
+    assert_eq!(c.check_type, CheckType::Business);
+    assert_eq!(c.check_number.as_deref(), Some("0004567"));
+    assert_eq!(c.epc, Some(5));
+    assert_eq!(c.account.expose(), "987654321");
+    assert!(w.is_empty(), "{w:?}");
+}
+
+#[test]
+fn serial_before_the_account_rule_3() {
+    // No auxiliary field, nothing right of the on-us symbol: a 3-5 digit group first.
+    let (c, _) = ok(b"T122000218T 1321 123456789U");
+    assert_eq!(c.check_number.as_deref(), Some("1321"));
+    assert_eq!(c.account.expose(), "123456789");
+    // Trailing digits after the on-us symbol shorter than 3 are no serial (pitfall).
+    let (c, w) = ok(b"T122000218T123456789U 45");
+    assert_eq!(c.check_number, None);
+    assert!(w.contains(&"unparsed-on-us".to_string()));
+}
+
+#[test]
+fn status_and_framing() {
+    // STX data ETX LRC, LRC = XOR of the data and ETX, computed here byte by byte.
+    let data = b"T122000218T123456789U1321";
+    let x = data.iter().fold(0x03u8, |a, b| a ^ b);
+    let mut f = vec![0x02];
+    f.extend_from_slice(data);
+    f.extend_from_slice(&[0x03, x]);
+    assert_eq!(ok(&f).0.account.expose(), "123456789");
+    let last = f.len() - 1;
+    f[last] ^= 1;
+    assert_eq!(err(&f), "bad-lrc");
+    f.truncate(last - 1);
+    assert_eq!(err(&f), "truncated");
+    let mut e = vec![0x1B];
+    e.extend_from_slice(b"T122000218T123456789U1321\r");
+    assert_eq!(ok(&e).0.check_number.as_deref(), Some("1321"));
+    let (c, w) = ok(b"T122000218T123456789U1321/04");
+    assert_eq!(c.reader_status, Some(4));
+    assert_eq!(w, ["reader-status-04"]);
+    assert_eq!(err(b"T122000218T123456789U1321/01"), "micr-unreadable");
+    assert_eq!(err(b"T122000218T123456789U1321/08"), "unsupported-check");
+}
+
+#[test]
+fn error_codes() {
+    assert_eq!(err(b"T12200?218T123456789U1321"), "micr-unreadable");
+    assert_eq!(err(b"T122000217T123456789U1321"), "bad-routing");
+    assert_eq!(err(b"T12200021T123456789U1321"), "bad-routing");
+    assert_eq!(err(b"T122000218T12345?789U1321"), "micr-unreadable");
+    assert_eq!(err(b"T122000218TU1321"), "no-account");
+    assert_eq!(err(b"T122000218T123456789 1321"), "no-account");
+    assert_eq!(err(b"T12345-678T123456789U"), "unsupported-check");
+    // A key typed during a keyboard read.
+    assert_eq!(err(b"T122000218T1234x6789U1321"), "micr-unreadable");
+    // Junk after the amount is refused (pitfall).
+    assert_eq!(
+        err(b"T122000218T123456789U1321 $0000001957$ 12"),
+        "micr-unreadable"
+    );
+}
+
+#[test]
+fn unreadable_outside_routing_and_account_is_a_warning() {
+    let (c, w) = ok(b"T122000218T123456789U13?1 $00000?1957$");
+    assert_eq!(c.check_number, None);
+    assert_eq!(c.amount_cents, None);
+    assert_eq!(w, ["amount-unreadable", "check-number-unreadable"]);
+}
+
+#[test]
+fn profile_sets() {
+    let (c, _) = decode_check(b"d122000218d123456789c1321", SymbolSet::Ranger, false).unwrap();
+    assert_eq!(c.account.expose(), "123456789");
+    assert_eq!(
+        decode_check(b"d1220!0218d123456789c1321", SymbolSet::Ranger, false)
+            .unwrap_err()
+            .code(),
+        "micr-unreadable"
+    );
+    let (c, w) = decode_check(b"0)122000218)123456789(1321", SymbolSet::Axiohm, false).unwrap();
+    assert_eq!(c.check_number.as_deref(), Some("1321"));
+    assert_eq!((c.reader_status, w.len()), (Some(0), 0));
+    let e = decode_check(b"\x03", SymbolSet::Axiohm, false).unwrap_err();
+    assert_eq!(e.code(), "micr-unreadable");
+    // MagTek set 01 typed through a keyboard: all upper case.
+    let (c, _) = decode_check(b"T122000218T123456789O1321", SymbolSet::Magtek(1), true).unwrap();
+    assert_eq!(c.check_number.as_deref(), Some("1321"));
+}
+
+#[test]
+fn detection() {
+    assert!(looks_like_line(b"T122000218T 1234 5678 9U 1321"));
+    assert!(looks_like_line(
+        b"2t123456789t123 4 567890o 123 a0000001957a"
+    ));
+    assert!(!looks_like_line(b"%B4111111111111111^TEST/CARD^2912101?"));
+    assert!(!looks_like_line(b"hello, world"));
+    assert!(looks_like_framed(b"\x02T122000218T123456789U1321\x03"));
+    assert!(looks_like_framed(b"\x1bT122000218T123456789U1321\r"));
+    assert!(!looks_like_framed(b"\x02\x10\x00T122000218T\x03"));
+}
+
+#[test]
+fn builder_writes_the_manual_lines() {
+    let f = CheckLine {
+        aux: None,
+        epc: None,
+        routing: ROUTING.into(),
+        account: "1234 5678 9".into(),
+        serial: Some("1321".into()),
+        amount_cents: None,
+    };
+    assert_eq!(
+        build_line(&f, SymbolSet::Magtek(0), Spacing::Collapse),
+        "T122000218T 1234 5678 9U 1321"
+    );
+    assert_eq!(
+        build_line(&f, SymbolSet::Magtek(33), Spacing::Remove),
+        "t122000218t123456789o1321"
+    );
+}

@@ -1,0 +1,158 @@
+//! MICR property tests: a line built from fields in any symbol set and spacing decodes to the
+//! same fields; arbitrary input never panics.
+use cardlane::card::CheckType;
+use cardlane::parse::decode_frame;
+use cardlane::parse::micr::{build_line, decode_check, CheckLine, Spacing, SymbolSet};
+use proptest::prelude::*;
+
+/// Eight digits and the ABA check digit, worked out here from the 3-7-1 weights.
+fn routing() -> impl Strategy<Value = String> {
+    proptest::collection::vec(0u32..10, 8).prop_map(|d| {
+        let w = [3, 7, 1, 3, 7, 1, 3, 7];
+        let sum: u32 = d.iter().zip(w).map(|(a, b)| a * b).sum();
+        let check = (10 - sum % 10) % 10;
+        d.iter()
+            .chain([check].iter())
+            .map(|x| x.to_string())
+            .collect()
+    })
+}
+
+fn digits(lo: usize, hi: usize) -> impl Strategy<Value = String> {
+    proptest::collection::vec(0u8..10, lo..=hi)
+        .prop_map(|d| d.iter().map(|x| char::from(b'0' + x)).collect())
+}
+
+fn set() -> impl Strategy<Value = SymbolSet> {
+    prop_oneof![
+        (prop::sample::select(vec![0u8, 1, 2, 3, 4, 6]), 0u8..3)
+            .prop_map(|(b, s)| SymbolSet::Magtek(b + 16 * s)),
+        Just(SymbolSet::Ranger),
+        Just(SymbolSet::Axiohm),
+        Just(SymbolSet::Opos),
+    ]
+}
+
+fn spacing() -> impl Strategy<Value = Spacing> {
+    prop_oneof![
+        Just(Spacing::Keep),
+        Just(Spacing::Collapse),
+        Just(Spacing::Remove)
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Check {
+    routing: String,
+    account: String,
+    /// Where the account is cut into printed groups, and with what.
+    cuts: Vec<(usize, bool)>,
+    serial: String,
+    business: bool,
+    epc: Option<u8>,
+    amount: Option<u64>,
+}
+
+fn check() -> impl Strategy<Value = Check> {
+    (
+        routing(),
+        digits(8, 15),
+        proptest::collection::vec((1usize..15, any::<bool>()), 0..3),
+        digits(3, 6),
+        any::<bool>(),
+        proptest::option::of(0u8..10),
+        proptest::option::of(0u64..10_000_000_000),
+    )
+        .prop_map(
+            |(routing, account, cuts, serial, business, epc, amount)| Check {
+                routing,
+                account,
+                cuts,
+                serial,
+                business,
+                epc,
+                amount,
+            },
+        )
+}
+
+/// The account as printed: groups cut by spaces, or by dashes where the set has a dash symbol.
+fn printed(c: &Check, has_dash: bool) -> String {
+    let mut cuts: Vec<(usize, bool)> = c
+        .cuts
+        .iter()
+        .filter(|(at, _)| *at < c.account.len())
+        .copied()
+        .collect();
+    cuts.sort();
+    cuts.dedup_by_key(|(at, _)| *at);
+    let mut out = String::new();
+    for (i, ch) in c.account.chars().enumerate() {
+        if let Some((_, dash)) = cuts.iter().find(|(at, _)| *at == i) {
+            out.push(if *dash && has_dash { '-' } else { ' ' });
+        }
+        out.push(ch);
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    #[test]
+    fn built_lines_decode_to_their_fields(c in check(), set in set(), sp in spacing(), kb in any::<bool>()) {
+        let has_dash = set.symbols().unwrap().dash.is_some();
+        let line = CheckLine {
+            aux: c.business.then(|| c.serial.clone()),
+            epc: c.epc,
+            routing: c.routing.clone(),
+            account: printed(&c, has_dash),
+            serial: (!c.business).then(|| c.serial.clone()),
+            amount_cents: c.amount,
+        };
+        let mut text = build_line(&line, set, sp);
+        if set.has_status_byte() {
+            text.insert(0, '0');
+        }
+        // Keyboard readers send every letter upper case.
+        let upper = kb && matches!(set, SymbolSet::Magtek(_));
+        if upper {
+            text = text.to_ascii_uppercase();
+        }
+        let (got, warnings) = decode_check(text.as_bytes(), set, upper)
+            .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+        prop_assert_eq!(got.aba_code.as_str(), c.routing.as_str());
+        prop_assert_eq!(got.account.expose(), c.account.as_str());
+        prop_assert_eq!(got.check_number.as_deref(), Some(c.serial.as_str()));
+        let want_type = if c.business { CheckType::Business } else { CheckType::Personal };
+        prop_assert_eq!(got.check_type, want_type);
+        prop_assert_eq!(got.epc, c.epc);
+        prop_assert_eq!(got.amount_cents, c.amount);
+        prop_assert!(warnings.is_empty(), "{}: {:?}", text, warnings);
+        // MagTek and OPOS lines are also found by detection, without a profile.
+        if matches!(set, SymbolSet::Magtek(_) | SymbolSet::Opos) {
+            let r = decode_frame(text.as_bytes())
+                .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+            let v = r.to_json();
+            prop_assert_eq!(&v["check"]["aba_code"], c.routing.as_str());
+            prop_assert_eq!(&v["check"]["account_last4"], &c.account[c.account.len() - 4..]);
+            prop_assert!(!v.to_string().contains(c.account.as_str()));
+        }
+    }
+
+    #[test]
+    fn arbitrary_micr_text_never_panics(s in "[0-9TtUOo$Aad?* /()&'!bc-]{0,80}", set in set(), upper in any::<bool>()) {
+        let _ = decode_check(s.as_bytes(), set, upper);
+        let _ = decode_check(s.as_bytes(), SymbolSet::Auto, upper);
+        let _ = decode_frame(s.as_bytes());
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..120), set in set()) {
+        let _ = decode_check(&b, set, false);
+        let mut framed = vec![0x02];
+        framed.extend_from_slice(&b);
+        let _ = decode_check(&framed, SymbolSet::Auto, false);
+        let _ = decode_frame(&framed);
+    }
+}
