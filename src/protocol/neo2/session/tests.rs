@@ -469,3 +469,5 @@ fn cancel_when_idle_resets_the_reader_and_waits_for_its_answer() {
     assert!(!ev.iter().any(|e| matches!(e, Event::Outcome(_))));
     assert_eq!(r.s.state(), State::Idle);
 }
+
+mod pin;
