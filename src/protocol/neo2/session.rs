@@ -7,7 +7,8 @@
 //! transaction runs nothing but a cancel is sent; a cancel's answer is awaited before anything
 //! else; a refused start is cancelled and retried once after a short pause; an idle reader is
 //! pinged, and one that does not answer is reported `Unresponsive` so the driver reopens it (after a cancel, too, went
-//! unanswered).
+//! unanswered). After a read, `request_pin` runs PIN entry on a keypad reader (`62-01`, §1.6)
+//! under the same rule: only a cancel between its two answers.
 mod outcome;
 mod types;
 

@@ -253,3 +253,26 @@ fn pin_needs_an_open_reader() {
         Err(SessionError::NotReady(State::Closed))
     ));
 }
+
+#[test]
+fn pin_answer_racing_the_cancel_is_delivered_once_and_the_cancel_still_awaited() {
+    let mut r = Rig::opened();
+    r.read_card();
+    r.s.request_pin(r.now, req()).unwrap();
+    r.sent();
+    r.feed(&ack());
+    r.s.cancel(r.now).unwrap();
+    assert_eq!(r.sent(), ["05-01"]);
+    // The customer pressed enter just before the cancel reached the reader.
+    r.feed(&pin_ok());
+    assert!(matches!(r.pins().as_slice(), [PinOutcome::Pin { .. }]));
+    assert_eq!(r.s.state(), State::Cancelling);
+    assert!(
+        r.s.ping(r.now).is_err(),
+        "nothing but the cancel until it is answered"
+    );
+    r.feed(&answer("5669564F746563683200 05 00 0000"));
+    assert!(r.pins().is_empty(), "one outcome per PIN entry");
+    assert_eq!(r.s.state(), State::Idle);
+    assert!(!r.s.in_transaction());
+}
