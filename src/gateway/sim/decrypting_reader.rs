@@ -360,6 +360,34 @@ mod tests {
     const T1: &str = "%B4005571701111111^FDMS TEST CARD/VISA^2512101000000000?";
     const T2: &str = ";4005571701111111=25121010000000000?";
 
+    #[test]
+    fn neighbour_ksns_stay_inside_the_counter() {
+        let hx = |v: Vec<Vec<u8>>| v.into_iter().map(hex::encode_upper).collect::<Vec<_>>();
+        // TDES: 21-bit counter 1 -> 2, 0, 3..=9; the bits above it (E0 of byte 7) are kept.
+        let t = hx(neighbour_ksns(
+            &hex::decode("FFFF9876543210E00001").unwrap(),
+        ));
+        assert_eq!(t.len(), 9);
+        assert_eq!(t[0], "FFFF9876543210E00002");
+        assert_eq!(t[1], "FFFF9876543210E00000");
+        assert_eq!(t[8], "FFFF9876543210E00009");
+        // The top of the counter does not spill into the key's initial KSN.
+        let top = hx(neighbour_ksns(
+            &hex::decode("FFFF9876543210FFFFFF").unwrap(),
+        ));
+        assert_eq!(top.len(), 8);
+        assert!(top.iter().all(|k| k.starts_with("FFFF9876543210F")));
+        assert_eq!(top[0], "FFFF9876543210FFFFFE");
+        // AES: the last 4 bytes.
+        let a = hx(neighbour_ksns(
+            &hex::decode("123456789012345600000100").unwrap(),
+        ));
+        assert_eq!(a.len(), 16);
+        assert_eq!(a[0], "123456789012345600000101");
+        assert_eq!(a[1], "1234567890123456000000FF");
+        assert!(neighbour_ksns(&[0; 11]).is_empty());
+    }
+
     fn ctx<'a>(bdks: &'a [Bdk], device_code: Option<&'a str>) -> ReadContext<'a> {
         ReadContext { device_code, bdks }
     }
