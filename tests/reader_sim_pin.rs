@@ -330,3 +330,18 @@ fn ctrl_c_during_pin_entry_sends_only_a_cancel() {
     assert_eq!(sim.commands_between_pin_answers("pin-timeout"), ["05-01"]);
     sim.check_protocol_rules();
 }
+
+#[test]
+fn a_reader_without_keypad_refuses_62_01_as_a_reader_error() {
+    let sim = Sim::start(&[]);
+    let (code, line, _) = read(&sim.device(), &["--pin", "required"]);
+    assert_eq!(code, 1, "{line}");
+    assert_eq!(line["error"]["code"], "reader-error");
+    // Status 02 (unknown command), as the sim answered it.
+    assert!(line["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("status 02"));
+    sim.wait_log(|v| v["cmd"] == "62-01" && v["answer"] == "62-02");
+    sim.check_protocol_rules();
+}
