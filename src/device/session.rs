@@ -12,7 +12,9 @@ use super::profile::Profile;
 use super::selector::Selector;
 use super::transport::{Duplex, HidTransport, SerialTransport, TransportError};
 use crate::protocol::neo2::hid::{self, Reassembler};
-use crate::protocol::neo2::{Activate, Event, Session, SessionConfig, SessionError, State};
+use crate::protocol::neo2::{
+    Activate, Event, PinRequest, Session, SessionConfig, SessionError, State,
+};
 
 /// An open port of a driven reader.
 pub struct Port {
@@ -103,6 +105,7 @@ enum Request {
     Activate(Activate, mpsc::SyncSender<Result<(), SessionError>>),
     Cancel(mpsc::SyncSender<Result<(), SessionError>>),
     Ping(mpsc::SyncSender<Result<(), SessionError>>),
+    Pin(PinRequest, mpsc::SyncSender<Result<(), SessionError>>),
     Shutdown,
 }
 
@@ -202,6 +205,12 @@ impl DrivenReader {
         self.ask(Request::Ping)
     }
 
+    /// PIN entry on the reader's keypad after a read (`Session::request_pin`); its end comes as
+    /// `DriverEvent::Session(Event::Pin(_))`. `cancel` cancels it.
+    pub fn request_pin(&self, req: PinRequest) -> Result<(), DriverError> {
+        self.ask(|tx| Request::Pin(req, tx))
+    }
+
     /// Cancels a running transaction (waiting for its answer, within the grace time), closes
     /// the port and joins the thread.
     pub fn shutdown(mut self) {
@@ -271,7 +280,12 @@ impl Driver {
             }
             match self.requests.recv_timeout(left) {
                 Ok(Request::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
-                Ok(Request::Activate(_, r) | Request::Cancel(r) | Request::Ping(r)) => {
+                Ok(
+                    Request::Activate(_, r)
+                    | Request::Cancel(r)
+                    | Request::Ping(r)
+                    | Request::Pin(_, r),
+                ) => {
                     let _ = r.send(Err(SessionError::NotReady(State::Closed)));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -310,6 +324,9 @@ impl Driver {
                     }
                     Ok(Request::Ping(r)) => {
                         let _ = r.send(session.ping(Instant::now()));
+                    }
+                    Ok(Request::Pin(req, r)) => {
+                        let _ = r.send(session.request_pin(Instant::now(), req));
                     }
                     Ok(Request::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => {
                         if shutdown_by.is_none() {

@@ -611,3 +611,4 @@ mod wire_rules {
         }
     }
 }
+mod pin;
