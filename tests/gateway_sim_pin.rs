@@ -137,7 +137,10 @@ async fn each_format_verifies_under_its_own_pin_ksn() {
         let reply = post(base, id, ksn, b).await;
         assert_eq!(code_and_text(&reply).0, 1, "{id}: {reply}");
     }
-    let all: Value = reqwest::get(format!("{base}/_sim/customers"))
+    let all: Value = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .json()
