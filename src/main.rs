@@ -56,8 +56,10 @@ fn init_tracing(format: &str, default_level: &str) {
     let filter = EnvFilter::try_from_env("CARDLANE_LOG")
         .or_else(|_| EnvFilter::try_new(default_level))
         .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Colour only on a terminal: a pipe or journald gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();

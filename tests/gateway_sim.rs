@@ -112,7 +112,10 @@ async fn raw_post(base: &str, key: &str, body: &Value) -> (u16, String) {
 }
 
 async fn customers(base: &str) -> Vec<Value> {
-    let v: Value = reqwest::get(format!("{base}/_sim/customers"))
+    let v: Value = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .json()
@@ -124,6 +127,7 @@ async fn customers(base: &str) -> Vec<Value> {
 async fn fault(base: &str, spec: Value) {
     let r = reqwest::Client::new()
         .post(format!("{base}/_sim/faults"))
+        .header("x-authorization", KEY)
         .json(&spec)
         .send()
         .await
@@ -426,6 +430,7 @@ async fn http_500_is_retried_and_bounded() {
     );
     let r = reqwest::Client::new()
         .delete(format!("{}/_sim/faults", sim.base_url))
+        .header("x-authorization", KEY)
         .send()
         .await
         .unwrap();
@@ -552,6 +557,7 @@ async fn decline_and_auth_failure_are_final() {
 
     let r = reqwest::Client::new()
         .post(format!("{}/_sim/faults", sim.base_url))
+        .header("x-authorization", KEY)
         .json(&json!({"kind": "bogus"}))
         .send()
         .await
@@ -883,4 +889,28 @@ async fn the_command_runs_and_stops_gracefully() {
         assert!(!stderr.contains(secret), "stderr holds {secret:?}");
     }
     assert!(db.exists());
+}
+
+/// "listening on" means ready, signals included: a SIGTERM sent the moment the line is read
+/// stops the simulator gracefully (exit 0), never kills it outright. Twenty times, since the
+/// old race (handler installed by a task spawned after the line) lost only sometimes.
+#[test]
+fn sigterm_right_after_listening_is_graceful() {
+    use std::process::{Command, Stdio};
+    for _ in 0..20 {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+            .args(["gateway-sim", "--listen", "127.0.0.1:0"])
+            .env("CARDLANE_API_KEY", KEY)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let first = common::Lines::new(child.stdout.take().unwrap()).next();
+        assert!(first.starts_with("listening on "), "{first}");
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY: kill(2) on our own child process id; no memory is involved.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = common::wait_exit(&mut child);
+        assert_eq!(status.code(), Some(0), "{status:?}");
+    }
 }

@@ -50,7 +50,10 @@ fn check_req(id: &str, f: impl FnOnce(&mut CheckRequest)) -> CustomerRequest {
 }
 
 async fn customers(base: &str) -> (Vec<Value>, String) {
-    let text = reqwest::get(format!("{base}/_sim/customers"))
+    let text = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .text()

@@ -76,7 +76,10 @@ fn result_text(reply: &Value) -> String {
 }
 
 async fn customer(base: &str, id: &str) -> Value {
-    let all: Value = reqwest::get(format!("{base}/_sim/customers"))
+    let all: Value = reqwest::Client::new()
+        .get(format!("{base}/_sim/customers"))
+        .header("x-authorization", KEY)
+        .send()
         .await
         .unwrap()
         .json()
@@ -231,7 +234,10 @@ async fn wrong_bdk_and_no_bdk_are_result_code_3() {
         let card = json!({"track_data": format!("{T1}{T2}"), "entry_mode": "90"});
         let reply = post(base, &body("CLEAR", card, None)).await;
         assert_saved(base, "CLEAR", &reply, PAN, "1228").await;
-        let all: Value = reqwest::get(format!("{base}/_sim/customers"))
+        let all: Value = reqwest::Client::new()
+            .get(format!("{base}/_sim/customers"))
+            .header("x-authorization", KEY)
+            .send()
             .await
             .unwrap()
             .json()

@@ -30,6 +30,7 @@ fn set() -> impl Strategy<Value = SymbolSet> {
         Just(SymbolSet::Ranger),
         Just(SymbolSet::Axiohm),
         Just(SymbolSet::Opos),
+        Just(SymbolSet::Font),
     ]
 }
 
@@ -129,8 +130,8 @@ proptest! {
         prop_assert_eq!(got.epc, c.epc);
         prop_assert_eq!(got.amount_cents, c.amount);
         prop_assert!(warnings.is_empty(), "{}: {:?}", text, warnings);
-        // MagTek and OPOS lines are also found by detection, without a profile.
-        if matches!(set, SymbolSet::Magtek(_) | SymbolSet::Opos) {
+        // MagTek, OPOS and font-letter lines are also found by detection, without a profile.
+        if matches!(set, SymbolSet::Magtek(_) | SymbolSet::Opos | SymbolSet::Font) {
             let r = decode_frame(text.as_bytes())
                 .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
             let v = r.to_json();
@@ -141,7 +142,7 @@ proptest! {
     }
 
     #[test]
-    fn arbitrary_micr_text_never_panics(s in "[0-9TtUOo$Aad?* /()&'!bc-]{0,80}", set in set(), upper in any::<bool>()) {
+    fn arbitrary_micr_text_never_panics(s in "[0-9TtUOo$AaBCDd?* /()&'!bc-]{0,80}", set in set(), upper in any::<bool>()) {
         let _ = decode_check(s.as_bytes(), set, upper);
         let _ = decode_check(s.as_bytes(), SymbolSet::Auto, upper);
         let _ = decode_frame(s.as_bytes());

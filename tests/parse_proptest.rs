@@ -306,14 +306,19 @@ proptest! {
         }
     }
 
-    /// ID TECH keyboard mode: one character changed never decodes to another card.
+    /// ID TECH keyboard mode: one character changed after the length field never decodes to
+    /// another card. It fails today (seen on repeated runs): e.g. the enhanced keyboard frame
+    /// of PAN 3196146901868462952 with character 16 (field 8's hex) ^ 0x20 decodes to a
+    /// masked PAN `4E515E***…3339` (the hex of Track 1 name characters).
     #[test]
     fn one_changed_char_in_idtech_keyboard_frames_never_gives_another_card(
         c in card(), k in ksn(), at in any::<prop::sample::Index>(), x in 1u8.., original in any::<bool>(),
     ) {
         let text = idtech_keyboard_frame(&c, &k, original);
         let mut m = text.into_bytes();
-        let i = at.index(m.len());
+        // Past "02" and the 4 length characters: the decoder does not check the length field
+        // (see the ignored test below), so a change there can give a wrong card today.
+        let i = 6 + at.index(m.len() - 6);
         m[i] ^= x;
         let want = idtech_masked_pan(&c.pan);
         for f in split_frames(&m) {
@@ -371,12 +376,11 @@ fn idtech_keyboard_frame(c: &Card, k: &Ksn, original: bool) -> String {
     }
 }
 
-/// The strict form for keyboard mode: any changed character rejected. It fails today: the
-/// keyboard decoder does not check the frame's length field (the 4 hex characters after
+/// The strict form for keyboard mode: a changed length character is rejected. It fails today:
+/// the keyboard decoder does not check the frame's length field (the 4 hex characters after
 /// "02"), which the LRC and checksum do not cover (they are over the card data only), so
-/// `02A401…` decodes like `02A501…`.
+/// `02A401…` decodes like `02A501…`, and a non-hex length can decode to another card.
 #[test]
-#[ignore = "needs hardening fix: ID TECH keyboard-mode decoder ignores the length field"]
 fn idtech_keyboard_frame_with_a_wrong_length_is_rejected() {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -392,4 +396,9 @@ fn idtech_keyboard_frame_with_a_wrong_length_is_rejected() {
         decode_frame(wrong.as_bytes()).is_err(),
         "wrong length accepted"
     );
+    // Not even hex: proptest found a frame whose length character ^ 0x80 decoded to a masked
+    // PAN of `2A2A2A***…4245`, i.e. another card.
+    let mut bad = frame.clone().into_bytes();
+    bad[2] ^= 0x80;
+    assert!(decode_frame(&bad).is_err(), "non-hex length accepted");
 }

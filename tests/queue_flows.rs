@@ -143,7 +143,7 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
     assert!(q.enqueue_many(recs).unwrap().iter().all(Result::is_ok));
     drop(q);
 
-    let mut child = Command::new(std::env::current_exe().unwrap())
+    let child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "child_drain",
@@ -156,16 +156,17 @@ fn drain_killed_with_sigkill_resumes_exactly_once() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let mut child = common::Reaper(child);
     // The drain stalls with every slot holding a committed, unanswered delivery: then kill.
     wait_until("the drain stalled on lost answers", || {
         assert!(
-            child.try_wait().unwrap().is_none(),
+            child.0.try_wait().unwrap().is_none(),
             "child ended before the kill"
         );
         log_lines(&log).len() == ANSWERED + CONCURRENCY
     });
-    child.kill().unwrap(); // SIGKILL
-    wait_exit(&mut child);
+    child.0.kill().unwrap(); // SIGKILL
+    wait_exit(&mut child.0);
     let delivered_before = log_lines(&log);
     assert_eq!(
         delivered_before.len(),

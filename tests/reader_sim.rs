@@ -93,17 +93,27 @@ impl Sim {
         self.log.lock().unwrap().join("\n")
     }
 
-    /// Waits until the simulator logged a line matching `want` (it logs after answering).
+    /// Waits until the simulator logged a line matching `want` (it logs each command as it
+    /// answers it).
     fn wait_log(&self, want: impl Fn(&Value) -> bool) {
+        self.wait_log_all(|log| log.iter().any(&want));
+    }
+
+    /// Waits until the simulator logged at least `n` commands.
+    fn wait_commands(&self, n: usize) {
+        self.wait_log_all(|log| log.iter().filter(|v| v.get("cmd").is_some()).count() >= n);
+    }
+
+    fn wait_log_all(&self, want: impl Fn(&[Value]) -> bool) {
         let until = std::time::Instant::now() + WAIT;
         while std::time::Instant::now() < until {
-            if self.log().iter().any(&want) {
+            if want(&self.log()) {
                 return;
             }
             // Polling a log another thread fills; the deadline fails the test.
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("sim never logged the expected line:\n{}", self.raw_log());
+        panic!("sim log incomplete:\n{}", self.raw_log());
     }
 
     /// Commands as (name, answer, in_transaction).
@@ -200,6 +210,7 @@ fn info_then_a_tap_read_and_decrypted() {
     assert_eq!(info["profile"], "idtech-neo2-serial");
     assert_eq!(info["protocol"], "neo2");
     // The open sequence of design.md §3, in order.
+    sim.wait_commands(4);
     let names: Vec<String> = sim.commands().into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["18-01", "29-00", "01-01", "04-00"]);
 
@@ -249,6 +260,7 @@ fn a_refused_start_is_cancelled_and_retried_once() {
     let (code, out, err) = reader(&[&["read"][..], &dev_args(&dev, &[])].concat());
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(json_line(&out)["last4"], "0119");
+    sim.wait_commands(7);
     let cmds: Vec<(String, Option<String>)> =
         sim.commands().into_iter().map(|c| (c.0, c.1)).collect();
     let s = |a: &str, b: &str| (a.to_string(), Some(b.to_string()));
@@ -272,6 +284,7 @@ fn a_wedged_reader_fails_the_read_and_answers_again_after_a_reopen() {
     assert_eq!(code, 1);
     assert_eq!(json_line(&out)["error"]["code"], "reader-error");
     // The unanswered start was followed by a cancel only.
+    sim.wait_commands(6);
     let cmds = sim.commands();
     assert_eq!(cmds[4].0, "02-40");
     assert_eq!(cmds[4].1, None);
@@ -305,6 +318,31 @@ fn a_dip_on_the_contact_interface_only() {
     // DFEF37 bit 2 = contact; the reader's time-out is the host's 10 s plus the 2 s margin.
     assert_eq!(start["interfaces"], 4);
     assert_eq!(start["timeout_s"], 12);
+    sim.check_protocol_rules();
+}
+
+#[test]
+fn a_swipe_on_the_msr_interface_decrypts_to_the_card() {
+    let card = format!("{PAN}:2812");
+    let sim = Sim::start(&[
+        "--card",
+        &card,
+        "--present-after",
+        "100",
+        "--interface",
+        "msr",
+    ]);
+    let dev = sim.device();
+    let args = dev_args(&dev, &["--interfaces", "msr", "--bdk", BDK]);
+    let (code, out, err) = reader(&[&["read"][..], &args].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    let r = json_line(&out);
+    assert_eq!(r["entry_mode"], "90");
+    assert_eq!(r["last4"], "0119");
+    let t2 = r["decrypted"]["2"].as_str().unwrap();
+    assert!(t2.starts_with(&format!(";{PAN}=2812")), "Track 2");
+    let start = sim.log().into_iter().find(|v| v["cmd"] == "02-40").unwrap();
+    assert_eq!(start["interfaces"], 1, "DFEF37 bit 0 = MSR");
     sim.check_protocol_rules();
 }
 
@@ -373,6 +411,61 @@ fn ctrl_c_cancels_the_transaction_and_waits_for_the_answer() {
         vec![("05-01".to_string(), Some("05-00".to_string()), true)]
     );
     sim.check_protocol_rules();
+}
+
+/// Speaks to the simulator directly with the codec: the reader's own time-out, with the frames
+/// as the guide writes them (command CRC LSB first out, response CRC MSB first back).
+#[test]
+fn the_sim_times_out_by_itself_when_the_host_waits() {
+    use cardlane::protocol::neo2::{Deframed, Deframer, Incoming, Status};
+    use std::io::{Read, Write};
+
+    let sim = Sim::start(&["--no-card"]);
+    let mut port = serialport::new(sim.link.to_str().unwrap(), 115_200)
+        .timeout(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    // 02-40: reader time-out 1 s, amount zero, purchase, all interfaces; CRC 7158 computed in
+    // Python (CRC-16/CCITT-FALSE), sent least significant byte first.
+    let start = hex::decode("5669564F74656368320002400012019F02060000000000009C0100DFEF3701075871")
+        .unwrap();
+    port.write_all(&start).unwrap();
+    let mut d = Deframer::host();
+    let mut got = Vec::new();
+    let until = std::time::Instant::now() + WAIT;
+    let mut buf = [0u8; 256];
+    while got.len() < 3 && std::time::Instant::now() < until {
+        match port.read(&mut buf) {
+            Ok(n) => got.extend(d.push_incoming(&buf[..n]).into_iter().map(|x| match x {
+                Deframed::Frame(f) => f,
+                other => panic!("bad frame from the sim: {other:?}"),
+            })),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(got.len(), 3, "63, the prompt, then the time-out");
+    let status = |f: &Incoming| match f {
+        Incoming::Response(r) => (r.command, r.status, r.data.to_vec()),
+        Incoming::ReaderRequest(c) => (c.command, Status::Other(c.sub), c.data.to_vec()),
+    };
+    assert_eq!(status(&got[0]), (0x02, Status::FirstResponse, vec![]));
+    assert_eq!(
+        status(&got[1]),
+        (0x61, Status::Other(0x01), b"PRESENT CARD".to_vec())
+    );
+    // Attribution byte, then DFEE25 0008 (time-out), status 0A.
+    assert_eq!(
+        status(&got[2]),
+        (
+            0x02,
+            Status::Failed,
+            vec![0x41, 0xDF, 0xEE, 0x25, 0x02, 0x00, 0x08]
+        )
+    );
+    sim.wait_log(|v| v["event"] == "reader-timeout");
+    let start = sim.log().into_iter().find(|v| v["cmd"] == "02-40").unwrap();
+    assert_eq!(start["timeout_s"], 1);
 }
 
 #[test]

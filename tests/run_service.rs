@@ -51,8 +51,17 @@ impl Gateway {
 
     fn customers(&self) -> Vec<Value> {
         let url = format!("{}/_sim/customers", self.base_url);
-        self.rt
-            .block_on(async { reqwest::get(url).await.unwrap().json().await.unwrap() })
+        self.rt.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .header("x-authorization", API_KEY)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap()
+        })
     }
 }
 
@@ -390,7 +399,11 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     let mut again = Agent::start(&config);
     let api2 = Api::new(&again.api, &token_file);
     assert_eq!(api2.token, token_before);
-    assert_eq!(api2.json("/v1/health")["status"], "ok");
+    // Health is `down` (503) until the reader has reopened, then `ok`.
+    api2.wait_for("health ok", Duration::from_secs(20), |a| {
+        let (_, body) = a.get("/v1/health");
+        serde_json::from_str::<Value>(&body).is_ok_and(|h| h["status"] == "ok")
+    });
     assert!(again.terminate().success());
     drop(gateway);
 }
@@ -465,6 +478,7 @@ fn bad_configuration_names_the_key() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["run", "--check", "--config"])
         .arg(&good)
+        .env("CARDLANE_API_KEY", API_KEY)
         .output_within();
     assert!(out.status.success());
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
@@ -668,4 +682,118 @@ fn an_encrypted_reader_frame_is_saved_with_the_kiosk_fields() {
     assert_eq!(cap["masked_pan"], "4761********0119");
     assert!(agent.terminate().success());
     assert!(!agent.output().contains("TEST/CARD 19"));
+}
+
+/// The MagTek manual's MICR line (micr.md §2) as `magtek-micr-serial` sends it (data CR LF):
+/// routing 122000218, account 123456789, check 1321, personal.
+const CHECK_LINE: &str = "T122000218T 1234 5678 9U 1321\r\n";
+/// The same line with a routing digit the reader could not read (`?`).
+const UNREADABLE_CHECK: &str = "T12200?218T 1234 5678 9U 1321\r\n";
+
+#[test]
+fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
+    let gateway = Gateway::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, pts) = far_end();
+    let config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{pts}@9600"),
+        "[lane]\non_swipe = \"save\"\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "id = \"front\"\n",
+        "id = \"front\"\nprofile = \"magtek-micr-serial\"\n",
+    );
+    let config = dir.path().join("micr.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut agent = Agent::start(&config);
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+        reader_state(a, "front").as_deref() == Some("connected")
+    });
+
+    // A bad `check` object is refused naming the field.
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"kind": "check", "check": {"sec_code": "POP"}}),
+    );
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.to_string().contains("check.sec_code"), "{body}");
+
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"reader": "front", "kind": "check", "timeout_s": 30,
+                "check": {"account_type": "checking", "sec_code": "PPD"},
+                "customer": {"first_name": "Pat", "last_name": "Check"}}),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    master.write_all(CHECK_LINE.as_bytes()).unwrap();
+    master.flush().unwrap();
+    api.wait_for("check capture outcome", Duration::from_secs(20), |a| {
+        !matches!(
+            capture_state(a, &id)["state"].as_str(),
+            Some("waiting" | "queued")
+        )
+    });
+    let cap = capture_state(&api, &id);
+    assert_eq!(cap["state"], "saved", "{cap}");
+    let customer_id = cap["customer_id"].as_str().unwrap().to_string();
+    let customers = gateway.customers();
+    let saved = customers
+        .iter()
+        .find(|c| c["customer_id"] == customer_id.as_str())
+        .unwrap_or_else(|| panic!("{customer_id} not at the gateway: {customers:?}"));
+    assert_eq!(saved["aba_code"], "122000218", "{saved}");
+    assert_eq!(saved["account_last_4"], "6789", "{saved}");
+    assert_eq!(saved["last_name"], "Check", "{saved}");
+    assert_eq!(saved["token"], cap["token"], "{saved}");
+
+    // No capture armed: a check needs a name, so on_swipe = "save" does nothing with it. An
+    // unreadable routing digit is reported by its code. Neither reaches the gateway.
+    master.write_all(CHECK_LINE.as_bytes()).unwrap();
+    master.write_all(UNREADABLE_CHECK.as_bytes()).unwrap();
+    master.flush().unwrap();
+    api.wait_for(
+        "both checks decoded or refused",
+        Duration::from_secs(20),
+        |a| {
+            let (_, m) = a.get("/metrics");
+            m.contains("cardlane_swipes_total{reader=\"front\",format=\"micr\"} 2")
+                && m.contains("cardlane_decode_errors_total{code=\"micr-unreadable\"} 1")
+        },
+    );
+    assert_eq!(gateway.customers().len(), 1);
+    api.wait_for("queue drained", Duration::from_secs(10), |a| {
+        a.json("/v1/health")["queue"]["held"] == 0
+    });
+
+    // The account number is in no output and not in the queue files.
+    assert!(agent.terminate().success());
+    let out = agent.output();
+    assert!(
+        out.lines()
+            .any(|l| l.contains("swipe decoded") && l.contains("micr")),
+        "the agent logged the check reads"
+    );
+    assert!(
+        !out.contains("123456789"),
+        "account number in the agent's output"
+    );
+    for f in std::fs::read_dir(dir.path()).unwrap() {
+        let p = f.unwrap().path();
+        if p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("queue")
+        {
+            let bytes = std::fs::read(&p).unwrap();
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains("123456789"),
+                "{}",
+                p.display()
+            );
+        }
+    }
 }

@@ -30,6 +30,11 @@ const SECRETS: &[&str] = &[
     "5555555555554444",
     "=29121010",
     "^29121010",
+    // Bank account numbers of the MICR fixtures and check captures (sensitive like a PAN).
+    "123456789",
+    "246801357",
+    "5551234321",
+    "0012345678",
 ];
 
 const CAPTURE: &str = "# cardlane capture v1\n# profile: generic-keyboard-wedge\n\
@@ -82,6 +87,15 @@ fn check_dir(dir: &Path) {
     }
 }
 
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The JSON lines a command printed (fails on any other line).
 fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
@@ -123,6 +137,9 @@ fn no_card_data_at_trace_level() {
             ("decode/good/magtek_hid.hex", true),
             ("decode/good/tracks_with_lrc.txt", false),
             ("decode/good/09_magtek_kb_sl2_sureswipe.txt", false),
+            ("decode/good/micr_magtek_format_0000.txt", false),
+            ("decode/good/micr_business_status.txt", false),
+            ("decode/good/micr_stx_etx_lrc.hex", true),
         ] {
             let f = fixture(file);
             let mut args = vec!["decode"];
@@ -136,7 +153,14 @@ fn no_card_data_at_trace_level() {
             assert!(out.status.success(), "{file}: {out:?}");
             let got = json_lines(&out);
             assert_eq!(got.len(), 1, "{file}");
-            assert!(got[0]["masked_pan"].is_string(), "{file}: {}", got[0]);
+            // (A check's masked account for the MICR fixtures.)
+            let masked = &got[0]["masked_pan"];
+            let account = &got[0]["check"]["account_masked"];
+            assert!(
+                masked.is_string() || account.is_string(),
+                "{file}: {}",
+                got[0]
+            );
         }
         let tdes = fixture("decode/good/idtech_enhanced_tdes.hex");
         let clear = fixture("decode/good/tracks_with_lrc.txt");
@@ -145,6 +169,13 @@ fn no_card_data_at_trace_level() {
         assert!(decoded.status.success(), "{decoded:?}");
         // One frame in each fixture file, two swipes in the capture.
         assert_eq!(json_lines(&decoded).len(), 4);
+        let micr = fixture("captures/magtek-micr-serial.capture");
+        let micr_kb = fixture("captures/magtek-micr-kb.capture");
+        let checks = run(fmt, dir.path(), &["replay", &micr, &micr_kb]);
+        check_output("replay decode-only (checks)", &checks);
+        assert!(checks.status.success(), "{checks:?}");
+        // Two checks in the serial capture, one in the keyboard one.
+        assert_eq!(json_lines(&checks).len(), 3);
 
         // The simulator, logging at trace into a file we search afterwards.
         let sim_log = std::fs::File::create(dir.path().join("sim.log")).unwrap();
@@ -166,6 +197,8 @@ fn no_card_data_at_trace_level() {
             .spawn()
             .unwrap();
         let line = Lines::new(sim.stdout.take().unwrap()).next();
+        // Killed when the test ends, also when an assertion fails on the way.
+        let mut sim = KillOnDrop(sim);
         let url = line
             .trim()
             .strip_prefix("listening on ")
@@ -242,8 +275,8 @@ fn no_card_data_at_trace_level() {
             report["remaining"] == 0
         });
         assert_eq!(sent, 2, "the flush sent the queued swipes");
-        let _ = sim.kill();
-        let _ = sim.wait();
+        let _ = sim.0.kill();
+        let _ = sim.0.wait();
         // The simulator's trace log saw the requests it is searched for.
         let sim_log = std::fs::read_to_string(dir.path().join("sim.log")).unwrap();
         assert!(sim_log.contains("customer request"), "{sim_log}");

@@ -19,6 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::events::MaskedPanText;
+use crate::gateway::check_record::CheckOptions;
 use crate::protocol::neo2::Interfaces;
 use crate::queue::{CaptureRow, Queue};
 
@@ -100,6 +101,8 @@ pub struct ArmedCapture {
     pub id: String,
     pub reader: Option<String>,
     pub customer: CustomerFields,
+    /// A check capture (`"kind":"check"`): what the record needs beside the MICR line.
+    pub check: Option<CheckOptions>,
 }
 
 /// What `GET /v1/captures/{id}` shows.
@@ -163,6 +166,8 @@ impl CaptureError {
 
 struct Entry {
     reader: Option<String>,
+    /// Armed for a check (a MICR read) rather than a card.
+    check: Option<CheckOptions>,
     /// Dropped once the capture is final, to keep personal data no longer than needed.
     customer: Option<CustomerFields>,
     deadline: Instant,
@@ -373,12 +378,36 @@ impl Captures {
         self.arm_at(reader, customer, timeout, Instant::now(), interfaces)
     }
 
+    /// Arms the next check (MICR read) on `reader`: card swipes pass it by, and a check read
+    /// serves only check captures.
+    pub fn arm_check(
+        &self,
+        reader: Option<String>,
+        customer: CustomerFields,
+        timeout: Duration,
+        check: CheckOptions,
+    ) -> Result<String, CaptureError> {
+        self.arm_entry(reader, customer, timeout, Instant::now(), Some(check), None)
+    }
+
     fn arm_at(
         &self,
         reader: Option<String>,
         customer: CustomerFields,
         timeout: Duration,
         now: Instant,
+        interfaces: Option<Interfaces>,
+    ) -> Result<String, CaptureError> {
+        self.arm_entry(reader, customer, timeout, now, None, interfaces)
+    }
+
+    fn arm_entry(
+        &self,
+        reader: Option<String>,
+        customer: CustomerFields,
+        timeout: Duration,
+        now: Instant,
+        check: Option<CheckOptions>,
         interfaces: Option<Interfaces>,
     ) -> Result<String, CaptureError> {
         let mut inner = self.lock();
@@ -401,6 +430,7 @@ impl Captures {
             id.clone(),
             Entry {
                 reader,
+                check,
                 customer: Some(customer),
                 deadline,
                 state: CaptureState::Waiting,
@@ -425,7 +455,16 @@ impl Captures {
         self.take_for_swipe_at(reader, Instant::now())
     }
 
+    /// For a check read on `reader`: the oldest armed check capture for it or any reader.
+    pub fn take_for_check(&self, reader: &str) -> Option<ArmedCapture> {
+        self.take_at(reader, Instant::now(), true)
+    }
+
     fn take_for_swipe_at(&self, reader: &str, now: Instant) -> Option<ArmedCapture> {
+        self.take_at(reader, now, false)
+    }
+
+    fn take_at(&self, reader: &str, now: Instant, check: bool) -> Option<ArmedCapture> {
         let mut inner = self.lock();
         self.sweep(&mut inner, now);
         let Inner { entries, order } = &mut *inner;
@@ -433,12 +472,16 @@ impl Captures {
             let Some(e) = entries.get_mut(id) else {
                 continue;
             };
-            if e.armed() && e.reader.as_deref().map_or(true, |r| r == reader) {
+            if e.armed()
+                && e.check.is_some() == check
+                && e.reader.as_deref().map_or(true, |r| r == reader)
+            {
                 e.swiped = true;
                 return Some(ArmedCapture {
                     id: id.clone(),
                     reader: e.reader.clone(),
                     customer: e.customer.clone().unwrap_or_default(),
+                    check: e.check.clone(),
                 });
             }
         }
@@ -999,5 +1042,22 @@ mod tests {
         assert_eq!(CaptureState::TimedOut.as_str(), "timed-out");
         assert!(!CaptureState::Queued.is_final());
         assert!(CaptureState::Declined.is_final());
+    }
+
+    #[test]
+    fn check_captures_and_card_captures_take_only_their_own_reads() {
+        let c = Captures::new(4);
+        let card = c.arm(None, fields("card"), MIN).unwrap();
+        let check = c
+            .arm_check(None, fields("check"), MIN, CheckOptions::default())
+            .unwrap();
+        // Armed second, the check capture still serves the first check read.
+        let got = c.take_for_check("micr").unwrap();
+        assert_eq!(got.id, check);
+        assert_eq!(got.check, Some(CheckOptions::default()));
+        assert!(c.take_for_check("micr").is_none());
+        let got = c.take_for_swipe("msr").unwrap();
+        assert_eq!((got.id, got.check), (card, None));
+        assert!(c.take_for_swipe("msr").is_none());
     }
 }

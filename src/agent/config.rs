@@ -5,8 +5,11 @@
 //! (`unknown key `gateway.bse_url``, `api.listen: not a socket address`). Values are never echoed
 //! back in errors: a config file is not a secret, but an error message is no place for input.
 
+use crate::gateway::check_record::{AccountType, CheckDefaults, SecCode};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
+
+use crate::gateway::client::check_base_url;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -132,6 +135,8 @@ pub struct LaneConfig {
     /// Clear-text (non-encrypting) readers are refused unless this is set.
     pub allow_clear_text: bool,
     pub entry_modes: EntryModes,
+    /// `[lane.check]`: account type and SEC code for check records the capture leaves open.
+    pub check: CheckDefaults,
 }
 
 /// `[lane.entry_modes]`: the two-digit POS entry mode sent for each kind of read.
@@ -272,6 +277,7 @@ impl Default for LaneConfig {
             customer_id_prefix: "CL".into(),
             allow_clear_text: false,
             entry_modes: EntryModes::default(),
+            check: CheckDefaults::default(),
         }
     }
 }
@@ -367,6 +373,10 @@ chip = "05"
 contactless_chip = "07"
 fallback = "80"
 manual = "01"
+
+[lane.check]                                # checks from MICR readers (captures with "kind":"check")
+# account_type = "checking"                 # default: "business" for a business check, else "checking"
+# sec_code = "PPD"                          # default: CCD for a business check, else PPD
 
 [log]
 format = "human"                            # or "json"
@@ -685,44 +695,6 @@ fn parse_gateway(s: Section<'_>) -> Result<GatewayConfig> {
     })
 }
 
-/// `http(s)://host[:port][/path]`, no credentials; plain http only to a loopback host, since
-/// records carry card data.
-fn check_base_url(url: &str) -> std::result::Result<String, &'static str> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("not a URL (expected http:// or https://)")?;
-    let authority = rest.split('/').next().unwrap_or("");
-    if authority.is_empty() {
-        return Err("has no host");
-    }
-    if authority.contains('@') {
-        return Err("must not hold credentials (use gateway.api_key_file)");
-    }
-    if url.contains(char::is_whitespace) || url.contains(['?', '#']) {
-        return Err("must be a plain base URL without spaces, query or fragment");
-    }
-    let host = if let Some(v6) = authority.strip_prefix('[') {
-        v6.split(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    match scheme {
-        "https" => {}
-        "http" => {
-            let loopback = host == "localhost"
-                || host
-                    .parse::<IpAddr>()
-                    .map(|ip| ip.is_loopback())
-                    .unwrap_or(false);
-            if !loopback {
-                return Err("plain http is allowed only to a loopback host");
-            }
-        }
-        _ => return Err("not a URL (expected http:// or https://)"),
-    }
-    Ok(url.trim_end_matches('/').to_string())
-}
-
 fn parse_queue(s: Section<'_>) -> Result<QueueConfig> {
     let s = s.allow(&["path", "max_records", "max_age"])?;
     let d = QueueConfig::default();
@@ -882,6 +854,7 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
         "customer_id_prefix",
         "allow_clear_text",
         "entry_modes",
+        "check",
     ])?;
     let d = LaneConfig::default();
     let on_swipe = match s.string("on_swipe")? {
@@ -950,6 +923,27 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
         fallback: mode("fallback", ed.fallback)?,
         manual: mode("manual", ed.manual)?,
     };
+    let c = s.table("check")?.allow(&["account_type", "sec_code"])?;
+    let check = CheckDefaults {
+        account_type: match c.string("account_type")? {
+            None => None,
+            Some(t) => Some(AccountType::parse(t).ok_or_else(|| {
+                bad(
+                    &c.path("account_type"),
+                    "must be \"checking\", \"saving\" or \"business\" (or 0, 1, 2)",
+                )
+            })?),
+        },
+        sec_code: match c.string("sec_code")? {
+            None => None,
+            Some(t) => Some(SecCode::parse(t).ok_or_else(|| {
+                bad(
+                    &c.path("sec_code"),
+                    "must be CCD, PPD, WEB, TEL, BOC or ARC (or 0-5)",
+                )
+            })?),
+        },
+    };
     Ok(LaneConfig {
         on_swipe,
         client_ip,
@@ -957,7 +951,25 @@ fn parse_lane(s: Section<'_>) -> Result<LaneConfig> {
         customer_id_prefix,
         allow_clear_text: s.bool("allow_clear_text", d.allow_clear_text)?,
         entry_modes,
+        check,
     })
+}
+
+/// `LEVEL` or `target=LEVEL`: a bare word that is no level would be taken as a target and
+/// silently log nothing of ours.
+fn is_log_directive(d: &str) -> bool {
+    const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+    let level = d.rsplit_once('=').map_or(
+        d,
+        |(target, level)| {
+            if target.is_empty() {
+                ""
+            } else {
+                level
+            }
+        },
+    );
+    LEVELS.contains(&level.to_ascii_lowercase().as_str())
 }
 
 fn parse_log(s: Section<'_>) -> Result<LogConfig> {
@@ -974,7 +986,8 @@ fn parse_log(s: Section<'_>) -> Result<LogConfig> {
         Some(l)
             if !l.is_empty()
                 && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c)) =>
+                    .all(|c| c.is_ascii_alphanumeric() || "_=:,.-".contains(c))
+                && l.split(',').all(is_log_directive) =>
         {
             l.to_string()
         }
@@ -1281,12 +1294,37 @@ poll_interval = "250ms"
                 "two digits",
             ),
             (
+                "[lane.check]\nsec_code = \"POP\"",
+                "lane.check.sec_code",
+                "CCD, PPD",
+            ),
+            (
+                "[lane.check]\naccount_type = \"3\"",
+                "lane.check.account_type",
+                "checking",
+            ),
+            (
                 "[log]\nformat = \"xml\"",
                 "log.format",
                 "\"human\" or \"json\"",
             ),
             (
                 "[log]\nlevel = \"info; rm\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"verbose\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"cardlane=loud\"",
+                "log.level",
+                "not a log filter",
+            ),
+            (
+                "[log]\nlevel = \"info,=debug\"",
                 "log.level",
                 "not a log filter",
             ),
@@ -1475,6 +1513,14 @@ poll_interval = "250ms"
     }
 
     #[test]
+    fn contrib_example_is_the_built_in_one() {
+        // Shipped for operators to copy; it must not drift from what `run` documents.
+        let shipped = include_str!("../../contrib/cardlane.toml");
+        assert_eq!(shipped, EXAMPLE);
+        assert!(Config::from_toml_str(shipped).is_ok());
+    }
+
+    #[test]
     fn api_key_file_readable_by_others_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("key");
@@ -1504,5 +1550,19 @@ poll_interval = "250ms"
             ConfigError::Read { path, .. } => assert_eq!(path, missing),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn lane_check_defaults() {
+        use crate::gateway::check_record::{AccountType, SecCode};
+        let c =
+            Config::from_toml_str("[lane.check]\naccount_type = \"savings\"\nsec_code = \"boc\"\n")
+                .unwrap();
+        assert_eq!(c.lane.check.account_type, Some(AccountType::Saving));
+        assert_eq!(c.lane.check.sec_code, Some(SecCode::Boc));
+        assert_eq!(
+            Config::from_toml_str("").unwrap().lane.check,
+            CheckDefaults::default()
+        );
     }
 }

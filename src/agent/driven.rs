@@ -178,7 +178,9 @@ impl Task {
                 let shown = match s {
                     State::Closed | State::Opening => ReaderState::Disconnected,
                     State::Idle => ReaderState::Idle,
-                    State::WaitingForCard => ReaderState::WaitingForCard,
+                    // The agent does not ask for PINs yet (issue 17's capture flow): a reader
+                    // in PIN entry waits on the customer as it does for a card.
+                    State::WaitingForCard | State::WaitingForPin => ReaderState::WaitingForCard,
                     State::Cancelling => ReaderState::Cancelling,
                     State::Unresponsive => ReaderState::Unresponsive,
                 };
@@ -196,6 +198,10 @@ impl Task {
                 });
             }
             DriverEvent::Session(Event::Outcome(o)) => self.on_outcome(o).await,
+            // Only an answer to request_pin, which the agent does not send yet.
+            DriverEvent::Session(Event::Pin(_)) => {
+                tracing::warn!(reader = %self.id, code = "unexpected-pin", "PIN answer with no PIN request");
+            }
             DriverEvent::Session(Event::Warning(w)) => {
                 tracing::debug!(reader = %self.id, warning = ?w, "reader warning");
             }

@@ -78,6 +78,9 @@ pub enum LaneEvent {
         capture_id: Option<String>,
         error_code: Option<String>,
     },
+    /// A read that could not be decoded, with its reason code (`bad-lrc`, `truncated`, …), so
+    /// a kiosk can ask for another try at once.
+    SwipeUnreadable { reader: String, code: String },
     /// The gateway saved the customer.
     Saved {
         reader: Option<String>,
@@ -138,6 +141,7 @@ impl LaneEvent {
             LaneEvent::ReaderAttached { .. } => "reader-attached",
             LaneEvent::ReaderDetached { .. } => "reader-detached",
             LaneEvent::Swipe { .. } => "swipe",
+            LaneEvent::SwipeUnreadable { .. } => "swipe-unreadable",
             LaneEvent::Saved { .. } => "saved",
             LaneEvent::Queued { .. } => "queued",
             LaneEvent::Failed { .. } => "failed",

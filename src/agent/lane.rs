@@ -328,7 +328,7 @@ impl AgentLane {
                 };
                 (source, ReaderState::Error, Some(text))
             }
-            DeviceEvent::Frame(_) => return None,
+            DeviceEvent::Frame(_) | DeviceEvent::Unreadable { .. } => return None,
         };
         let id = r.by_source.get(source.as_str())?.clone();
         let entry = r.by_id.get_mut(&id)?;
@@ -406,6 +406,51 @@ impl Lane for AgentLane {
 
     fn validate_customer(&self, fields: &Value) -> Result<(), FieldError> {
         validate_customer(fields)
+    }
+
+    /// `reader-missing:ID` for each configured reader not connected (and
+    /// `no-reader-connected` when that is all of them, or `no-reader` when none is known);
+    /// `queue-not-writable`; `uploader-not-alive`, `queue-storage-failing`;
+    /// `gateway-auth-failed` (uploads paused: refused key or a URL that is not the gateway).
+    fn health_reasons(&self) -> Vec<String> {
+        let mut reasons = Vec::new();
+        let readers = self.readers();
+        let connected = readers
+            .iter()
+            .filter(|r| r.state == ReaderState::Connected)
+            .count();
+        let configured: Vec<_> = readers.iter().filter(|r| r.configured).collect();
+        for r in &configured {
+            if r.state != ReaderState::Connected {
+                reasons.push(format!("reader-missing:{}", r.id));
+            }
+        }
+        if connected == 0 {
+            reasons.push(if configured.is_empty() {
+                "no-reader".to_string()
+            } else {
+                "no-reader-connected".to_string()
+            });
+        }
+        if let Some(q) = &self.queue {
+            if let Err(e) = q.writable() {
+                tracing::warn!(error = %e, "health: the queue cannot take a record");
+                reasons.push("queue-not-writable".into());
+            }
+        }
+        if let Some(u) = self.uploader.get() {
+            let st = u.status();
+            if !st.alive {
+                reasons.push("uploader-not-alive".into());
+            }
+            if st.storage_failing.is_some() {
+                reasons.push("queue-storage-failing".into());
+            }
+        }
+        if self.health.state() == GatewayState::AuthFailed {
+            reasons.push("gateway-auth-failed".into());
+        }
+        reasons
     }
 }
 
@@ -626,6 +671,65 @@ mod tests {
         l.remove_reader("hidraw:/dev/hidraw3");
         assert_eq!(l.readers().len(), 1);
         assert_eq!(l.reader_id("hidraw:/dev/hidraw3"), None);
+    }
+
+    /// Health used to say `ok` while the only reader was missing or the queue could not take
+    /// a record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn health_reasons_name_what_is_wrong() {
+        use crate::queue::{KeySource, QueueConfig, QueueKey, Uploader, UploaderConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Arc::new(
+            Queue::open(
+                dir.path().join("q.db"),
+                QueueConfig {
+                    key: KeySource::Key(QueueKey::from_bytes([5; 32])),
+                    ..QueueConfig::default()
+                },
+            )
+            .unwrap(),
+        );
+        let health = Arc::new(GatewayHealth::new());
+        let l = AgentLane::new(
+            Some(queue.clone()),
+            health.clone(),
+            Arc::new(Metrics::new()),
+        );
+        let uploader = Uploader::new(
+            queue.clone(),
+            Arc::new(Fixed(DeliverResult::Transient("x".into()))),
+            UploaderConfig::default(),
+        )
+        .unwrap();
+        l.watch_uploader(uploader.health());
+        let task = uploader.start();
+        let reasons = |l: &AgentLane| {
+            let l = l as &dyn Lane;
+            l.health_reasons()
+        };
+
+        // The only configured reader is not there: no swipe can be taken.
+        l.add_reader("front", "serial:/dev/ttyX@9600", None, "serial", true);
+        assert_eq!(reasons(&l), ["reader-missing:front", "no-reader-connected"]);
+        l.apply(&DeviceEvent::Attached {
+            source: "serial:/dev/ttyX@9600".into(),
+            profile: None,
+        });
+        assert_eq!(reasons(&l), Vec::<String>::new());
+
+        // Something else holds the queue's write lock: a swipe could not be stored.
+        let other = rusqlite::Connection::open(dir.path().join("q.db")).unwrap();
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        assert_eq!(reasons(&l), ["queue-not-writable"]);
+        other.execute_batch("ROLLBACK").unwrap();
+        assert_eq!(reasons(&l), Vec::<String>::new());
+
+        health.observe(&DeliverResult::AuthFailed("401".into()));
+        assert_eq!(reasons(&l), ["gateway-auth-failed"]);
+        health.auth_cleared();
+
+        task.stop().await.unwrap();
+        assert_eq!(reasons(&l), ["uploader-not-alive"]);
     }
 
     #[test]

@@ -30,6 +30,8 @@ struct Inner {
     /// Reads that could not be decoded, by reader and reason code.
     unreadable: BTreeMap<(String, String), u64>,
     uploader: Option<std::sync::Arc<crate::queue::UploaderHealth>>,
+    /// Local API connections or streams refused by a cap, by reason.
+    api_refused: BTreeMap<String, u64>,
 }
 
 /// The registry; cheap to share behind an `Arc`.
@@ -97,6 +99,13 @@ impl Metrics {
             .unreadable
             .entry((reader.to_string(), code.to_string()))
             .or_default();
+        *n = n.saturating_add(1);
+    }
+
+    /// The local API refused a connection or an event stream (`connection-cap`, `event-streams`).
+    pub fn api_refused(&self, reason: &str) {
+        let mut i = self.lock();
+        let n = i.api_refused.entry(reason.to_string()).or_default();
         *n = n.saturating_add(1);
     }
 
@@ -241,6 +250,20 @@ impl Metrics {
                 &mut out,
                 "cardlane_reads_unreadable_total",
                 &[("reader", reader), ("code", code)],
+                *n as f64,
+            );
+        }
+        family(
+            &mut out,
+            "cardlane_api_refused_total",
+            "counter",
+            "Local API connections or event streams refused by a cap, by reason.",
+        );
+        for (reason, n) in &i.api_refused {
+            sample(
+                &mut out,
+                "cardlane_api_refused_total",
+                &[("reason", reason)],
                 *n as f64,
             );
         }
@@ -446,6 +469,7 @@ mod tests {
             ("cardlane_reader_connected", "gauge"),
             ("cardlane_gateway_latency_seconds", "histogram"),
             ("cardlane_reads_unreadable_total", "counter"),
+            ("cardlane_api_refused_total", "counter"),
         ];
         for (name, kind) in want {
             assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}");

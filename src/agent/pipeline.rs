@@ -46,6 +46,7 @@ use super::events::{EventHub, LaneEvent, MaskedPanText};
 use super::metrics::Metrics;
 use crate::card::CardRead;
 use crate::device::profile::Profile;
+use crate::gateway::check_record::build_check_record;
 use crate::gateway::swipe::{build_record, LaneSettings, SwipeError, SwipeInput};
 use crate::gateway::{CustomerFields, SecretString};
 use crate::parse;
@@ -251,6 +252,13 @@ impl Pipeline {
         })
     }
 
+    /// A bad read found before decoding (the framer saw a damaged frame): logged, counted and
+    /// published like one the decoder refuses.
+    pub fn report_unreadable(&self, reader: &str, code: &str) {
+        self.shared.metrics.decode_error(code);
+        self.shared.unreadable(reader, code);
+    }
+
     /// The uploader (pause state, `resume` after an authentication failure, events).
     pub fn uploader(&self) -> &Uploader {
         &self.shared.uploader
@@ -297,7 +305,7 @@ impl Pipeline {
             Err(e) => {
                 sh.metrics.decode_error(e.code());
                 sh.metrics.record("unreadable");
-                tracing::info!(code = e.code(), "swipe unreadable");
+                sh.unreadable(&reader, e.code());
                 sh.events.publish(LaneEvent::Swipe {
                     reader,
                     format: None,
@@ -321,15 +329,28 @@ impl Pipeline {
         ticket.masked_pan = masked_pan.clone();
         ticket.brand = read.brand.map(|b| b.code().to_string());
         ticket.format = Some(read.format.as_str().to_string());
+        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
         sh.metrics.swipe(&reader, read.format.as_str());
-        let capture = sh.captures.take_for_swipe(&reader);
+        // A check read serves only check captures, a card read only card captures.
+        let capture = if read.check.is_some() {
+            sh.captures.take_for_check(&reader)
+        } else {
+            sh.captures.take_for_swipe(&reader)
+        };
+        // The account's last 4 stand in for a card's in events and tickets.
+        let last4 = read.last4.as_deref().map(String::from).or_else(|| {
+            read.check
+                .as_ref()
+                .and_then(|c| c.account.last4())
+                .map(String::from)
+        });
         let entry_mode = read.entry_mode.map(|m| sh.cfg.lane.entry_modes.code(m));
         sh.events.publish(LaneEvent::Swipe {
             reader: reader.clone(),
             format: Some(read.format.as_str().into()),
             entry_mode: entry_mode.clone(),
             masked_pan: masked_pan.clone(),
-            last4: read.last4.as_deref().map(String::from),
+            last4: last4.clone(),
             capture_id: capture.as_ref().map(|c| c.id.clone()),
             error_code: None,
         });
@@ -339,7 +360,8 @@ impl Pipeline {
             capture = capture.as_ref().map(|c| c.id.as_str()),
             "swipe decoded"
         );
-        if capture.is_none() && !sh.cfg.save_unarmed {
+        // A check needs a kiosk capture (a name): `on_swipe = "save"` does nothing with one.
+        if capture.is_none() && (!sh.cfg.save_unarmed || read.check.is_some()) {
             let _ = state_tx.send(SwipeOutcome::Ignored);
             return ticket;
         }
@@ -357,7 +379,7 @@ impl Pipeline {
                             capture_id,
                             customer_id: String::new(),
                             masked_pan,
-                            last4: read.last4.as_deref().map(String::from),
+                            last4,
                         };
                         sh.finish(
                             t,
@@ -371,14 +393,24 @@ impl Pipeline {
                 }
             }
         };
-        let built = build_record(SwipeInput {
-            read: &read,
-            frame: &swipe.frame,
-            profile: swipe.profile.as_deref(),
-            lane: &sh.cfg.lane,
-            customer: customer.as_ref(),
-            pin_block: swipe.pin_block.as_ref(),
-        });
+        let check_options = capture.as_ref().and_then(|c| c.check.as_ref());
+        let built = match (read.check.as_deref(), check_options) {
+            (Some(check), Some(options)) => build_check_record(
+                check,
+                customer.as_ref(),
+                &sh.cfg.lane,
+                &sh.cfg.lane.check,
+                options,
+            ),
+            _ => build_record(SwipeInput {
+                read: &read,
+                frame: &swipe.frame,
+                profile: swipe.profile.as_deref(),
+                lane: &sh.cfg.lane,
+                customer: customer.as_ref(),
+                pin_block: swipe.pin_block.as_ref(),
+            }),
+        };
         let mut tracker = Tracker {
             swipe_id,
             tx: state_tx,
@@ -386,7 +418,7 @@ impl Pipeline {
             capture_id,
             customer_id: String::new(),
             masked_pan,
-            last4: read.last4.as_deref().map(String::from),
+            last4: last4.clone(),
         };
         let record = match built {
             Ok(r) => r,
@@ -535,6 +567,17 @@ fn final_outcome(answer: FinalAnswer) -> SwipeOutcome {
 }
 
 impl Shared {
+    /// Every unreadable read, on every transport: a log line with its reason code, the
+    /// `cardlane_reads_unreadable_total{reader,code}` counter and the `swipe-unreadable` event.
+    fn unreadable(&self, reader: &str, code: &str) {
+        tracing::warn!(reader = %reader, code, "unreadable read; swipe again");
+        self.metrics.read_unreadable(reader, code);
+        self.events.publish(LaneEvent::SwipeUnreadable {
+            reader: reader.to_string(),
+            code: code.to_string(),
+        });
+    }
+
     /// Removes the tracker of `customer_id`: the given swipe, or the oldest.
     fn take_tracker(&self, customer_id: &str, swipe_id: Option<u64>) -> Option<Tracker> {
         let mut pending = lock(&self.pending);

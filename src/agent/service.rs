@@ -137,6 +137,12 @@ impl DeviceLoop {
     async fn on_reader_event(&mut self, event: DeviceEvent) {
         match event {
             DeviceEvent::Frame(frame) => self.on_frame(frame).await,
+            DeviceEvent::Unreadable { source, code } => {
+                if let (Some(reader), Some(pipeline)) = (self.readers.get(&source), &self.pipeline)
+                {
+                    pipeline.report_unreadable(&reader.id, code);
+                }
+            }
             other => {
                 if let Some(ev) = self.lane.apply(&other) {
                     self.events.publish(ev);
@@ -262,29 +268,25 @@ impl Service {
         Service::start_with_key(config, ApiKey::new(key.as_str())).await
     }
 
+    /// Every check [`Service::start`] makes short of opening devices, the queue and the
+    /// listener (`cardlane run --check`): the API key (environment, or its file and that
+    /// file's mode), reader profiles, each reader's selector and profile, the gateway URL.
+    pub fn check(config: &Config) -> Result<(), ServiceError> {
+        let key = config.gateway.api_key()?;
+        let profiles = Profiles::embedded_with_overrides(config.devices.profiles_dir.as_deref())?;
+        resolve_readers(config, &profiles)?;
+        GatewayClient::new(ClientConfig::new(
+            config.gateway.base_url.clone(),
+            ApiKey::new(key.as_str()),
+        ))
+        .map_err(|e| ServiceError::Gateway(e.to_string()))?;
+        Ok(())
+    }
+
     /// As [`Service::start`], with the API key given.
     pub async fn start_with_key(config: Config, key: ApiKey) -> Result<Service, ServiceError> {
         let profiles = Profiles::embedded_with_overrides(config.devices.profiles_dir.as_deref())?;
-        let mut selectors = Vec::with_capacity(config.readers.len());
-        for (index, r) in config.readers.iter().enumerate() {
-            let selector: Selector =
-                r.device
-                    .parse()
-                    .map_err(
-                        |e: crate::device::selector::SelectorError| ServiceError::Reader {
-                            index,
-                            reason: e.to_string(),
-                        },
-                    )?;
-            let profile =
-                resolve_profile(&selector, &profiles, r.profile.as_deref()).map_err(|e| {
-                    ServiceError::Reader {
-                        index,
-                        reason: e.to_string(),
-                    }
-                })?;
-            selectors.push((r.id.clone(), selector, profile, r.activate));
-        }
+        let selectors = resolve_readers(&config, &profiles)?;
 
         let queue_path = config.queue.path.clone();
         let queue_err = |error: QueueError| ServiceError::Queue {
@@ -348,6 +350,7 @@ impl Service {
                     fallback: e.fallback.clone(),
                     manual: e.manual.clone(),
                 },
+                check: l.check,
             },
             save_unarmed: l.on_swipe == OnSwipe::Save,
             uploader: UploaderConfig {
@@ -569,6 +572,41 @@ fn start_driven(
         ctx,
         stop,
     )
+}
+
+/// Each configured reader's id, parsed selector and profile.
+#[allow(clippy::type_complexity)]
+fn resolve_readers(
+    config: &Config,
+    profiles: &Profiles,
+) -> Result<Vec<(String, Selector, Option<Profile>, ActivateMode)>, ServiceError> {
+    let mut selectors = Vec::with_capacity(config.readers.len());
+    for (index, r) in config.readers.iter().enumerate() {
+        let reader_err = |reason: String| ServiceError::Reader { index, reason };
+        let selector: Selector = r
+            .device
+            .parse()
+            .map_err(|e: crate::device::selector::SelectorError| reader_err(e.to_string()))?;
+        let profile = resolve_profile(&selector, profiles, r.profile.as_deref())
+            .map_err(|e| reader_err(e.to_string()))?;
+        selectors.push((r.id.clone(), selector, profile, r.activate));
+    }
+    Ok(selectors)
+}
+
+/// The agent holds keys, clear tracks and PIN blocks in memory: a crash must not write them to
+/// a core file. Sets the core size limit to 0, soft and hard (the unit also says LimitCORE=0).
+/// (Not PR_SET_DUMPABLE: it would also take the process's own /proc files away from it.)
+pub fn no_core_dumps() -> std::io::Result<()> {
+    use rustix::process::{setrlimit, Resource, Rlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )?;
+    Ok(())
 }
 
 /// Resolves on SIGTERM or SIGINT (systemd stop, Ctrl-C).

@@ -4,6 +4,7 @@ mod account;
 mod check;
 mod ksn;
 mod pan;
+mod pin_block;
 mod read;
 mod secret;
 pub(crate) mod swar;
@@ -16,6 +17,7 @@ pub use compact_str::CompactString;
 pub use ksn::Ksn;
 pub use pan::{luhn_valid, Brand, MaskedPan, Pan};
 pub(crate) use pan::{push_masked, star_pan};
+pub use pin_block::PinBlock;
 pub use read::{
     CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, TrackInfo,
     TrackStatus,

@@ -1,9 +1,11 @@
 //! `cardlane demo`: the simulator on a free loopback port (temporary database, ANSI test BDK),
 //! the bundled fixtures replayed through the whole pipeline (decode, durable queue in a temporary
 //! file, upload), one dip and one tap through a driven reader (`reader-sim` on a PTY, see
-//! [`driven`]), and a table of what was saved. Everything it creates is removed at the end.
+//! [`driven`]), two checks through a MICR reader capture, and a table of what was saved.
+//! Everything it creates is removed at the end.
 mod driven;
 
+use cardlane::gateway::check_record::{AccountType, CheckOptions, SecCode};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,6 +121,11 @@ const FIXTURES: &[(&str, &str)] = &[
         "multi-magtek-edynamo-hid.capture",
         include_str!("../../fixtures/captures/multi-magtek-edynamo-hid.capture"),
     ),
+    // Two checks (personal, business) from a MICR reader, each taken by a kiosk check capture.
+    (
+        "magtek-micr-serial.capture",
+        include_str!("../../fixtures/captures/magtek-micr-serial.capture"),
+    ),
 ];
 
 #[derive(clap::Args, Debug)]
@@ -190,12 +197,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let client = replay::client(&base_url, ApiKey::new(key_text))?;
         // The demo's fixtures include clear-text wedge samples: allowed here, off by default.
         let cfg = replay::replay_config(true, "DEMO", 4);
+        let captures = Arc::new(Captures::new(4));
+        arm_checks(&captures)?;
         let pipeline = Pipeline::start(
             cfg,
             queue,
             Arc::new(GatewayDeliver::new(client)),
             EventHub::default(),
-            Arc::new(Captures::new(4)),
+            captures,
             Arc::new(Metrics::new()),
         )?;
         let (mut entries, interrupted) = replay::submit_all(&pipeline, fixtures, true).await;
@@ -218,6 +227,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         anyhow::Ok((entries, base_url))
     })?;
     print_table(&entries, &base_url, started.elapsed())
+}
+
+/// The kiosk side of the two bundled checks: a check needs a name, so each is armed as a kiosk
+/// would (`POST /v1/captures` with `"kind":"check"`). The business one says so; the personal
+/// one takes the defaults (checking, PPD).
+fn arm_checks(captures: &Captures) -> anyhow::Result<()> {
+    let names = |first: &str, last: &str| {
+        let mut m = serde_json::Map::new();
+        m.insert("first_name".into(), first.into());
+        m.insert("last_name".into(), last.into());
+        m
+    };
+    let minute = Duration::from_secs(60);
+    captures
+        .arm_check(
+            None,
+            names("Pat", "Personal"),
+            minute,
+            CheckOptions::default(),
+        )
+        .map_err(|e| anyhow::anyhow!("arming a check capture: {e}"))?;
+    let mut business = names("Bea", "Business");
+    business.insert("company".into(), "Demo Supplies LLC".into());
+    let options = CheckOptions {
+        account_type: Some(AccountType::Business),
+        sec_code: Some(SecCode::Ccd),
+        bank_name: Some("Demo Test Bank".into()),
+    };
+    captures
+        .arm_check(None, business, minute, options)
+        .map_err(|e| anyhow::anyhow!("arming a check capture: {e}"))?;
+    Ok(())
 }
 
 fn print_table(entries: &[Entry], base_url: &str, took: Duration) -> anyhow::Result<ExitCode> {
@@ -250,7 +291,9 @@ fn print_table(entries: &[Entry], base_url: &str, took: Duration) -> anyhow::Res
                     ticket
                         .masked_pan
                         .as_ref()
-                        .map_or("-".into(), |m| m.as_str().to_string()),
+                        .map(|m| m.as_str().to_string())
+                        .or_else(|| ticket.masked_account.clone())
+                        .unwrap_or_else(|| "-".into()),
                     ticket.brand.clone().unwrap_or_else(|| "-".into()),
                     ticket.entry_mode.clone().unwrap_or_else(|| "-".into()),
                     outcome,

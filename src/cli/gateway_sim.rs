@@ -116,6 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = sim::spawn(cfg, listener).context("cannot start the simulator")?;
+        // Registered before "listening" is printed: a SIGTERM sent right after that line used
+        // to find no handler yet (on a loaded machine) and kill the process outright.
+        let signalled = wait_for_signal();
         {
             let mut out = std::io::stdout().lock();
             writeln!(out, "listening on {}", server.base_url)?;
@@ -123,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let stop = server.stopper();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signalled.await;
             let _ = stop.send(true);
         });
         server.wait().await;
@@ -145,24 +148,31 @@ fn api_key(args: &Args) -> anyhow::Result<Option<ApiKey>> {
         .map(|k| ApiKey::new(k.trim())))
 }
 
-async fn wait_for_signal() {
+/// Registers for SIGTERM and SIGINT at once (not on first poll) and resolves on either.
+fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
+        let term = signal(SignalKind::terminate()).ok();
+        let int = signal(SignalKind::interrupt()).ok();
+        async move {
+            match (term, int) {
+                (Some(mut term), Some(mut int)) => {
+                    tokio::select! {
+                        _ = int.recv() => {}
+                        _ = term.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

@@ -34,8 +34,9 @@ enum Command {
 
 #[derive(clap::Args, Debug)]
 struct FlushArgs {
-    /// Gateway base URL (API key from CARDLANE_API_KEY).
-    #[arg(long)]
+    /// Gateway base URL (API key from CARDLANE_API_KEY): https, or plain http to a loopback
+    /// host only (as `run`).
+    #[arg(long, value_parser = super::replay::gateway_url)]
     gateway: String,
     /// Queue key file (default: CARDLANE_QUEUE_KEY, else FILE.key next to the queue).
     #[arg(long)]

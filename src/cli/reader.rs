@@ -3,6 +3,9 @@
 //! runs one card-on-file transaction and prints the read as `decode`'s JSON line (or an error
 //! line: `timed-out`, `cancelled`, `reader-error`, `not-driven`; exit 1), cancelling on its
 //! time-out and on Ctrl-C; `cancel` cancels whatever the reader runs and waits for the answer.
+//! `read --pin required|optional` then asks for the PIN on the reader's keypad (`62-01`, the
+//! reader's own PAN) and adds `"pin":{"ksn","format","pin_block":"present"}` to the line (with
+//! `--bdk`, `"pin_verified"`); the block itself is never printed.
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc;
@@ -13,7 +16,7 @@ use cardlane::device::profile::{Profile, Protocol};
 use cardlane::device::session::{DrivenReader, DriverConfig, DriverEvent};
 use cardlane::device::{Profiles, Selector};
 use cardlane::parse;
-use cardlane::protocol::neo2::{Activate, Event, Interfaces, Outcome};
+use cardlane::protocol::neo2::{Activate, Event, Interfaces, Outcome, PinOutcome, PinRequest};
 use zeroize::Zeroizing;
 
 #[derive(clap::Args, Debug)]
@@ -55,9 +58,22 @@ struct ReadArgs {
     /// Seconds to wait for a card; the transaction is then cancelled.
     #[arg(long, value_name = "S", default_value_t = 30)]
     timeout: u64,
-    /// Base derivation key (lab use): decrypts the read.
+    /// Base derivation key (lab use): decrypts the read (and checks the PIN block).
     #[arg(long, value_name = "HEX")]
     bdk: Option<String>,
+    /// After the read, ask for the PIN on the reader's keypad: `required` (no PIN is an
+    /// error) or `optional` (the customer may cancel).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pin: Option<PinMode>,
+    /// Seconds the customer has to type the PIN.
+    #[arg(long, value_name = "S", default_value_t = 30)]
+    pin_timeout: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum PinMode {
+    Required,
+    Optional,
 }
 
 // By hand: the BDK must never reach a Debug print.
@@ -68,6 +84,8 @@ impl std::fmt::Debug for ReadArgs {
             .field("interfaces", &self.interfaces)
             .field("timeout", &self.timeout)
             .field("bdk", &self.bdk.as_ref().map(|_| "***"))
+            .field("pin", &self.pin)
+            .field("pin_timeout", &self.pin_timeout)
             .finish()
     }
 }
@@ -107,6 +125,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             if a.timeout == 0 || a.timeout > 250 {
                 return usage("--timeout must be 1..=250 seconds");
             }
+            let pin = match a.pin {
+                None => None,
+                Some(mode) => {
+                    match PinRequest::new(4, 12, "ENTER PIN", Duration::from_secs(a.pin_timeout)) {
+                        Ok(r) => Some((mode, r)),
+                        Err(e) => return usage(format_args!("--pin-timeout: {e}")),
+                    }
+                }
+            };
+            let mut bdk_bytes = None;
             let dec = match &a.bdk {
                 None => None,
                 Some(h) => {
@@ -114,10 +142,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         hex::decode(h.trim())
                             .map_err(|_| anyhow::anyhow!("--bdk is not valid hex"))?,
                     );
-                    Some(
-                        cardlane::crypto::BdkDecryptor::new(&bdk)
-                            .map_err(|e| anyhow::anyhow!("--bdk: {e}"))?,
-                    )
+                    let d = cardlane::crypto::BdkDecryptor::new(&bdk)
+                        .map_err(|e| anyhow::anyhow!("--bdk: {e}"))?;
+                    bdk_bytes = Some(bdk);
+                    Some(d)
                 }
             };
             let req = Activate {
@@ -125,7 +153,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 timeout: Duration::from_secs(a.timeout),
             };
             with_reader(&a.common, |r, _, _, events| {
-                read(r, events, req, dec.as_ref())
+                let keys = Keys {
+                    dec: dec.as_ref(),
+                    bdk: bdk_bytes.as_ref().map(|b| b.as_slice()),
+                };
+                read(r, events, req, keys, pin)
             })
         }
     }
@@ -238,12 +270,21 @@ fn cancel(reader: &DrivenReader, events: &mpsc::Receiver<DriverEvent>) -> ExitCo
     }
 }
 
+/// `--bdk` as a decryptor (the read) and as bytes (the PIN block's key).
+#[derive(Clone, Copy)]
+struct Keys<'a> {
+    dec: Option<&'a cardlane::crypto::BdkDecryptor>,
+    bdk: Option<&'a [u8]>,
+}
+
 fn read(
     reader: &DrivenReader,
     events: &mpsc::Receiver<DriverEvent>,
     req: Activate,
-    dec: Option<&cardlane::crypto::BdkDecryptor>,
+    keys: Keys<'_>,
+    pin: Option<(PinMode, PinRequest)>,
 ) -> anyhow::Result<ExitCode> {
+    let dec = keys.dec;
     let interrupted = ctrl_c();
     if let Err(e) = reader.activate(req) {
         return Ok(error_line("reader-error", e));
@@ -274,10 +315,148 @@ fn read(
             DriverEvent::Session(Event::Prompt(text)) => {
                 tracing::info!(prompt = %text, "reader prompt")
             }
-            DriverEvent::Session(Event::Outcome(o)) => return Ok(print_outcome(o, req, dec)),
+            DriverEvent::Session(Event::Outcome(o)) => {
+                return Ok(match (pin, o) {
+                    (Some((mode, pr)), Outcome::Read { read, .. }) => {
+                        read_with_pin(reader, events, &interrupted, *read, keys, mode, pr)
+                    }
+                    (_, o) => print_outcome(o, req, dec),
+                })
+            }
             other => tracing::debug!(event = ?other, "reader"),
         }
     }
+}
+
+/// The read, decoded (and decrypted with `--bdk`) as `decode` prints it; an error line else.
+fn decoded(
+    read: cardlane::card::CardRead,
+    dec: Option<&cardlane::crypto::BdkDecryptor>,
+) -> Result<cardlane::card::CardRead, ExitCode> {
+    let mut r = read;
+    parse::validate(&mut r);
+    match dec {
+        Some(d) => parse::decrypt_read(&r, d, None).map_err(|e| error_line(e.code(), e)),
+        None => Ok(r),
+    }
+}
+
+/// After a read: PIN entry on the reader's keypad, then one line (the read plus `pin`).
+fn read_with_pin(
+    reader: &DrivenReader,
+    events: &mpsc::Receiver<DriverEvent>,
+    interrupted: &mpsc::Receiver<()>,
+    read: cardlane::card::CardRead,
+    keys: Keys<'_>,
+    mode: PinMode,
+    req: PinRequest,
+) -> ExitCode {
+    let r = match decoded(read, keys.dec) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let Err(e) = reader.request_pin(req.clone()) {
+        return error_line("reader-error", e);
+    }
+    let until = Instant::now() + req.timeout() + ANSWER_WITHIN;
+    let mut cancelled = false;
+    let outcome = loop {
+        if !cancelled && interrupted.try_recv().is_ok() {
+            cancelled = true;
+            let _ = reader.cancel();
+        }
+        if Instant::now() >= until {
+            return error_line("reader-error", "the reader never ended the PIN entry");
+        }
+        match events.recv_timeout(Duration::from_millis(100)) {
+            Ok(DriverEvent::Session(Event::Pin(o))) => break o,
+            Ok(other) => tracing::debug!(event = ?other, "reader"),
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return error_line("reader-error", "the reader's driver stopped")
+            }
+        }
+    };
+    let mut line = r.to_json();
+    match outcome {
+        PinOutcome::Pin { ksn, block } => {
+            let mut pin = serde_json::json!({
+                "ksn": ksn.to_hex(),
+                // A TDES PIN key gives ISO format 0, an AES one format 4 (dukpt.md).
+                "format": if ksn.is_aes() { 4 } else { 0 },
+                "pin_block": "present",
+            });
+            if let Some(bdk) = keys.bdk {
+                pin["pin_verified"] = pin_verifies(bdk, &ksn, block.as_bytes(), &r).into();
+            }
+            line["pin"] = pin;
+        }
+        PinOutcome::PinCancelled | PinOutcome::PinTimedOut if mode == PinMode::Optional => {
+            line["pin"] = serde_json::Value::Null;
+        }
+        PinOutcome::PinCancelled => {
+            return error_line("pin-cancelled", "the PIN entry was cancelled")
+        }
+        PinOutcome::PinTimedOut => {
+            return error_line("pin-timed-out", "no PIN was entered in time")
+        }
+        PinOutcome::PinError { state } => {
+            return error_line(
+                "pin-error",
+                format_args!("the reader ended the PIN entry with state {state:02X}"),
+            )
+        }
+        PinOutcome::ReaderError { status } => {
+            return error_line(
+                "reader-error",
+                format_args!(
+                    "the reader answered the PIN request with status {:02X} ({})",
+                    status.to_byte(),
+                    status.code()
+                ),
+            )
+        }
+        PinOutcome::BadAnswer => {
+            return error_line("reader-error", "the reader's PIN answer is malformed")
+        }
+        PinOutcome::Disconnected => {
+            return error_line(
+                "reader-error",
+                "the reader went away or stopped answering during PIN entry",
+            )
+        }
+    }
+    println!("{line}");
+    ExitCode::SUCCESS
+}
+
+/// Whether the PIN block decrypts under the PIN key of its KSN to a valid ISO 9564 block for the
+/// card's PAN (taken from the decrypted tracks). The PIN itself is dropped unseen.
+fn pin_verifies(
+    bdk: &[u8],
+    ksn: &cardlane::card::Ksn,
+    block: &[u8],
+    r: &cardlane::card::CardRead,
+) -> bool {
+    let Some(pan) = pan_of(r) else { return false };
+    let Ok(k) = cardlane::crypto::Ksn::from_slice(ksn.as_bytes()) else {
+        return false;
+    };
+    cardlane::crypto::pin_block_decrypt(bdk, &k, &pan, block, None).is_ok()
+}
+
+/// The PAN from decrypted Track 2 (`;PAN=`) or Track 1 (`%BPAN^`).
+fn pan_of(r: &cardlane::card::CardRead) -> Option<Zeroizing<String>> {
+    let tracks = r.decrypted.as_ref()?;
+    let from = |t: Option<&cardlane::card::SecretText>, start: &str, end: char| {
+        let text = t?.expose();
+        let rest = text.strip_prefix(start)?;
+        let pan = rest.split(end).next()?;
+        (pan.len() >= 8 && pan.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| Zeroizing::new(pan.to_owned()))
+    };
+    from(tracks.get(1).and_then(Option::as_ref), ";", '=')
+        .or_else(|| from(tracks.first().and_then(Option::as_ref), "%B", '^'))
 }
 
 fn print_outcome(

@@ -31,8 +31,9 @@ use zeroize::Zeroizing;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Gateway base URL: run the whole pipeline (API key from CARDLANE_API_KEY).
-    #[arg(long)]
+    /// Gateway base URL: run the whole pipeline (API key from CARDLANE_API_KEY). https, or
+    /// plain http to a loopback host only (as `run`).
+    #[arg(long, value_parser = gateway_url)]
     gateway: Option<String>,
     /// The queue file (default: $CARDLANE_QUEUE, else $XDG_STATE_HOME or ~/.local/state
     /// /cardlane/queue.db).
@@ -63,6 +64,12 @@ pub struct Args {
     /// Capture files, `.hex` files or raw reader output.
     #[arg(required = true)]
     fixtures: Vec<PathBuf>,
+}
+
+/// `--gateway` as `run` takes `gateway.base_url`: checked before anything connects; a bad one
+/// is a usage error.
+pub(crate) fn gateway_url(s: &str) -> Result<String, String> {
+    cardlane::gateway::client::check_base_url(s).map_err(str::to_string)
 }
 
 /// One complete frame of a fixture, with its time since the fixture's start.
@@ -425,13 +432,32 @@ fn through_pipeline(
             Arc::new(Captures::new(16)),
             Arc::new(Metrics::new()),
         )?;
+        let mut uploads = pipeline.uploader().subscribe();
         let (mut entries, interrupted) = submit_all(&pipeline, fixtures, args.no_delay).await;
-        if !interrupted {
-            settle_all(&mut entries, wait, progress.as_ref()).await;
+        if !interrupted && !pipeline.uploader().is_paused() {
+            // A refused key (or a URL that is not the gateway) pauses uploads: nothing more
+            // will settle, so the wait ends there.
+            let paused = async {
+                loop {
+                    match uploads.recv().await {
+                        Ok(cardlane::queue::UploadEvent::AuthFailed { .. }) => return,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                            std::future::pending::<()>().await
+                        }
+                        _ => {}
+                    }
+                }
+            };
+            tokio::select! {
+                _ = settle_all(&mut entries, wait, progress.as_ref()) => {}
+                _ = paused => {}
+            }
         }
+        let paused = pipeline.uploader().is_paused();
         pipeline.shutdown().await;
-        anyhow::Ok(entries)
+        anyhow::Ok((entries, paused))
     })?;
+    let (entries, paused) = entries;
     if let Some(p) = progress {
         p.finish_and_clear();
     }
@@ -451,8 +477,17 @@ fn through_pipeline(
                 ticket,
             } => {
                 let o = ticket.outcome();
-                all_kept &= o.is_kept();
-                writeln!(out, "{}", outcome_json(fixture, *index, ticket, &o))?;
+                let mut line = outcome_json(fixture, *index, ticket, &o);
+                if paused && matches!(o, SwipeOutcome::Queued | SwipeOutcome::Pending) {
+                    // Kept in the queue, but nothing will send it until the key or URL is
+                    // fixed: not a success.
+                    line["outcome"] = "auth-failed".into();
+                    line["error"] = "the gateway refused the API key or the URL is not the gateway's; the record is kept in the queue".into();
+                    all_kept = false;
+                } else {
+                    all_kept &= o.is_kept();
+                }
+                writeln!(out, "{line}")?;
             }
             Entry::Bad { fixture, error } => {
                 all_kept = false;

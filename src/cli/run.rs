@@ -40,7 +40,14 @@ pub fn log_settings(args: &Args) -> (Option<String>, String) {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = match &args.config {
         Some(path) => Config::load(path),
-        None => Ok(Config::default()),
+        None => {
+            eprintln!(
+                "error: run needs a configuration: cardlane run --config FILE (or CARDLANE_CONFIG). \
+                 A complete example with every key is contrib/cardlane.toml; check a file with \
+                 cardlane run --check --config FILE"
+            );
+            return Ok(ExitCode::from(2));
+        }
     };
     let config = match config {
         Ok(c) => c,
@@ -50,8 +57,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     };
     if args.check {
+        // What `run` would refuse, short of opening devices, the queue and the listener.
+        if let Err(e) = Service::check(&config) {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(1));
+        }
         println!("config ok: {} reader(s)", config.readers.len());
         return Ok(ExitCode::SUCCESS);
+    }
+    // Before any card data can be in memory.
+    if let Err(e) = cardlane::agent::service::no_core_dumps() {
+        eprintln!("error: cannot disable core dumps: {e}");
+        return Ok(ExitCode::from(1));
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -79,7 +96,10 @@ async fn serve(config: Config) -> anyhow::Result<ExitCode> {
         }
         out.flush()?;
     }
-    tracing::info!(api = ?service.api_addr(), "ready");
+    match service.api_addr() {
+        Some(addr) => tracing::info!(api = %addr, "ready"),
+        None => tracing::info!("ready; api disabled"),
+    }
     let why = match signal.await {
         Ok(Ok(name)) => name,
         Ok(Err(e)) => {

@@ -33,6 +33,11 @@ pub enum DeviceEvent {
         hint: Option<String>,
     },
     Frame(Frame),
+    /// A whole frame that failed its integrity check (a bad read), by reason code.
+    Unreadable {
+        source: String,
+        code: &'static str,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,11 +199,21 @@ fn reader_loop(
                 .map(|d| d.saturating_sub(now).max(Duration::from_millis(1)))
                 .unwrap_or(config.read_timeout)
                 .min(config.read_timeout);
+            let before = framer.stats();
             let frames = match t.read_chunk(timeout) {
                 Ok(Some(chunk)) => framer.push(&chunk.bytes, opened.elapsed()),
                 Ok(None) => framer.poll(opened.elapsed()),
                 Err(e) => break e,
             };
+            // Bad reads are reported, never dropped silently (the operator swipes again).
+            for code in framer.stats().bad_reads_since(&before) {
+                if !send(DeviceEvent::Unreadable {
+                    source: source.clone(),
+                    code,
+                }) {
+                    return;
+                }
+            }
             for f in frames {
                 if !send(DeviceEvent::Frame(f)) {
                     return;

@@ -311,7 +311,7 @@ impl Profile {
                 if SymbolSet::parse(&m.symbol_set).is_none() {
                     return bad(
                         "micr.symbol_set",
-                        "must be magtek-NN (00-04 or 06, plus 16 or 32), ranger, axiohm, opos or auto",
+                        "must be magtek-NN (00-04 or 06, plus 16 or 32), ranger, axiohm, opos, font or auto",
                     );
                 }
                 // A MICR line ends with CR/LF (or a pause): the text engine frames it.

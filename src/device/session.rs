@@ -12,7 +12,9 @@ use super::profile::Profile;
 use super::selector::Selector;
 use super::transport::{Duplex, HidTransport, SerialTransport, TransportError};
 use crate::protocol::neo2::hid::{self, Reassembler};
-use crate::protocol::neo2::{Activate, Event, Session, SessionConfig, SessionError, State};
+use crate::protocol::neo2::{
+    Activate, Event, PinRequest, Session, SessionConfig, SessionError, State,
+};
 
 /// An open port of a driven reader.
 pub struct Port {
@@ -103,10 +105,28 @@ enum Request {
     Activate(Activate, mpsc::SyncSender<Result<(), SessionError>>),
     Cancel(mpsc::SyncSender<Result<(), SessionError>>),
     Ping(mpsc::SyncSender<Result<(), SessionError>>),
+    Pin(PinRequest, mpsc::SyncSender<Result<(), SessionError>>),
     Shutdown,
 }
 
-/// A reader driven on its own thread.
+/// A reader driven on its own thread. Typical use (the agent forwards events to tokio):
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use cardlane::device::session::{DriverConfig, DriverEvent, DrivenReader};
+/// use cardlane::protocol::neo2::{Activate, Event, Interfaces};
+///
+/// let selector = "serial:/dev/ttyUSB0".parse().unwrap();
+/// let profile = cardlane::device::Profiles::embedded().unwrap()
+///     .get("idtech-neo2-serial").cloned();
+/// let (reader, events) = DrivenReader::spawn_channel(selector, profile, DriverConfig::default());
+/// // Wait for `Event::Ready`, then start a transaction; its `Event::Outcome` ends it.
+/// while let Ok(e) = events.recv_timeout(Duration::from_secs(15)) {
+///     if let DriverEvent::Session(Event::Ready { .. }) = e { break; }
+/// }
+/// reader.activate(Activate { interfaces: Interfaces::ALL, timeout: Duration::from_secs(30) }).ok();
+/// reader.shutdown(); // cancels a running transaction (and waits for the answer) first
+/// ```
 pub struct DrivenReader {
     requests: mpsc::Sender<Request>,
     thread: Option<JoinHandle<()>>,
@@ -185,6 +205,12 @@ impl DrivenReader {
         self.ask(Request::Ping)
     }
 
+    /// PIN entry on the reader's keypad after a read (`Session::request_pin`); its end comes as
+    /// `DriverEvent::Session(Event::Pin(_))`. `cancel` cancels it.
+    pub fn request_pin(&self, req: PinRequest) -> Result<(), DriverError> {
+        self.ask(|tx| Request::Pin(req, tx))
+    }
+
     /// Cancels a running transaction (waiting for its answer, within the grace time), closes
     /// the port and joins the thread.
     pub fn shutdown(mut self) {
@@ -254,7 +280,12 @@ impl Driver {
             }
             match self.requests.recv_timeout(left) {
                 Ok(Request::Shutdown) | Err(mpsc::RecvTimeoutError::Disconnected) => return false,
-                Ok(Request::Activate(_, r) | Request::Cancel(r) | Request::Ping(r)) => {
+                Ok(
+                    Request::Activate(_, r)
+                    | Request::Cancel(r)
+                    | Request::Ping(r)
+                    | Request::Pin(_, r),
+                ) => {
                     let _ = r.send(Err(SessionError::NotReady(State::Closed)));
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -293,6 +324,9 @@ impl Driver {
                     }
                     Ok(Request::Ping(r)) => {
                         let _ = r.send(session.ping(Instant::now()));
+                    }
+                    Ok(Request::Pin(req, r)) => {
+                        let _ = r.send(session.request_pin(Instant::now(), req));
                     }
                     Ok(Request::Shutdown) | Err(mpsc::TryRecvError::Disconnected) => {
                         if shutdown_by.is_none() {

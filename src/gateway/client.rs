@@ -110,6 +110,8 @@ pub enum ClientError {
     Build,
     #[error("the API key is not a valid header value")]
     BadApiKey,
+    #[error("gateway URL {0}")]
+    BadUrl(&'static str),
 }
 
 /// Cheap to clone; share one per gateway.
@@ -123,6 +125,8 @@ pub struct GatewayClient {
 
 impl GatewayClient {
     pub fn new(cfg: ClientConfig) -> Result<Self, ClientError> {
+        // Checked before anything can connect: card data and the key go nowhere else.
+        let base = check_base_url(&cfg.base_url).map_err(ClientError::BadUrl)?;
         let http = reqwest::Client::builder()
             .use_rustls_tls()
             .connect_timeout(cfg.connect_timeout)
@@ -135,11 +139,7 @@ impl GatewayClient {
             .map_err(|_| ClientError::BadApiKey)?;
         // Keeps the key out of any Debug print of headers.
         key.set_sensitive(true);
-        let url = format!(
-            "{}/{}",
-            cfg.base_url.trim_end_matches('/'),
-            cfg.path.trim_start_matches('/')
-        );
+        let url = format!("{}/{}", base, cfg.path.trim_start_matches('/'));
         Ok(Self {
             http,
             url,
@@ -241,6 +241,45 @@ async fn read_limited(
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body))
+}
+
+/// `http(s)://host[:port][/path]`, no credentials; plain http only to a loopback host, since
+/// records carry card data and the key. The one rule for `run`, `replay`, `queue flush` and
+/// anything else that builds a [`GatewayClient`].
+pub fn check_base_url(url: &str) -> std::result::Result<String, &'static str> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("not a URL (expected http:// or https://)")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return Err("has no host");
+    }
+    if authority.contains('@') {
+        return Err("must not hold credentials (use gateway.api_key_file)");
+    }
+    if url.contains(char::is_whitespace) || url.contains(['?', '#']) {
+        return Err("must be a plain base URL without spaces, query or fragment");
+    }
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or("")
+    } else {
+        authority.split(':').next().unwrap_or("")
+    };
+    match scheme {
+        "https" => {}
+        "http" => {
+            let loopback = host == "localhost"
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false);
+            if !loopback {
+                return Err("plain http is allowed only to a loopback host");
+            }
+        }
+        _ => return Err("not a URL (expected http:// or https://)"),
+    }
+    Ok(url.trim_end_matches('/').to_string())
 }
 
 /// Maps an HTTP answer to an outcome. `sent_id` is the request's `customer_id`, used when the
@@ -429,8 +468,48 @@ mod tests {
     }
 
     #[test]
+    fn url_rules_hold_for_every_client() {
+        let client = |u: &str| GatewayClient::new(ClientConfig::new(u, ApiKey::new("k")));
+        for ok in [
+            "https://apisandbox.onepay.com",
+            "http://127.0.0.1:8080",
+            "http://[::1]:9/",
+            "http://localhost:1",
+        ] {
+            assert!(client(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            (
+                "http://gateway.example.com",
+                "plain http is allowed only to a loopback host",
+            ),
+            (
+                "http://10.0.0.5:80",
+                "plain http is allowed only to a loopback host",
+            ),
+            (
+                "gateway.example.com",
+                "not a URL (expected http:// or https://)",
+            ),
+            (
+                "ftp://127.0.0.1",
+                "not a URL (expected http:// or https://)",
+            ),
+            (
+                "https://user:pw@x.com",
+                "must not hold credentials (use gateway.api_key_file)",
+            ),
+        ] {
+            match client(bad) {
+                Err(ClientError::BadUrl(reason)) => assert_eq!(reason, why, "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
     fn config_debug_hides_key() {
-        let cfg = ClientConfig::new("http://x", ApiKey::new("secret-key-123"));
+        let cfg = ClientConfig::new("https://x", ApiKey::new("secret-key-123"));
         assert!(!format!("{cfg:?}").contains("secret-key-123"));
         let client = GatewayClient::new(cfg).unwrap();
         assert!(!format!("{client:?}").contains("secret-key-123"));

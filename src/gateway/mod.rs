@@ -5,6 +5,7 @@
 //! - `client`: `GatewayClient::save_customer` (with retries) / `save_once` → `Outcome`.
 //! - `response`: reading a reply however the gateway encodes it.
 //! - `sim`: the simulator behind `cardlane gateway-sim`.
+pub mod check_record;
 pub mod client;
 pub mod lenient;
 pub mod record;

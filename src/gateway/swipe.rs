@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use rand::Rng;
 use zeroize::Zeroizing;
 
+use super::check_record::CheckDefaults;
 use super::record::{CardRequest, CustomerFields, CustomerRequest};
 use super::secret::SecretString;
 use super::validate::{validate, CUSTOMER_ID_MAX};
@@ -64,6 +65,8 @@ pub struct LaneSettings {
     /// profile allows clear data too.
     pub allow_clear: bool,
     pub entry_modes: EntryModeTable,
+    /// `[lane.check]`: check records' defaults.
+    pub check: CheckDefaults,
 }
 
 impl Default for LaneSettings {
@@ -74,6 +77,7 @@ impl Default for LaneSettings {
             customer_id_prefix: "CL".into(),
             allow_clear: false,
             entry_modes: EntryModeTable::default(),
+            check: CheckDefaults::default(),
         }
     }
 }
@@ -231,7 +235,7 @@ fn device_code(read: &CardRead, profile: Option<&Profile>) -> Option<String> {
     }
 }
 
-fn non_empty(s: &Option<String>) -> Option<String> {
+pub(crate) fn non_empty(s: &Option<String>) -> Option<String> {
     s.as_ref()
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())

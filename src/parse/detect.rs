@@ -83,12 +83,17 @@ pub fn decode_frame_as(
 /// `bar`: whether `input` holds a `|` (so does the trimmed text: trimming removes whitespace).
 fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     let t = trim(input);
-    // A check's MICR line: before the ID TECH keyboard test, which a line with `*` for an
-    // unreadable character and `02` in its routing number would also pass.
-    if !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
+    let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
+    // A check's MICR line (its transit symbol `T`/`t` is no hex digit): before the ID TECH
+    // keyboard test, which a line with `*` for an unreadable character and `02` in its routing
+    // number would also pass.
+    if !all_hex && !bar && !starts_with_sentinel(t) && micr::looks_like_line(t) {
         return micr::decode(t);
     }
-    let all_hex = !t.is_empty() && t.iter().all(u8::is_ascii_hexdigit);
+    // MICR font letters (`A…A` transit): hex digits too, so the routing check digit decides.
+    if !bar && !starts_with_sentinel(t) && micr::looks_like_font_line(t) {
+        return micr::decode(t);
+    }
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8
@@ -158,6 +163,14 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     if matches!(input.first(), Some(&0x02 | &0x1B)) && micr::looks_like_framed(input) {
         return micr::decode(input);
     }
+    // A MICR line written with the Unicode E-13B symbols (UTF-8 starts with 0xE2).
+    if input.contains(&0xE2) {
+        if let Some(ascii) = micr::from_unicode(input) {
+            if micr::looks_like_line(&ascii) {
+                return micr::decode(input);
+            }
+        }
+    }
     if vivo::is_vivo(input) {
         return vivo::decode(input);
     }
@@ -182,7 +195,8 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
 
 /// Cuts an input into frames: one per line for text, binary frames back to back.
 pub fn split_frames(input: &[u8]) -> Vec<&[u8]> {
-    if is_text(input) {
+    // Lines of text, also when written with the Unicode E-13B symbols.
+    if is_text(input) || (input.contains(&0xE2) && micr::from_unicode(input).is_some()) {
         return input
             .split(|&c| c == b'\r' || c == b'\n')
             .filter(|l| l.iter().any(|c| !c.is_ascii_whitespace()))

@@ -567,47 +567,38 @@ fn keyboard_at(t: &[u8]) -> Result<CardRead, ParseError> {
     let lo = hex_byte(t.get(2..4).ok_or(ParseError::Truncated("frame header"))?)?;
     let hi = hex_byte(t.get(4..6).ok_or(ParseError::Truncated("frame header"))?)?;
     let declared = usize::from(u16::from_le_bytes([lo, hi]));
-    // The length counts ASCII characters as sent (rule 3); some firmware counts the binary
-    // equivalent instead, so the trailer may also sit at the very end.
-    let alt = t
-        .len()
-        .checked_sub(6)
-        .filter(|&e| e >= 6 && e != 6 + declared);
-    let mut err = None;
-    for end in std::iter::once(6 + declared).chain(alt) {
-        let Some(trailer) = t.get(end..end + 6) else {
-            err.get_or_insert(ParseError::Truncated("frame shorter than its length"));
-            continue;
-        };
-        if trailer.get(4..6) != Some(b"03") {
-            err.get_or_insert(ParseError::BadLength("no ETX where the length says"));
-            continue;
-        }
-        let card = t.get(6..end).unwrap_or_default();
-        let lrc = hex_byte(trailer.get(0..2).unwrap_or_default())?;
-        let sum = hex_byte(trailer.get(2..4).unwrap_or_default())?;
-        let (x, s) = xor_sum(card);
-        if x != lrc {
-            err = Some(ParseError::BadLrc("frame"));
-            continue;
-        }
-        if s != sum {
-            err = Some(ParseError::BadChecksum("frame"));
-            continue;
-        }
-        return body(Src {
-            rest: card,
-            text: true,
-        })
-        .map(|mut r| {
-            r.format = match r.format {
-                Format::IdtechOriginal => Format::IdtechOriginal,
-                _ => Format::IdtechEnhanced,
-            };
-            r
-        });
+    // The length counts ASCII characters as sent (reader-formats.md rule 3), and the trailer
+    // must sit exactly where it says: the LRC and sum cover the card data only, so a trailer
+    // found anywhere else (a changed length character, a later `02` taken for the start)
+    // could frame another card's bytes.
+    let end = 6 + declared;
+    let trailer = t
+        .get(end..end + 6)
+        .ok_or(ParseError::Truncated("frame shorter than its length"))?;
+    if trailer.get(4..6) != Some(b"03") {
+        return Err(ParseError::BadLength("no ETX where the length says"));
     }
-    Err(err.unwrap_or(ParseError::UnknownFormat))
+    let card = t.get(6..end).unwrap_or_default();
+    let lrc = hex_byte(trailer.get(0..2).unwrap_or_default())?;
+    let sum = hex_byte(trailer.get(2..4).unwrap_or_default())?;
+    let (x, s) = xor_sum(card);
+    if x != lrc {
+        return Err(ParseError::BadLrc("frame"));
+    }
+    if s != sum {
+        return Err(ParseError::BadChecksum("frame"));
+    }
+    body(Src {
+        rest: card,
+        text: true,
+    })
+    .map(|mut r| {
+        r.format = match r.format {
+            Format::IdtechOriginal => Format::IdtechOriginal,
+            _ => Format::IdtechEnhanced,
+        };
+        r
+    })
 }
 
 #[cfg(test)]

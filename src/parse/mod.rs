@@ -24,7 +24,8 @@ mod validate;
 pub use decrypt::{decrypt_read, DecryptError, TrackDecryptor};
 pub use validate::{validate, validate_at};
 
-/// Whether input is keyboard text rather than binary frames.
+/// Whether input is keyboard text rather than binary frames (MICR lines written with the
+/// Unicode E-13B symbols count as text).
 pub fn detect_is_text(input: &[u8]) -> bool {
-    detect::is_text(input)
+    detect::is_text(input) || (input.contains(&0xE2) && micr::from_unicode(input).is_some())
 }

@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS records (
     attempts     INTEGER NOT NULL DEFAULT 0,
     next_attempt INTEGER NOT NULL,
     created      INTEGER NOT NULL,
+    -- The queue's held clock at enqueue (see HeldClock): expiry counts time really held.
+    held_at      INTEGER,
     last_error   TEXT,
     masked_pan   TEXT,
     nonce        BLOB,
@@ -63,6 +65,21 @@ pub struct CaptureRow {
     pub token: Option<String>,
     pub masked_pan: Option<String>,
     pub error: Option<String>,
+}
+
+/// Time the queue has really been held, in ms: advances with a monotonic clock while a process
+/// has the queue open and is saved in `meta`, so a wall-clock jump (a kiosk whose clock is set
+/// after it took swipes) never ages a record. Time while no process runs is not counted.
+struct HeldClock {
+    /// Held time at `mono_base`.
+    base: i64,
+    mono_base: i64,
+}
+
+fn mono_now_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Limits and key for [`Queue::open`].
@@ -180,7 +197,7 @@ pub struct RecordInfo {
     pub next_attempt_ms: i64,
     pub last_error: Option<String>,
     pub masked_pan: Option<String>,
-    /// `now - created`, never negative.
+    /// How long the record has really been held (not the wall clock), never negative.
     pub age: Duration,
     pub expired: bool,
 }
@@ -205,7 +222,13 @@ pub struct Queue {
     max_records: u64,
     max_age_ms: i64,
     clock: Clock,
+    /// Monotonic ms (any origin), for the held clock.
+    mono: Clock,
+    held: Mutex<HeldClock>,
     path: PathBuf,
+    /// Why the last enqueue could not be written (disk full, read-only, locked), until one
+    /// succeeds again; health reports it.
+    write_error: Mutex<Option<String>>,
     /// Rows found corrupt (and marked failed) by claims so far, for flush reports.
     corrupt_marked: std::sync::atomic::AtomicU64,
 }
@@ -257,6 +280,7 @@ impl Queue {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
+        let held_base = migrate_held(&conn)?;
 
         let check: Option<Vec<u8>> = conn
             .query_row("SELECT v FROM meta WHERE k = 'key_check'", [], |r| r.get(0))
@@ -290,14 +314,37 @@ impl Queue {
             max_records: config.max_records,
             max_age_ms: millis(config.max_age),
             clock: Arc::new(system_now_ms),
+            mono: Arc::new(mono_now_ms),
+            held: Mutex::new(HeldClock {
+                base: held_base,
+                mono_base: mono_now_ms(),
+            }),
             path,
+            write_error: Mutex::new(None),
             corrupt_marked: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     /// Replaces the clock (unix milliseconds); for tests and simulations of expiry and backoff.
-    pub fn with_clock(mut self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
-        self.clock = Arc::new(clock);
+    /// The held clock follows it too (use [`Queue::with_clocks`] to tell them apart).
+    pub fn with_clock(self, clock: impl Fn() -> i64 + Send + Sync + 'static) -> Self {
+        let clock: Clock = Arc::new(clock);
+        self.with_clocks(clock.clone(), clock)
+    }
+
+    /// Replaces the wall clock (unix ms) and the monotonic clock behind held time (ms, any
+    /// origin); for tests of clock jumps.
+    pub fn with_clocks(mut self, wall: Clock, mono: Clock) -> Self {
+        {
+            let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            let held = h
+                .base
+                .saturating_add(0.max((self.mono)().saturating_sub(h.mono_base)));
+            h.base = held;
+            h.mono_base = mono();
+        }
+        self.mono = mono;
+        self.clock = wall;
         self
     }
 
@@ -315,8 +362,26 @@ impl Queue {
         self.conn.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn cutoff(&self, now: i64) -> i64 {
-        now.saturating_sub(self.max_age_ms)
+    /// How long this queue has really been held (ms; see [`HeldClock`]).
+    pub fn held_now(&self) -> i64 {
+        let h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        h.base
+            .saturating_add(0.max((self.mono)().saturating_sub(h.mono_base)))
+    }
+
+    /// Records held since at most this held time have expired.
+    fn held_cutoff(&self) -> i64 {
+        self.held_now().saturating_sub(self.max_age_ms)
+    }
+
+    /// Saves the held clock, so the next process continues it.
+    fn save_held(&self, conn: &Connection) -> Result<(), QueueError> {
+        conn.execute(
+            "INSERT INTO meta (k, v) VALUES ('held_clock', ?1)
+             ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+            params![self.held_now()],
+        )?;
+        Ok(())
     }
 
     /// Stores one record durably (fsync'd) and returns its id.
@@ -357,23 +422,25 @@ impl Queue {
             })
             .collect();
         let now = self.now_ms();
+        let held_ms = self.held_now();
+        let cutoff = held_ms.saturating_sub(self.max_age_ms);
         let mut conn = self.lock();
         conn.pragma_update(None, "synchronous", "FULL")?;
         let result: Result<Vec<_>, QueueError> = (|| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             // Only what still waits to be sent counts: failed rows keep a reason, not a slot.
             let mut held = count(tx.query_row(
-                "SELECT COUNT(*) FROM records WHERE created > ?1 AND state != 'failed'",
-                params![self.cutoff(now)],
+                "SELECT COUNT(*) FROM records WHERE held_at > ?1 AND state != 'failed'",
+                params![cutoff],
                 |r| r.get(0),
             )?);
             let mut out = Vec::with_capacity(prepared.len());
             {
                 let mut insert = tx.prepare_cached(
                     "INSERT INTO records (customer_id, state, attempts, next_attempt, created,
-                                          masked_pan, nonce, payload)
+                                          masked_pan, nonce, payload, held_at)
                      VALUES (?1, CASE WHEN ?6 THEN 'sending' ELSE 'pending' END,
-                             CASE WHEN ?6 THEN 1 ELSE 0 END, ?2, ?2, ?3, ?4, ?5)",
+                             CASE WHEN ?6 THEN 1 ELSE 0 END, ?2, ?2, ?3, ?4, ?5, ?7)",
                 )?;
                 for p in prepared {
                     out.push(match p {
@@ -389,7 +456,8 @@ impl Queue {
                                 masked_pan,
                                 nonce.as_slice(),
                                 ct,
-                                in_flight
+                                in_flight,
+                                held_ms
                             ])?;
                             held += 1;
                             Ok(RecordId(tx.last_insert_rowid()))
@@ -397,10 +465,17 @@ impl Queue {
                     });
                 }
             }
+            tx.execute(
+                "INSERT INTO meta (k, v) VALUES ('held_clock', ?1)
+                 ON CONFLICT (k) DO UPDATE SET v = excluded.v",
+                params![held_ms],
+            )?;
             tx.commit()?;
             Ok(out)
         })();
         let restored = conn.pragma_update(None, "synchronous", "NORMAL");
+        *self.write_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            result.as_ref().err().map(|e| e.to_string());
         let out = result?;
         restored?;
         Ok(out)
@@ -422,17 +497,17 @@ impl Queue {
             return Ok(Vec::new());
         }
         let now = self.now_ms();
-        let cutoff = self.cutoff(now);
+        let cutoff = self.held_cutoff();
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut out = Vec::new();
         {
             let mut select = tx.prepare_cached(
                 "SELECT id, customer_id, attempts, masked_pan, nonce, payload FROM records r
-                 WHERE state = 'pending' AND next_attempt <= ?1 AND created > ?2
+                 WHERE state = 'pending' AND next_attempt <= ?1 AND held_at > ?2
                    AND NOT EXISTS (SELECT 1 FROM records o
                                    WHERE o.customer_id = r.customer_id AND o.id < r.id
-                                     AND o.state != 'failed' AND o.created > ?2)
+                                     AND o.state != 'failed' AND o.held_at > ?2)
                  ORDER BY next_attempt, id LIMIT ?3",
             )?;
             let rows = select.query_map(
@@ -487,8 +562,29 @@ impl Queue {
                 }
             }
         }
+        self.save_held(&tx)?;
         tx.commit()?;
         Ok(out)
+    }
+
+    /// Whether a swipe could be stored now: the last enqueue did not fail, and the write lock
+    /// can be taken within a moment. `Err` says why not (SQLite/OS text, no card data).
+    pub fn writable(&self) -> Result<(), String> {
+        if let Some(e) = self
+            .write_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            return Err(e);
+        }
+        let conn = self.lock();
+        // A short wait: health must answer even while something holds the file.
+        let probe = conn
+            .busy_timeout(Duration::from_millis(250))
+            .and_then(|()| conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;"));
+        let restored = conn.busy_timeout(Duration::from_secs(10));
+        probe.and(restored).map_err(|e| e.to_string())
     }
 
     /// Rows found corrupt by claims of this handle so far (they are kept `failed`).
@@ -568,15 +664,17 @@ impl Queue {
 
     /// Every record held, oldest first; metadata only.
     pub fn list(&self) -> Result<Vec<RecordInfo>, QueueError> {
-        let now = self.now_ms();
-        let cutoff = self.cutoff(now);
+        let held_now = self.held_now();
+        let cutoff = held_now.saturating_sub(self.max_age_ms);
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, customer_id, state, attempts, created, next_attempt, last_error, masked_pan
+            "SELECT id, customer_id, state, attempts, created, next_attempt, last_error, masked_pan,
+                    held_at
              FROM records ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
             let created: i64 = r.get(4)?;
+            let held_at: i64 = r.get(8)?;
             let state: String = r.get(2)?;
             Ok(RecordInfo {
                 id: RecordId(r.get(0)?),
@@ -587,19 +685,19 @@ impl Queue {
                 next_attempt_ms: r.get(5)?,
                 last_error: r.get(6)?,
                 masked_pan: r.get(7)?,
-                age: Duration::from_millis(count(now.saturating_sub(created))),
-                expired: created <= cutoff,
+                age: Duration::from_millis(count(held_now.saturating_sub(held_at))),
+                expired: held_at <= cutoff,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn stats(&self) -> Result<QueueStats, QueueError> {
-        let now = self.now_ms();
+        let now = self.held_now();
         let conn = self.lock();
         let (pending, sending, failed, oldest): (i64, i64, i64, Option<i64>) = conn.query_row(
             "SELECT COALESCE(SUM(state = 'pending'), 0), COALESCE(SUM(state = 'sending'), 0),
-                    COALESCE(SUM(state = 'failed'), 0), MIN(created) FROM records",
+                    COALESCE(SUM(state = 'failed'), 0), MIN(held_at) FROM records",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )?;
@@ -614,10 +712,10 @@ impl Queue {
 
     /// When the next pending record becomes due (unix ms), if any.
     pub fn next_due_ms(&self) -> Result<Option<i64>, QueueError> {
-        let cutoff = self.cutoff(self.now_ms());
+        let cutoff = self.held_cutoff();
         let conn = self.lock();
         Ok(conn.query_row(
-            "SELECT MIN(next_attempt) FROM records WHERE state = 'pending' AND created > ?1",
+            "SELECT MIN(next_attempt) FROM records WHERE state = 'pending' AND held_at > ?1",
             params![cutoff],
             |r| r.get(0),
         )?)
@@ -625,11 +723,16 @@ impl Queue {
 
     /// Deletes records past `max_age` (never sent: stale card data must not go upstream).
     pub fn purge_expired(&self) -> Result<u64, QueueError> {
-        let cutoff = self.cutoff(self.now_ms());
+        let cutoff = self.held_cutoff();
+        let wall_cutoff = self.now_ms().saturating_sub(self.max_age_ms);
         let conn = self.lock();
-        let n = conn.execute("DELETE FROM records WHERE created <= ?1", params![cutoff])?;
-        // Captures are kept as long as records may be: past that nobody asks any more.
-        conn.execute("DELETE FROM captures WHERE updated <= ?1", params![cutoff])?;
+        self.save_held(&conn)?;
+        let n = conn.execute("DELETE FROM records WHERE held_at <= ?1", params![cutoff])?;
+        // Captures are kept about as long as records: past that nobody asks any more.
+        conn.execute(
+            "DELETE FROM captures WHERE updated <= ?1",
+            params![wall_cutoff],
+        )?;
         if n > 0 {
             checkpoint(&conn)?;
         }
@@ -738,11 +841,44 @@ impl Queue {
     }
 }
 
+/// Adds `held_at` to a queue made before it (its records are given the held time their wall
+/// age says, once) and returns the saved held clock.
+fn migrate_held(conn: &Connection) -> Result<i64, QueueError> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('records') WHERE name = 'held_at'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE records ADD COLUMN held_at INTEGER")?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS records_held ON records (held_at)")?;
+    let base: i64 = conn
+        .query_row("SELECT v FROM meta WHERE k = 'held_clock'", [], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .unwrap_or(0);
+    conn.execute(
+        "UPDATE records SET held_at = ?1 - MAX(0, ?2 - created) WHERE held_at IS NULL",
+        params![base, system_now_ms()],
+    )?;
+    Ok(base)
+}
+
 /// Moves the WAL into the database and truncates it, so deleted rows do not linger there.
 fn checkpoint(conn: &Connection) -> Result<(), QueueError> {
     // Busy (a reader holds an old snapshot) is not an error: the next checkpoint does it.
     let _busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
     Ok(())
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        // Best effort: the held time since the last write is not lost on a clean exit.
+        let conn = self.lock();
+        let _ = self.save_held(&conn);
+    }
 }
 
 #[cfg(test)]

@@ -469,3 +469,44 @@ fn nothing_acknowledged_outlives_its_delete_in_the_wal() {
         assert!(!contains(&bytes, &declined_ct[..32]));
     }
 }
+
+/// Expiry used the wall clock: a kiosk that took swipes before its clock was set (or whose
+/// clock jumped forward) expired them at once, unsent.
+#[test]
+fn a_wall_clock_jump_does_not_expire_a_fresh_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("queue.db");
+    let wall = Arc::new(AtomicI64::new(T0));
+    let mono = Arc::new(AtomicI64::new(0));
+    let open = || {
+        let (w, m) = (wall.clone(), mono.clone());
+        Queue::open(&db, key_cfg()).unwrap().with_clocks(
+            Arc::new(move || w.load(Ordering::SeqCst)),
+            Arc::new(move || m.load(Ordering::SeqCst)),
+        )
+    };
+    const HOUR: i64 = 3_600_000;
+    let q = open();
+    q.enqueue(rec("fresh")).unwrap();
+    // The clock is set: ten years forward, one second really passed.
+    wall.fetch_add(10 * 365 * 24 * HOUR, Ordering::SeqCst);
+    mono.fetch_add(1_000, Ordering::SeqCst);
+    assert_eq!(q.purge_expired().unwrap(), 0);
+    let info = &q.list().unwrap()[0];
+    assert!(!info.expired);
+    assert_eq!(info.age, Duration::from_secs(1));
+    assert_eq!(q.claim_due(1).unwrap().len(), 1);
+    q.release(RecordId(1), "test").unwrap();
+
+    // 47 h really held, then a restart: the held time carries over.
+    mono.fetch_add(47 * HOUR, Ordering::SeqCst);
+    drop(q);
+    mono.store(5_000_000, Ordering::SeqCst); // a new boot: the monotonic clock starts over
+    let q = open();
+    assert_eq!(q.purge_expired().unwrap(), 0);
+    assert_eq!(q.stats().unwrap().pending, 1);
+    // Past 48 h really held: expired, never sent.
+    mono.fetch_add(HOUR, Ordering::SeqCst);
+    assert!(q.claim_due(1).unwrap().is_empty());
+    assert_eq!(q.purge_expired().unwrap(), 1);
+}

@@ -360,6 +360,8 @@ impl Uploader {
         self.inner.stopping.store(false, Ordering::Release);
         let (tx, rx) = watch::channel(false);
         let inner = self.inner.clone();
+        // Alive from here: the supervisor may not have been scheduled yet.
+        inner.health.alive.store(true, Ordering::Release);
         let join = tokio::spawn(supervise(inner, rx));
         UploaderTask {
             stop: tx,

@@ -165,3 +165,14 @@ pub fn wait_output(child: &mut Child) -> Output {
         stderr: get(err),
     }
 }
+
+/// Owns a child process and kills it when dropped, so a failed assertion never leaves one
+/// running (a stalled drain or a replay waiting on a held request would otherwise linger).
+pub struct Reaper(pub Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

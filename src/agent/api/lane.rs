@@ -18,6 +18,50 @@ pub trait Lane: Send + Sync + 'static {
     /// Checks the `customer` object a kiosk posts with a capture (Customer API rules: lengths,
     /// `zip` 5 or 9 digits, `phone_number` 10 digits, …). `Err` names the first bad field.
     fn validate_customer(&self, fields: &serde_json::Value) -> Result<(), FieldError>;
+    /// Why the lane is not fully working, as reason codes (see [`HealthStatus::of`]). The
+    /// default knows of nothing wrong; the agent's lane looks at readers, queue, uploader and
+    /// gateway.
+    fn health_reasons(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// `ok`, `degraded` (swipes are still taken and kept, something needs attention) or `down`
+/// (a swipe cannot be taken now).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HealthStatus {
+    Ok,
+    Degraded,
+    Down,
+}
+
+/// Reasons that mean no swipe can be taken: the queue cannot store one, or no reader the
+/// configuration names is there.
+pub const DOWN_REASONS: [&str; 2] = ["queue-not-writable", "no-reader-connected"];
+
+impl HealthStatus {
+    /// The status the reasons add up to.
+    pub fn of(reasons: &[String]) -> HealthStatus {
+        if reasons
+            .iter()
+            .any(|r| DOWN_REASONS.contains(&r.split(':').next().unwrap_or(r)))
+        {
+            HealthStatus::Down
+        } else if reasons.is_empty() {
+            HealthStatus::Ok
+        } else {
+            HealthStatus::Degraded
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthStatus::Ok => "ok",
+            HealthStatus::Degraded => "degraded",
+            HealthStatus::Down => "down",
+        }
+    }
 }
 
 /// A customer field the gateway would refuse.

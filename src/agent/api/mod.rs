@@ -14,6 +14,7 @@ mod guard;
 mod lane;
 mod openapi;
 mod routes;
+mod server;
 pub mod token;
 
 use std::collections::BTreeMap;
@@ -30,10 +31,12 @@ use tokio::task::JoinHandle;
 pub use error::ApiError;
 pub use guard::BODY_LIMIT;
 pub use lane::{
-    FieldError, GatewayState, Lane, QueueInfo, QueueRecordInfo, ReaderInfo, ReaderState,
+    FieldError, GatewayState, HealthStatus, Lane, QueueInfo, QueueRecordInfo, ReaderInfo,
+    ReaderState, DOWN_REASONS,
 };
 pub use openapi::document as openapi_document;
 pub use routes::Op;
+pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use token::ApiToken;
 
 use crate::agent::captures::Captures;
@@ -74,7 +77,12 @@ pub struct ApiState {
     pub metrics: Arc<Metrics>,
     pub settings: ApiSettings,
     token: Arc<ApiToken>,
+    /// One permit per open `GET /v1/events` stream.
+    pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// Event streams open at once; each holds a connection and a broadcast receiver.
+pub const MAX_EVENT_STREAMS: usize = 32;
 
 impl ApiState {
     pub fn new(
@@ -92,6 +100,7 @@ impl ApiState {
             metrics,
             settings,
             token: Arc::new(token),
+            event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
         }
     }
 }
@@ -180,20 +189,13 @@ impl ServerHandle {
 pub fn serve(listener: TcpListener, state: ApiState) -> std::io::Result<ServerHandle> {
     let addr = listener.local_addr()?;
     let (stop, rx) = watch::channel(false);
+    let state_metrics = state.metrics.clone();
     let router = build_router(AppState {
         api: state,
         shutdown: rx.clone(),
     });
-    let mut signal = rx;
-    let task = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                if signal.wait_for(|s| *s).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            })
-            .await
-    });
+    let metrics = state_metrics;
+    let task = tokio::spawn(server::accept_loop(listener, router, rx, metrics));
     Ok(ServerHandle { addr, stop, task })
 }
 
@@ -292,6 +294,73 @@ mod tests {
             other => panic!("{other:?}"),
         }
         handle.shutdown().await.unwrap();
+    }
+
+    /// A lane reporting fixed health reasons.
+    struct Reasons(Vec<&'static str>);
+    impl Lane for Reasons {
+        fn readers(&self) -> Vec<ReaderInfo> {
+            Vec::new()
+        }
+        fn queue(&self) -> QueueInfo {
+            QueueInfo::default()
+        }
+        fn gateway(&self) -> GatewayState {
+            GatewayState::Reachable
+        }
+        fn validate_customer(&self, _: &serde_json::Value) -> Result<(), FieldError> {
+            Ok(())
+        }
+        fn health_reasons(&self) -> Vec<String> {
+            self.0.iter().map(|r| r.to_string()).collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn health_status_and_http_code_follow_the_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        for (reasons, status, code) in [
+            (vec![], "ok", 200),
+            (
+                vec!["reader-missing:back", "gateway-auth-failed"],
+                "degraded",
+                200,
+            ),
+            (vec!["uploader-not-alive"], "degraded", 200),
+            (
+                vec!["reader-missing:front", "no-reader-connected"],
+                "down",
+                503,
+            ),
+            (vec!["queue-not-writable"], "down", 503),
+        ] {
+            let config = ApiConfig {
+                listen: "127.0.0.1:0".parse().unwrap(),
+                token_file: dir.path().join("tok"),
+                ..ApiConfig::default()
+            };
+            let handle = start(
+                &config,
+                Arc::new(Reasons(reasons.clone())),
+                Arc::new(Captures::new(1)),
+                EventHub::default(),
+                Arc::new(Metrics::new()),
+            )
+            .await
+            .unwrap();
+            let token = std::fs::read_to_string(&config.token_file).unwrap();
+            let resp = reqwest::Client::new()
+                .get(format!("http://{}/v1/health", handle.local_addr()))
+                .bearer_auth(token.trim())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), code, "{reasons:?}");
+            let body: serde_json::Value = resp.json().await.unwrap();
+            assert_eq!(body["status"], status, "{reasons:?}");
+            assert_eq!(body["reasons"], serde_json::json!(reasons));
+            handle.shutdown().await.unwrap();
+        }
     }
 
     #[test]

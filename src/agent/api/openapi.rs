@@ -25,7 +25,8 @@ fn operation(op: Op) -> Value {
         Op::Health => (
             "getHealth",
             "Readers, queue and gateway at a glance.",
-            json!({"200": json_ok("Health", "Health")}),
+            json!({"200": json_ok("Health: ok or degraded", "Health"),
+                   "503": json_ok("Health: down (a swipe cannot be taken now)", "Health")}),
         ),
         Op::Readers => (
             "listReaders",
@@ -126,8 +127,9 @@ fn schemas() -> Value {
             "protocol": {"type": "string", "nullable": true, "enum": ["none", "neo2", "mms", "magtek-v5", null]},
             "firmware": nullable_string}},
         "Readers": {"type": "object", "properties": {"readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}}}},
-        "Health": {"type": "object", "required": ["status", "readers", "queue", "gateway"], "properties": {
-            "status": {"type": "string", "enum": ["ok"]},
+        "Health": {"type": "object", "required": ["status", "reasons", "readers", "queue", "gateway"], "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded", "down"]},
+            "reasons": {"type": "array", "items": {"type": "string"}, "description": "reader-missing:ID, no-reader-connected, no-reader, queue-not-writable, uploader-not-alive, queue-storage-failing, gateway-auth-failed"},
             "readers": {"type": "array", "items": {"$ref": "#/components/schemas/Reader"}},
             "queue": {"type": "object", "properties": {"held": {"type": "integer"}, "oldest_age_s": {"type": "integer"}}},
             "gateway": {"type": "string", "enum": ["reachable", "unreachable", "auth-failed"]}}},
@@ -136,7 +138,12 @@ fn schemas() -> Value {
             "customer": {"type": "object", "description": "Customer API `customer` fields"},
             "timeout_s": {"type": "number", "exclusiveMinimum": 0},
             "interfaces": {"type": "array", "minItems": 1, "items": {"type": "string", "enum": ["msr", "contact", "contactless"]},
-                "description": "A driven reader's transaction for this capture accepts these; absent: all the reader has"}}},
+                "description": "A driven reader's transaction for this capture accepts these; absent: all the reader has"},
+            "kind": {"type": "string", "enum": ["card", "check"], "description": "check: arms the next check read (MICR reader); default card"},
+            "check": {"type": "object", "additionalProperties": false, "description": "With kind check: what a MICR line cannot carry; [lane.check] or the check's type fills what is absent", "properties": {
+                "account_type": {"type": "string", "description": "0 checking, 1 saving, 2 business (or the names)"},
+                "sec_code": {"type": "string", "description": "0 CCD, 1 PPD, 2 WEB, 3 TEL, 4 BOC, 5 ARC (or the names); the check number is sent only with BOC and ARC"},
+                "bank_name": {"type": "string"}}}}},
         "Capture": {"type": "object", "required": ["id", "state"], "properties": {
             "id": {"type": "string"},
             "state": {"type": "string", "enum": ["waiting", "saved", "queued", "declined", "rejected", "failed", "timed-out", "cancelled"]},

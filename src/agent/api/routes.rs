@@ -18,10 +18,11 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::error::ApiError;
 use super::guard::read_body;
-use super::lane::Lane;
+use super::lane::{HealthStatus, Lane};
 use super::AppState;
 use crate::agent::captures::{CaptureError, CaptureStatus};
 use crate::agent::metrics;
+use crate::gateway::check_record::CheckOptions;
 use crate::protocol::neo2::Interfaces;
 
 /// One operation of the API.
@@ -106,15 +107,26 @@ async fn with_lane<T: Send + 'static>(
         })
 }
 
-async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let (readers, queue, gateway) =
-        with_lane(&state, |l| (l.readers(), l.queue(), l.gateway())).await?;
-    Ok(Json(json!({
-        "status": "ok",
+/// `GET /v1/health`: 200 for `ok` and `degraded`, 503 for `down` (load balancers and
+/// supervisors take the lane out on 503 only).
+async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let (readers, queue, gateway, reasons) = with_lane(&state, |l| {
+        (l.readers(), l.queue(), l.gateway(), l.health_reasons())
+    })
+    .await?;
+    let status = HealthStatus::of(&reasons);
+    let code = match status {
+        HealthStatus::Down => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::OK,
+    };
+    let body = Json(json!({
+        "status": status.as_str(),
+        "reasons": reasons,
         "readers": readers,
         "queue": {"held": queue.held, "oldest_age_s": queue.oldest_age_s},
         "gateway": gateway,
-    })))
+    }));
+    Ok((code, body).into_response())
 }
 
 async fn readers(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -149,10 +161,17 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
             "the body must be a JSON object",
         ));
     };
-    if let Some(unknown) = body
-        .keys()
-        .find(|k| !["reader", "customer", "timeout_s", "interfaces"].contains(&k.as_str()))
-    {
+    if let Some(unknown) = body.keys().find(|k| {
+        ![
+            "reader",
+            "customer",
+            "timeout_s",
+            "interfaces",
+            "kind",
+            "check",
+        ]
+        .contains(&k.as_str())
+    }) {
         // Name the key only when it looks like one: the body is not echoed back.
         let plain = unknown.len() <= 64
             && unknown
@@ -163,7 +182,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         } else {
             ApiError::field(
                 "body",
-                "the body has an unknown field (expected reader, customer, timeout_s, interfaces)",
+                "the body has an unknown field (expected reader, customer, timeout_s, interfaces, kind, check)",
             )
         });
     }
@@ -176,6 +195,31 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(m)) => m,
         Some(_) => return Err(ApiError::field("customer", "`customer` must be an object")),
+    };
+    // `"kind":"check"` arms the next check (MICR read); `check` holds what the line lacks.
+    let check_options = match (body.remove("kind"), body.remove("check")) {
+        (None | Some(Value::Null), None | Some(Value::Null)) => None,
+        (Some(Value::String(k)), None | Some(Value::Null)) if k == "card" => None,
+        (Some(Value::String(k)), c) if k == "check" => match c {
+            None | Some(Value::Null) => Some(CheckOptions::default()),
+            Some(Value::Object(m)) => Some(
+                CheckOptions::from_json(&m)
+                    .map_err(|(field, message)| ApiError::field(&field, message))?,
+            ),
+            Some(_) => return Err(ApiError::field("check", "`check` must be an object")),
+        },
+        (None | Some(Value::Null), Some(_)) => {
+            return Err(ApiError::field(
+                "kind",
+                "`check` is given: set `kind` to \"check\"",
+            ))
+        }
+        _ => {
+            return Err(ApiError::field(
+                "kind",
+                "`kind` must be \"card\" or \"check\"",
+            ))
+        }
     };
     let settings = &state.api.settings;
     let timeout = match body.remove("timeout_s") {
@@ -224,11 +268,12 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
             }
         },
     };
-    let id = state
-        .api
-        .captures
-        .arm_with_interfaces(reader, customer, timeout, interfaces)
-        .map_err(capture_error)?;
+    let captures = &state.api.captures;
+    let id = match check_options {
+        Some(c) => captures.arm_check(reader, customer, timeout, c),
+        None => captures.arm_with_interfaces(reader, customer, timeout, interfaces),
+    }
+    .map_err(capture_error)?;
     let status = state
         .api
         .captures
@@ -304,7 +349,24 @@ async fn cancel_capture(
 }
 
 /// `GET /v1/events`: Server-Sent Events, one per lane event, `event:` naming its kind.
-async fn events(State(state): State<AppState>) -> impl IntoResponse {
+async fn events(State(state): State<AppState>) -> Response {
+    let Ok(permit) = state.api.event_streams.clone().try_acquire_owned() else {
+        tracing::warn!(
+            code = "api-event-stream-cap",
+            max = super::MAX_EVENT_STREAMS,
+            "event stream refused: too many open"
+        );
+        state.api.metrics.api_refused("event-streams");
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too-many-event-streams",
+            format!(
+                "{} event streams are open already; close one and retry",
+                super::MAX_EVENT_STREAMS
+            ),
+        )
+        .into_response();
+    };
     let rx = state.api.events.subscribe();
     let mut shutdown = state.shutdown.clone();
     let stopped = async move {
@@ -322,9 +384,15 @@ async fn events(State(state): State<AppState>) -> impl IntoResponse {
     });
     let stream = hello
         .chain(stream)
-        .map(Ok::<_, Infallible>)
+        .map(move |e| {
+            // The stream owns its slot: dropped with it when the client goes away.
+            let _slot = &permit;
+            Ok::<_, Infallible>(e)
+        })
         .take_until(stopped);
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 /// `GET /metrics`: gauges that mirror the lane are refreshed from it first.

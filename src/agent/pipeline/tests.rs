@@ -355,6 +355,108 @@ async fn direct_transient_failure_is_retried_from_the_queue() {
     assert_eq!(r.queue.stats().unwrap().held, 0);
 }
 
+// ---- checks (MICR reads) ----
+
+/// The MagTek manual's line (micr.md §2) as `magtek-micr-serial` sends it: routing 122000218,
+/// account 123456789, check 1321.
+const MICR: &str = "T122000218T 1234 5678 9U 1321\r\n";
+
+fn micr_profile() -> Option<Arc<Profile>> {
+    let p = crate::device::profile::Profiles::embedded().unwrap();
+    Some(Arc::new(p.require("magtek-micr-serial").unwrap().clone()))
+}
+
+#[tokio::test]
+async fn a_check_without_a_capture_is_not_saved_even_with_on_swipe_save() {
+    let r = rig(saved("1"), true);
+    assert!(
+        PipelineConfig::default().save_unarmed,
+        "the default saves unarmed card swipes"
+    );
+    let mut t = r
+        .pipeline
+        .submit(Swipe::new(MICR, "micr", micr_profile()))
+        .await;
+    assert_eq!(t.settle(WAIT).await, SwipeOutcome::Ignored);
+    // A card capture does not take a check either.
+    r.captures
+        .arm(None, serde_json::Map::new(), Duration::from_secs(60))
+        .unwrap();
+    let mut t = r
+        .pipeline
+        .submit(Swipe::new(MICR, "micr", micr_profile()))
+        .await;
+    assert_eq!(t.settle(WAIT).await, SwipeOutcome::Ignored);
+    assert_eq!(r.fake.calls.load(Ordering::SeqCst), 0);
+    r.pipeline.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_check_capture_sends_the_check_object() {
+    use crate::gateway::check_record::{CheckOptions, SecCode};
+    let r = rig(saved("4242"), false);
+    let mut fields = serde_json::Map::new();
+    fields.insert("first_name".into(), "Pat".into());
+    fields.insert("last_name".into(), "Check".into());
+    let boc = CheckOptions {
+        sec_code: Some(SecCode::Boc),
+        ..Default::default()
+    };
+    let id = r
+        .captures
+        .arm_check(None, fields, Duration::from_secs(60), boc)
+        .unwrap();
+    let mut t = r
+        .pipeline
+        .submit(Swipe::new(MICR, "micr", micr_profile()))
+        .await;
+    assert_eq!(t.settle(WAIT).await.as_str(), "saved");
+    let sent = lock(&r.fake.seen).clone();
+    assert_eq!(sent.len(), 1);
+    let v = serde_json::to_value(&sent[0]).unwrap();
+    assert!(v.get("card").is_none());
+    // BOC: the check number goes, fitted to 6 digits; a personal check is a checking account.
+    assert_eq!(
+        v["check"],
+        serde_json::json!({"aba_code":"122000218","account_number":"123456789",
+                           "account_type":"0","check_number":"001321","sec_code":"4"})
+    );
+    assert_eq!(v["customer"]["last_name"], "Check");
+    let status = r.captures.get(&id).unwrap();
+    assert_eq!(status.state, CaptureState::Saved);
+    assert_eq!(status.token.as_deref(), Some("4242"));
+    r.pipeline.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_queued_check_keeps_its_account_number_sealed() {
+    let r = rig(DeliverResult::Transient("gateway down".into()), false);
+    r.captures
+        .arm_check(
+            None,
+            serde_json::Map::new(),
+            Duration::from_secs(60),
+            Default::default(),
+        )
+        .unwrap();
+    let mut t = r
+        .pipeline
+        .submit(Swipe::new(MICR, "micr", micr_profile()))
+        .await;
+    assert_eq!(t.taken().await, SwipeOutcome::Queued);
+    r.pipeline.shutdown().await;
+    let path = r.queue.path().to_path_buf();
+    let mut bytes = std::fs::read(&path).unwrap();
+    for ext in ["-wal", "-journal"] {
+        let mut p = path.clone().into_os_string();
+        p.push(ext);
+        bytes.extend(std::fs::read(p).unwrap_or_default());
+    }
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.contains("*****6789"), "the masked account is kept");
+    assert!(!text.contains("123456789"), "the account number is sealed");
+}
+
 /// A capture whose record was queued used to be forgotten on a restart: the next run
 /// delivered the record and the kiosk got 404 for its capture.
 #[tokio::test]

@@ -104,6 +104,8 @@ pub struct SwipeTicket {
     pub entry_mode: Option<String>,
     /// The decoder's format name.
     pub format: Option<String>,
+    /// A check's account number masked to its last 4 (`*****6789`).
+    pub masked_account: Option<String>,
     rx: watch::Receiver<SwipeOutcome>,
 }
 
@@ -116,6 +118,7 @@ impl SwipeTicket {
             brand: None,
             entry_mode: None,
             format: None,
+            masked_account: None,
             rx,
         }
     }

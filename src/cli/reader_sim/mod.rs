@@ -6,6 +6,12 @@
 //! N` stops answering after N commands until the PTY is reopened. Every command it gets is
 //! logged as one JSON line on standard error; nothing sensitive is printed.
 //!
+//! Keypad switches (reader-protocols.md §1.6): `--pin DIGITS` answers `62-01` (after its first
+//! answer) with a format-0 PIN block under the PIN variant of the reader's own PIN DUKPT key
+//! (`--pin-ksn`, a KSN distinct from the card data's, counting up per entry) for the PAN it
+//! presented last; `--pin-cancel` plays a customer who presses cancel (state 01), `--pin-never`
+//! one who never types (state 02 at the command's time-out). Without them `62-01` is unknown.
+//!
 //! When the host closes the PTY, the simulated reader resets (as after a power cycle).
 mod card;
 
@@ -58,6 +64,21 @@ pub struct Args {
     /// Stop answering after N commands, until the PTY is reopened (a wedged reader).
     #[arg(long, value_name = "N")]
     wedge_after: Option<u64>,
+    /// A keypad reader: the customer types these digits when asked for the PIN (62-01).
+    #[arg(long, value_name = "DIGITS", conflicts_with_all = ["pin_cancel", "pin_never"])]
+    pin: Option<String>,
+    /// A keypad reader whose customer presses cancel when asked for the PIN.
+    #[arg(long, conflicts_with = "pin_never")]
+    pin_cancel: bool,
+    /// A keypad reader whose customer never types (the reader's PIN time-out).
+    #[arg(long)]
+    pin_never: bool,
+    /// Initial KSN of the reader's PIN DUKPT key (20 hex digits; not the card data's).
+    #[arg(long, value_name = "HEX", default_value = "FFFF9876543211E00000")]
+    pin_ksn: String,
+    /// How long after the PIN request the customer finishes (types or cancels).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pin_after: u64,
     /// Firmware version string the reader reports.
     #[arg(long, default_value = "NEO2 SIM v1.00.000")]
     firmware: String,
@@ -72,6 +93,20 @@ impl std::fmt::Debug for Args {
             .field("cards", &self.cards.len())
             .finish_non_exhaustive()
     }
+}
+
+/// What the simulated customer does at the keypad.
+enum Keypad {
+    None,
+    Types(Zeroizing<String>),
+    Cancels,
+    Never,
+}
+
+/// A running PIN entry (after `62-01`'s first answer).
+struct PinEntry {
+    done_at: Instant,
+    timeout_at: Instant,
 }
 
 /// A running transaction on the simulated reader.
@@ -91,9 +126,16 @@ struct Sim {
     refuse_left: u32,
     wedge_after: Option<u64>,
     firmware: String,
+    keypad: Keypad,
+    pin_base_ksn: Ksn,
+    pin_entries: u32,
+    pin_after: Duration,
+    /// The PAN of the card presented last: the reader's own PAN for 62-01.
+    last_pan: Option<Zeroizing<String>>,
     // Per connection.
     deframer: Deframer,
     tx: Option<Tx>,
+    pin_entry: Option<PinEntry>,
     seen: u64,
     out: Vec<Vec<u8>>,
 }
@@ -123,6 +165,22 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|k| !k.is_aes())
         .ok_or_else(|| anyhow::anyhow!("--ksn must be 20 hex digits"))?;
 
+    let pin_base_ksn = Ksn::from_hex(&args.pin_ksn)
+        .filter(|k| !k.is_aes())
+        .ok_or_else(|| anyhow::anyhow!("--pin-ksn must be 20 hex digits"))?;
+    let keypad = match (&args.pin, args.pin_cancel, args.pin_never) {
+        (Some(p), _, _) => {
+            if !(4..=12).contains(&p.len()) || !p.bytes().all(|b| b.is_ascii_digit()) {
+                eprintln!("error: --pin must be 4-12 digits");
+                return Ok(ExitCode::from(2));
+            }
+            Keypad::Types(Zeroizing::new(p.clone()))
+        }
+        (None, true, _) => Keypad::Cancels,
+        (None, false, true) => Keypad::Never,
+        (None, false, false) => Keypad::None,
+    };
+
     let (mut master, slave) = TTYPort::pair().context("creating a PTY")?;
     let pty = slave.name().context("PTY name")?;
     // The host opens the device by path; the sim keeps only the master, so it sees the host
@@ -151,8 +209,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         refuse_left: args.refuse,
         wedge_after: args.wedge_after,
         firmware: args.firmware.clone(),
+        keypad,
+        pin_base_ksn,
+        pin_entries: 0,
+        pin_after: Duration::from_millis(args.pin_after),
+        last_pan: None,
         deframer: Deframer::reader(),
         tx: None,
+        pin_entry: None,
         seen: 0,
         out: Vec::new(),
     };
@@ -196,6 +260,36 @@ fn find_dfef37(tlvs: &[u8]) -> Option<u8> {
     t.value.first().copied()
 }
 
+/// The fields of a `62-01` request (see `protocol::neo2::pin`).
+struct PinFields {
+    key_type: u8,
+    pan_len: u8,
+    max: u8,
+    min: u8,
+    prompt: String,
+    timeout_s: u8,
+}
+
+fn pin_fields(d: &[u8]) -> Option<PinFields> {
+    let (&key_type, rest) = d.split_first()?;
+    let (&pan_len, rest) = rest.split_first()?;
+    let rest = rest.get(usize::from(pan_len)..)?;
+    let (&max, rest) = rest.split_first()?;
+    let (&min, rest) = rest.split_first()?;
+    let (&msg_len, rest) = rest.split_first()?;
+    let msg = rest.get(..usize::from(msg_len))?;
+    let rest = rest.get(usize::from(msg_len)..)?;
+    let [timeout_s] = rest else { return None };
+    Some(PinFields {
+        key_type,
+        pan_len,
+        max,
+        min,
+        prompt: String::from_utf8_lossy(msg).into_owned(),
+        timeout_s: *timeout_s,
+    })
+}
+
 fn log(v: serde_json::Value) {
     eprintln!("{v}");
 }
@@ -204,6 +298,7 @@ impl Sim {
     fn hang_up(&mut self) {
         self.deframer.reset();
         self.tx = None;
+        self.pin_entry = None;
         self.seen = 0;
         self.out.clear();
     }
@@ -243,7 +338,7 @@ impl Sim {
 
     fn command(&mut self, c: &Command, now: Instant) {
         self.seen += 1;
-        let in_tx = self.tx.is_some();
+        let in_tx = self.tx.is_some() || self.pin_entry.is_some();
         let wedged = self.wedged();
         let answer = if wedged {
             None
@@ -260,14 +355,27 @@ impl Sim {
             line["timeout_s"] = c.data.first().copied().into();
             line["interfaces"] = find_dfef37(c.data.get(1..).unwrap_or_default()).into();
         }
+        if c.command == 0x62 {
+            // What the host asked for (no PAN is ever sent with key type 01).
+            let d = c.data.as_slice();
+            line["key_type"] = d.first().map(|b| format!("{b:02X}")).into();
+            line["pan_len"] = d.get(1).copied().into();
+            if let Some(f) = pin_fields(d) {
+                line["pin_max"] = f.max.into();
+                line["pin_min"] = f.min.into();
+                line["prompt"] = f.prompt.into();
+                line["timeout_s"] = f.timeout_s.into();
+            }
+        }
         log(line);
     }
 
     /// Answers one command; returns the status it answered with.
     fn answer(&mut self, c: &Command, now: Instant) -> Status {
-        if self.tx.is_some() && c.command != 0x05 {
+        if (self.tx.is_some() || self.pin_entry.is_some()) && c.command != 0x05 {
             // Any other command while a transaction runs is taken as a cancel (IDG).
             self.tx = None;
+            self.pin_entry = None;
             self.respond(c.command, Status::CommandNotAllowed, &[]);
             return Status::CommandNotAllowed;
         }
@@ -277,8 +385,10 @@ impl Sim {
             (0x01, 0x01) | (0x04, 0x00) => (Status::Ok, Vec::new()),
             (0x05, 0x01) => {
                 self.tx = None;
+                self.pin_entry = None;
                 (Status::Ok, Vec::new())
             }
+            (0x62, 0x01) if !matches!(self.keypad, Keypad::None) => return self.get_pin(c, now),
             (0x02, 0x01 | 0x40) => return self.start(c, now),
             (0x02 | 0x05 | 0x18 | 0x29 | 0x01 | 0x04, _) => (Status::UnknownSubCommand, Vec::new()),
             _ => (Status::UnknownCommand, Vec::new()),
@@ -307,10 +417,84 @@ impl Sim {
         Status::FirstResponse
     }
 
+    /// `62-01`: checks the request, acknowledges it (status 00, no data), starts the entry.
+    fn get_pin(&mut self, c: &Command, now: Instant) -> Status {
+        let fields = pin_fields(c.data.as_slice());
+        let status = match &fields {
+            None => Status::MalformattedData,
+            Some(f) if f.key_type != 0x01 || f.pan_len != 0 => Status::IncorrectParameter,
+            Some(f) if !(4 <= f.min && f.min <= f.max && f.max <= 12) => Status::IncorrectParameter,
+            // No read to take the PAN from.
+            Some(_) if self.last_pan.is_none() => Status::CommandNotAllowed,
+            Some(_) => Status::Ok,
+        };
+        if let (Status::Ok, Some(f)) = (status, fields) {
+            self.pin_entry = Some(PinEntry {
+                done_at: now + self.pin_after,
+                timeout_at: now + Duration::from_secs(u64::from(f.timeout_s.max(1))),
+            });
+        }
+        self.respond(0x62, status, &[]);
+        status
+    }
+
+    /// Ends a due PIN entry with the PIN answer.
+    fn pin_tick(&mut self, now: Instant) {
+        let Some(p) = self.pin_entry.as_ref() else {
+            return;
+        };
+        let data: Vec<u8> = match &self.keypad {
+            Keypad::Types(_) | Keypad::Cancels if now < p.done_at => return,
+            Keypad::Never | Keypad::None if now < p.timeout_at => return,
+            Keypad::Types(pin) => {
+                self.pin_entries += 1;
+                let ksn = card::ksn_after(&self.pin_base_ksn, self.pin_entries);
+                let pan = self.last_pan.as_ref().map(|p| p.as_str()).unwrap_or("");
+                let block = cardlane::crypto::Ksn::from_slice(ksn.as_bytes()).and_then(|k| {
+                    cardlane::crypto::pin_block_encrypt(
+                        self.keys_bdk.as_bytes(),
+                        &k,
+                        pin,
+                        pan,
+                        Some(cardlane::crypto::PinFormat::Iso0),
+                        None,
+                    )
+                });
+                let Ok(block) = block else {
+                    self.pin_entry = None;
+                    log(serde_json::json!({"event": "pin-failed"}));
+                    return;
+                };
+                let block = Zeroizing::new(block);
+                log(
+                    serde_json::json!({"event": "pin-entered", "ksn": ksn.to_hex(), "answer": "62-00"}),
+                );
+                let mut d = vec![0x00];
+                d.extend_from_slice(ksn.to_hex().as_bytes());
+                d.extend_from_slice(hex::encode_upper(block.as_slice()).as_bytes());
+                d
+            }
+            Keypad::Cancels => {
+                log(
+                    serde_json::json!({"event": "pin-cancelled", "answer": "62-00", "state": "01"}),
+                );
+                vec![0x01]
+            }
+            Keypad::Never | Keypad::None => {
+                log(serde_json::json!({"event": "pin-timeout", "answer": "62-00", "state": "02"}));
+                vec![0x02]
+            }
+        };
+        let data = Zeroizing::new(data);
+        self.pin_entry = None;
+        self.respond(0x62, Status::Ok, &data);
+    }
+
     fn tick(&mut self, now: Instant) {
         if self.wedged() {
             return;
         }
+        self.pin_tick(now);
         let Some(tx) = self.tx.as_ref() else { return };
         if tx.present_at.is_some_and(|t| now >= t) {
             self.tx = None;
@@ -327,6 +511,7 @@ impl Sim {
             return;
         };
         self.reads += 1;
+        self.last_pan = Some(card.pan.clone());
         let keys = Keys {
             bdk: self.keys_bdk.clone(),
             ksn: card::ksn_after(&self.base_ksn, self.reads),

@@ -57,6 +57,29 @@ pub struct FramerStats {
     pub garbage_bytes: u64,
     /// Incomplete frames dropped at a stall, a finish or a new report.
     pub dropped_partials: u64,
+    /// Whole frames (start, length and end in place) that failed their LRC, checksum or CRC:
+    /// bad reads, reported as unreadable rather than passed on.
+    pub bad_lrc: u64,
+    pub bad_checksum: u64,
+    pub bad_crc: u64,
+}
+
+impl FramerStats {
+    /// Reason codes of the bad reads counted in `self` but not yet in `before`, oldest kind
+    /// first (as `decode` names them).
+    pub fn bad_reads_since(&self, before: &FramerStats) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        for (now, then, code) in [
+            (self.bad_lrc, before.bad_lrc, "bad-lrc"),
+            (self.bad_checksum, before.bad_checksum, "bad-checksum"),
+            (self.bad_crc, before.bad_crc, "bad-crc"),
+        ] {
+            for _ in then..now {
+                out.push(code);
+            }
+        }
+        out
+    }
 }
 
 /// Options that tune an engine; defaults suit the profile-less case.

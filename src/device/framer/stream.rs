@@ -35,6 +35,9 @@ enum Candidate {
     Incomplete,
     /// The front byte cannot start a valid frame.
     Invalid,
+    /// A whole frame is at the front but fails its LRC, checksum or CRC: a bad read. Skipped
+    /// like `Invalid` (one byte), and counted.
+    BadCheck(&'static str),
 }
 
 impl StreamEngine {
@@ -112,6 +115,15 @@ impl StreamEngine {
                     count_garbage(rest.get(..1).unwrap_or(&[]), stats);
                     start += 1;
                 }
+                Candidate::BadCheck(code) => {
+                    match code {
+                        "bad-lrc" => stats.bad_lrc += 1,
+                        "bad-checksum" => stats.bad_checksum += 1,
+                        _ => stats.bad_crc += 1,
+                    }
+                    count_garbage(rest.get(..1).unwrap_or(&[]), stats);
+                    start += 1;
+                }
             }
         }
         self.consume(start);
@@ -176,10 +188,11 @@ fn stx_candidate(buf: &[u8]) -> Candidate {
     let lrc = data.iter().fold(0u8, |a, &b| a ^ b);
     let sum = data.iter().fold(0u8, |a, &b| a.wrapping_add(b));
     let tail = frame.get(3 + len..).unwrap_or(&[]);
-    if tail == [lrc, sum, ETX] {
-        Candidate::Complete(total)
-    } else {
-        Candidate::Invalid
+    match tail {
+        [l, s, ETX] if *l == lrc && *s == sum => Candidate::Complete(total),
+        [l, _, ETX] if *l != lrc => Candidate::BadCheck("bad-lrc"),
+        [_, _, ETX] => Candidate::BadCheck("bad-checksum"),
+        _ => Candidate::Invalid,
     }
 }
 
@@ -210,7 +223,8 @@ fn vivo_candidate(buf: &[u8]) -> Candidate {
     if sent == crc || sent == [crc[1], crc[0]] {
         Candidate::Complete(total)
     } else {
-        Candidate::Invalid
+        // The header and length held: a frame whose data got damaged.
+        Candidate::BadCheck("bad-crc")
     }
 }
 

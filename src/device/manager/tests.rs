@@ -107,6 +107,7 @@ fn hid_reports_reassemble_and_reader_survives_failure_and_return() {
             DeviceEvent::Detached { reason, .. } => format!("detached:{}", reason.code()),
             DeviceEvent::Error { error, .. } => format!("error:{}", error.code()),
             DeviceEvent::Frame(_) => "frame".to_string(),
+            DeviceEvent::Unreadable { code, .. } => format!("unreadable:{code}"),
         })
         .collect();
     assert_eq!(

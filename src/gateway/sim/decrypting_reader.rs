@@ -1,8 +1,11 @@
 //! The simulator's `CardReader` that decrypts reader output with the configured BDKs (design.md
 //! §3 `gateway-sim`): whole reader frames as hex decode as `cardlane decode --bdk` would, bare
 //! track ciphertext with `ksn` is tried under the key the `device_code` names (or every key),
-//! clear track text reads as before, and a `pin_block` must decrypt under the PIN key of the same
-//! KSN to a valid ISO 9564 block for the card's PAN.
+//! clear track text reads as before, and a `pin_block` must decrypt under the PIN key of
+//! `card.ksn` (the PIN key's KSN, which may differ from the KSN inside a whole reader frame) to
+//! a valid ISO 9564 block (format 0, 1, 3 or 4) for the PAN decrypted from `track_data`. When it
+//! does not, the reply names `card.ksn` if the block verifies under the frame's own KSN or a
+//! neighbouring counter (the KSN is what is wrong), else `card.pin_block`.
 //!
 //! Nothing here logs, and errors are the seam's `CardReadError`, which holds no input bytes.
 use zeroize::Zeroizing;
@@ -50,11 +53,23 @@ impl CardReader for DecryptingReader {
             frame_ksn,
         } = found;
         if let Some(block) = &card.pin_block {
+            let given = card.ksn.is_some();
             let ksn = match card.ksn.as_deref() {
-                Some(k) => Zeroizing::new(hex::decode(k).map_err(|_| CardReadError::BadPinBlock)?),
-                None => Zeroizing::new(frame_ksn.ok_or(CardReadError::BadPinBlock)?),
+                Some(k) => hex::decode(k).map_err(|_| CardReadError::BadPinKsn)?,
+                None => frame_ksn.clone().ok_or(CardReadError::BadPinBlock)?,
             };
-            check_pin_block(block.expose(), &ksn, facts.pan.expose(), bdk, ctx.bdks)?;
+            let pin = PinCheck {
+                block_hex: block.expose(),
+                pan: facts.pan.expose(),
+                bdk,
+                bdks: ctx.bdks,
+            };
+            match pin.check(&ksn) {
+                Err(CardReadError::BadPinBlock) if given => {
+                    return Err(pin.blame(&ksn, frame_ksn.as_deref()))
+                }
+                r => r?,
+            }
         }
         if facts.expiry_mmyy.is_none() {
             facts.expiry_mmyy = card.expiration_date.clone();
@@ -213,32 +228,90 @@ fn track_plaintext(pt: &[u8]) -> Option<Zeroizing<String>> {
     (!out.is_empty()).then_some(out)
 }
 
-/// The PIN block under the PIN key of `ksn`: the BDK that decrypted the card data, or any
-/// configured BDK for clear card data. TDES keys accept formats 0, 1, 3; AES keys format 4.
-fn check_pin_block(
-    block_hex: &str,
-    ksn: &[u8],
-    pan: &str,
+/// A PIN block to check, with the PAN it must be for and the simulator's keys.
+struct PinCheck<'a> {
+    block_hex: &'a str,
+    pan: &'a str,
+    /// The BDK that decrypted the card data (tried first), if any.
     bdk: Option<usize>,
-    bdks: &[Bdk],
-) -> Result<(), CardReadError> {
-    if bdks.is_empty() {
-        return Err(CardReadError::PinUnchecked);
+    bdks: &'a [Bdk],
+}
+
+impl PinCheck<'_> {
+    /// The block under the PIN key of `ksn`: the card data's BDK first, then any configured
+    /// BDK (a PIN pad may hold another key). TDES keys accept formats 0, 1, 3; AES keys 4.
+    fn check(&self, ksn: &[u8]) -> Result<(), CardReadError> {
+        if self.bdks.is_empty() {
+            return Err(CardReadError::PinUnchecked);
+        }
+        let block =
+            Zeroizing::new(hex::decode(self.block_hex).map_err(|_| CardReadError::BadPinBlock)?);
+        let ksn = crypto::Ksn::from_slice(ksn).map_err(|_| CardReadError::BadPinKsn)?;
+        let first = self.bdk.and_then(|i| self.bdks.get(i));
+        let valid = first
+            .into_iter()
+            .chain(self.bdks.iter())
+            .any(|b| crypto::pin_block_decrypt(b.bytes(), &ksn, self.pan, &block, None).is_ok());
+        if valid {
+            Ok(())
+        } else {
+            Err(CardReadError::BadPinBlock)
+        }
     }
-    let block = Zeroizing::new(hex::decode(block_hex).map_err(|_| CardReadError::BadPinBlock)?);
-    let ksn = crypto::Ksn::from_slice(ksn).map_err(|_| CardReadError::BadPinBlock)?;
-    let candidates: Vec<&Bdk> = match bdk.and_then(|i| bdks.get(i)) {
-        Some(b) => vec![b],
-        None => bdks.iter().collect(),
+
+    /// The block failed under `card.ksn`: if it verifies under the card data's own KSN or a
+    /// counter a few steps away, the KSN is what is wrong; otherwise the block is.
+    fn blame(&self, given: &[u8], frame_ksn: Option<&[u8]>) -> CardReadError {
+        let others = frame_ksn
+            .filter(|f| *f != given)
+            .map(<[u8]>::to_vec)
+            .into_iter()
+            .chain(neighbour_ksns(given));
+        for k in others {
+            if self.check(&k).is_ok() {
+                return CardReadError::BadPinKsn;
+            }
+        }
+        CardReadError::BadPinBlock
+    }
+}
+
+/// How many counter steps either way `blame` looks at.
+const KSN_NEIGHBOURS: u32 = 8;
+
+/// KSNs whose transaction counter is within `KSN_NEIGHBOURS` of `ksn`'s (TDES: the low 21 bits;
+/// AES: the last 4 bytes).
+fn neighbour_ksns(ksn: &[u8]) -> Vec<Vec<u8>> {
+    let (tail, mask) = match ksn.len() {
+        10 => (7, 0x1F_FFFFu32),
+        12 => (8, u32::MAX),
+        _ => return Vec::new(),
     };
-    let valid = candidates
-        .iter()
-        .any(|b| crypto::pin_block_decrypt(b.bytes(), &ksn, pan, &block, None).is_ok());
-    if valid {
-        Ok(())
-    } else {
-        Err(CardReadError::BadPinBlock)
+    let Some(t) = ksn.get(tail..) else {
+        return Vec::new();
+    };
+    let mut word = [0u8; 4];
+    word[4 - t.len()..].copy_from_slice(t);
+    let whole = u32::from_be_bytes(word);
+    let counter = whole & mask;
+    let mut out = Vec::new();
+    for d in 1..=KSN_NEIGHBOURS {
+        for c in [counter.checked_add(d), counter.checked_sub(d)]
+            .into_iter()
+            .flatten()
+        {
+            if c & !mask != 0 {
+                continue;
+            }
+            let mut k = ksn.to_vec();
+            let b = ((whole & !mask) | c).to_be_bytes();
+            if let Some(dst) = k.get_mut(tail..) {
+                dst.copy_from_slice(&b[4 - t.len()..]);
+            }
+            out.push(k);
+        }
     }
+    out
 }
 
 /// `parse::TrackDecryptor` over crypto's DUKPT reader keys, for one BDK.
@@ -286,6 +359,34 @@ mod tests {
     const KSN: &str = "FFFF9876543210E00001";
     const T1: &str = "%B4005571701111111^FDMS TEST CARD/VISA^2512101000000000?";
     const T2: &str = ";4005571701111111=25121010000000000?";
+
+    #[test]
+    fn neighbour_ksns_stay_inside_the_counter() {
+        let hx = |v: Vec<Vec<u8>>| v.into_iter().map(hex::encode_upper).collect::<Vec<_>>();
+        // TDES: 21-bit counter 1 -> 2, 0, 3..=9; the bits above it (E0 of byte 7) are kept.
+        let t = hx(neighbour_ksns(
+            &hex::decode("FFFF9876543210E00001").unwrap(),
+        ));
+        assert_eq!(t.len(), 9);
+        assert_eq!(t[0], "FFFF9876543210E00002");
+        assert_eq!(t[1], "FFFF9876543210E00000");
+        assert_eq!(t[8], "FFFF9876543210E00009");
+        // The top of the counter does not spill into the key's initial KSN.
+        let top = hx(neighbour_ksns(
+            &hex::decode("FFFF9876543210FFFFFF").unwrap(),
+        ));
+        assert_eq!(top.len(), 8);
+        assert!(top.iter().all(|k| k.starts_with("FFFF9876543210F")));
+        assert_eq!(top[0], "FFFF9876543210FFFFFE");
+        // AES: the last 4 bytes.
+        let a = hx(neighbour_ksns(
+            &hex::decode("123456789012345600000100").unwrap(),
+        ));
+        assert_eq!(a.len(), 16);
+        assert_eq!(a[0], "123456789012345600000101");
+        assert_eq!(a[1], "1234567890123456000000FF");
+        assert!(neighbour_ksns(&[0; 11]).is_empty());
+    }
 
     fn ctx<'a>(bdks: &'a [Bdk], device_code: Option<&'a str>) -> ReadContext<'a> {
         ReadContext { device_code, bdks }

@@ -69,6 +69,10 @@ pub enum CardReadError {
     PinUnchecked,
     #[error("is not a valid ISO 9564 PIN block")]
     BadPinBlock,
+    /// The PIN block verifies, but under another KSN than `card.ksn` (e.g. the card data's,
+    /// or a neighbouring counter), or `card.ksn` is not a KSN at all.
+    #[error("is not the KSN of the PIN block's key")]
+    BadPinKsn,
 }
 
 impl CardReadError {
@@ -76,6 +80,7 @@ impl CardReadError {
     pub fn field(&self) -> &'static str {
         match self {
             CardReadError::PinUnchecked | CardReadError::BadPinBlock => "card.pin_block",
+            CardReadError::BadPinKsn => "card.ksn",
             _ => "card.track_data",
         }
     }
@@ -86,6 +91,7 @@ impl CardReadError {
             CardReadError::BadTrack => "bad-track",
             CardReadError::PinUnchecked => "pin-unchecked",
             CardReadError::BadPinBlock => "bad-pin-block",
+            CardReadError::BadPinKsn => "bad-pin-ksn",
         }
     }
 }

@@ -26,15 +26,50 @@ pub struct AppState {
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
+    // The test hooks show who was saved and can make the gateway fail: the same API key as
+    // `/Customer` guards them.
+    let hooks = Router::new()
         .route("/_sim/customers", get(list_customers))
         .route(
             "/_sim/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/_sim/stats", get(stats))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            require_api_key,
+        ));
+    Router::new()
+        .merge(hooks)
         .fallback(customer_endpoint)
         .with_state(state)
+}
+
+async fn require_api_key(
+    State(st): State<Arc<AppState>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if authorized(&st, request.headers()) {
+        next.run(request).await
+    } else {
+        tracing::info!("test hook refused: missing or wrong x-authorization");
+        denied()
+    }
+}
+
+fn authorized(st: &AppState, headers: &HeaderMap) -> bool {
+    headers
+        .get("x-authorization")
+        .is_some_and(|v| st.api_key.matches(v.as_bytes()))
+}
+
+fn denied() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Authorization has been denied for this request."})),
+    )
+        .into_response()
 }
 
 async fn customer_endpoint(
@@ -75,16 +110,9 @@ async fn customer_endpoint(
         _ => {}
     }
 
-    let authorized = headers
-        .get("x-authorization")
-        .is_some_and(|v| st.api_key.matches(v.as_bytes()));
-    if !authorized {
+    if !authorized(&st, &headers) {
         tracing::info!("request refused: missing or wrong x-authorization");
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Authorization has been denied for this request."})),
-        )
-            .into_response();
+        return denied();
     }
 
     let req = match parse_request(&body) {

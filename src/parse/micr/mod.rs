@@ -113,6 +113,34 @@ fn status_byte<'a>(b: &'a [u8], w: &mut Vec<String>) -> Result<(u8, &'a [u8]), P
     Ok((st, rest))
 }
 
+/// MagTek's parsed formats (`01xx`: `PTTR<transit>;AC<account>;CK<check>`, micr.md §2) as
+/// the raw line they stand for, in set 00 (`T…T account U check`); `None` for a raw line.
+fn parsed_to_raw(line: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let body = line.strip_prefix(b"PT").unwrap_or(line);
+    if !body.starts_with(b"TR") || !line.windows(3).any(|w| w == b";AC") {
+        return None;
+    }
+    let (mut transit, mut account, mut check): (&[u8], &[u8], &[u8]) = (&[], &[], &[]);
+    for field in body.split(|&c| c == b';') {
+        let (tag, value) = (field.get(..2)?, field.get(2..)?);
+        match tag {
+            b"TR" => transit = value,
+            b"AC" => account = value,
+            b"CK" => check = value,
+            // Other fields (amount, EPC) are not needed for a saved check.
+            _ => {}
+        }
+    }
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(line.len()));
+    out.push(b'T');
+    out.extend_from_slice(transit);
+    out.push(b'T');
+    out.extend_from_slice(account);
+    out.push(b'U');
+    out.extend_from_slice(check);
+    Some(out)
+}
+
 /// Decodes one MICR line in `set`. `upper`: the reader types through a keyboard (letters
 /// arrive upper case). A character outside the set (a key pressed during the read) rejects
 /// the line rather than being skipped.
@@ -134,18 +162,38 @@ pub fn decode_check(
         judge_status(st, &mut warnings)?;
         status = Some(st);
     }
+    // Parsed format `02xx`: `/PE` and an error label after the fields.
+    let line = match line.windows(3).position(|w| w == b"/PE") {
+        Some(at) => {
+            warnings.push("reader-parse-error".to_string());
+            line.get(..at).unwrap_or_default()
+        }
+        None => line,
+    };
+    let raw = parsed_to_raw(line);
+    let line = raw.as_deref().map_or(line, |r| r.as_slice());
+    let set = if raw.is_some() {
+        SymbolSet::Magtek(0)
+    } else {
+        set
+    };
     let line = trim_start(trim_end(line));
     if line.is_empty() {
         return Err(ParseError::Truncated("empty MICR line"));
     }
-    let syms = line
+    let mut syms = line
         .iter()
         .map(|&c| set.classify(c, upper))
         .collect::<Option<Vec<_>>>()
         .ok_or(ParseError::MicrUnreadable(
             "a character outside the reader's symbol set",
         ))?;
-    let mut check = fields::check_fields(&syms, &mut warnings)?;
+    let result = fields::check_fields(&syms, &mut warnings);
+    // The mapped line holds the account digits: blank it before the memory is freed (black_box
+    // keeps the writes from being optimised away).
+    syms.iter_mut().for_each(|s| *s = symbols::Sym::Space);
+    std::hint::black_box(&syms);
+    let mut check = result?;
     check.reader_status = status;
     Ok((check, warnings))
 }
@@ -156,15 +204,89 @@ pub fn decode_with(input: &[u8], set: SymbolSet, upper: bool) -> Result<CardRead
     Ok(CardRead::from_check(c, w))
 }
 
-/// Decodes a MICR line found by detection (MagTek raw sets and OPOS).
+/// Decodes a MICR line found by detection (MagTek raw sets, OPOS, or the Unicode E-13B
+/// symbols).
 pub fn decode(input: &[u8]) -> Result<CardRead, ParseError> {
-    decode_with(input, SymbolSet::Auto, false)
+    match from_unicode(input) {
+        Some(ascii) => decode_with(&ascii, SymbolSet::Auto, false),
+        None if !looks_like_line(input) && looks_like_font_line(input) => {
+            decode_with(input, SymbolSet::Font, false)
+        }
+        None => decode_with(input, SymbolSet::Auto, false),
+    }
+}
+
+/// Whether text is a MICR line in the font letters (`A` transit, `C` on-us): `A`, nine digits,
+/// `A`, and only the font's characters. Without spaces such a line is hex text too: then the
+/// nine digits must pass the ABA check.
+pub fn looks_like_font_line(t: &[u8]) -> bool {
+    let t = trim_start(trim_end(t));
+    let (t, _) = status_suffix(t);
+    if !t.contains(&b'C')
+        || !t
+            .iter()
+            .all(|&c| SymbolSet::Font.classify(c, false).is_some())
+    {
+        return false;
+    }
+    // With a space or `?` the line is no hex text: an unreadable or wrong routing number is
+    // then still a MICR line (reported as such).
+    let hex = t.iter().all(u8::is_ascii_hexdigit);
+    t.windows(11).any(|w| {
+        let (Some(&b'A'), Some(&b'A'), Some(mid)) = (w.first(), w.last(), w.get(1..10)) else {
+            return false;
+        };
+        if hex {
+            std::str::from_utf8(mid).is_ok_and(aba_valid)
+        } else {
+            mid.iter()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'?' | b'D'))
+        }
+    })
+}
+
+/// UTF-8 of the Unicode E-13B symbols (micr.md §1: U+2446 transit, U+2447 amount, U+2448
+/// on-us, U+2449 dash) and the MagTek set 00 character each becomes.
+const UNICODE_SYMBOLS: [([u8; 3], u8); 4] = [
+    ([0xE2, 0x91, 0x86], b'T'),
+    ([0xE2, 0x91, 0x87], b'$'),
+    ([0xE2, 0x91, 0x88], b'U'),
+    ([0xE2, 0x91, 0x89], b'-'),
+];
+
+/// Text written with the Unicode E-13B symbols (as scanning software and test data show MICR
+/// lines), as MagTek set 00 characters; `None` unless it holds such a symbol and is otherwise
+/// printable ASCII, CR and LF.
+pub fn from_unicode(input: &[u8]) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(input.len()));
+    let mut rest = input;
+    let mut found = false;
+    while let Some((&c, tail)) = rest.split_first() {
+        if c < 0x80 {
+            if !((0x20..0x7F).contains(&c) || matches!(c, b'\r' | b'\n' | b'\t')) {
+                return None;
+            }
+            out.push(c);
+            rest = tail;
+            continue;
+        }
+        let (_, sym) = UNICODE_SYMBOLS
+            .iter()
+            .find(|(utf8, _)| rest.starts_with(utf8))?;
+        out.push(*sym);
+        rest = rest.get(3..).unwrap_or_default();
+        found = true;
+    }
+    found.then_some(out)
 }
 
 /// Whether keyboard/serial text is a MICR line: a transit field (`T` or `t`, 5 to 11 digits,
-/// dashes or unreadable marks, the same symbol), or MICR characters with a reader status
-/// `/NN`, and nothing of a card track (`%;^=|`).
+/// dashes or unreadable marks, the same symbol), MICR characters with a reader status `/NN`,
+/// or a MagTek parsed line (`PTTR…;AC…;CK…`), and nothing of a card track (`%;^=|`).
 pub fn looks_like_line(t: &[u8]) -> bool {
+    if parsed_to_raw(t).is_some() && !t.iter().any(|c| matches!(c, b'%' | b'^' | b'=' | b'|')) {
+        return true;
+    }
     if t.iter()
         .any(|c| matches!(c, b'%' | b';' | b'^' | b'=' | b'|'))
     {
@@ -193,6 +315,15 @@ pub fn looks_like_line(t: &[u8]) -> bool {
 /// Whether binary input is a framed MICR line (ESC or STX ... ETX around a MICR line).
 pub fn looks_like_framed(b: &[u8]) -> bool {
     let inner = b.strip_prefix(&[ESC]).unwrap_or(b);
+    // An ID TECH frame's STX is followed by a binary length (its high byte is below 0x20 for
+    // any real frame): refused here without scanning the frame for an ETX.
+    if inner.first() == Some(&STX)
+        && !inner
+            .get(1..3)
+            .is_some_and(|h| h.iter().all(|c| (0x20..0x7F).contains(c)))
+    {
+        return false;
+    }
     let inner = match stx_frame(inner) {
         Ok((_, (data, _))) => data,
         Err(_) if inner.len() < b.len() => trim_end(inner),

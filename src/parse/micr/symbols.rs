@@ -26,6 +26,9 @@ pub enum SymbolSet {
     Axiohm,
     /// OPOS raw data: `t` `o` `a` `-`.
     Opos,
+    /// The letters MICR fonts and OCR models (e.g. Tesseract's E-13B data) put on the four
+    /// symbols: `A` transit, `B` amount, `C` on-us, `D` dash.
+    Font,
 }
 
 /// The concrete characters of one set (`dash` is `None` where the reader sends it as `0`).
@@ -56,6 +59,7 @@ impl SymbolSet {
             "ranger" => Some(SymbolSet::Ranger),
             "axiohm" => Some(SymbolSet::Axiohm),
             "opos" => Some(SymbolSet::Opos),
+            "font" => Some(SymbolSet::Font),
             _ => {
                 let xx = name.strip_prefix("magtek-")?;
                 if xx.len() != 2 {
@@ -90,6 +94,7 @@ impl SymbolSet {
             SymbolSet::Ranger => Some(s(b'd', b'c', b'b', Some(b'-'), b'!')),
             SymbolSet::Axiohm => Some(s(b')', b'(', b'&', Some(b'\''), b'?')),
             SymbolSet::Opos => Some(s(b't', b'o', b'a', Some(b'-'), b'?')),
+            SymbolSet::Font => Some(s(b'A', b'C', b'B', Some(b'D'), b'?')),
         }
     }
 

@@ -176,3 +176,63 @@ fn builder_writes_the_manual_lines() {
         "t122000218t123456789o1321"
     );
 }
+
+#[test]
+fn unicode_symbols() {
+    // ⑆ transit U+2446, ⑈ on-us U+2448, ⑇ amount U+2447, ⑉ dash U+2449 (micr.md §1).
+    let line = "⑈0004567⑈ ⑆122000218⑆ 246⑉801 357⑈ ⑇0000012500⑇";
+    let r = decode(line.as_bytes()).unwrap();
+    let c = r.check.unwrap();
+    assert_eq!(c.aba_code, ROUTING);
+    assert_eq!(c.account.expose(), "246801357");
+    assert_eq!(c.check_number.as_deref(), Some("0004567"));
+    assert_eq!(c.check_type, CheckType::Business);
+    assert_eq!(c.amount_cents, Some(12500));
+    let r = crate::parse::decode_frame("⑆122000218⑆ 1234 5678 9⑈ 1321".as_bytes()).unwrap();
+    assert_eq!(r.check.unwrap().check_number.as_deref(), Some("1321"));
+    // Other non-ASCII text is no MICR line.
+    assert!(from_unicode("⑆12€".as_bytes()).is_none());
+    assert!(from_unicode(b"T122000218T").is_none());
+    let two = "⑆122000218⑆123456789⑈1321\n⑆021000021⑆12345678⑈204\n";
+    assert_eq!(crate::parse::split_frames(two.as_bytes()).len(), 2);
+}
+
+#[test]
+fn magtek_parsed_format() {
+    // micr.md §2, format 01xx: PTTR<transit>;AC<account>;CK<check>.
+    let (c, w) = ok(b"PTTR122000218;AC123456789;CK1321\r\n");
+    assert_eq!(c.aba_code, ROUTING);
+    assert_eq!(c.account.expose(), "123456789");
+    assert_eq!(c.check_number.as_deref(), Some("1321"));
+    assert!(w.is_empty(), "{w:?}");
+    // 02xx: /PE and an error label; the fields still decide.
+    let (_, w) = ok(b"PTTR122000218;AC123456789;CK1321/PE CK");
+    assert_eq!(w, ["reader-parse-error"]);
+    assert_eq!(err(b"PTTR122000217;AC123456789;CK1321"), "bad-routing");
+    assert_eq!(err(b"PTTR12200?218;AC123456789;CK1321"), "micr-unreadable");
+    assert_eq!(err(b"PTTR122000218;AC;CK1321"), "no-account");
+    assert!(looks_like_line(b"PTTR122000218;AC123456789;CK1321"));
+    let r = crate::parse::decode_frame(b"PTTR122000218;AC123456789;CK1321\r\n").unwrap();
+    assert_eq!(r.check.unwrap().account.last4().as_deref(), Some("6789"));
+}
+
+#[test]
+fn font_letters() {
+    // A transit, C on-us, B amount, D dash (MICR fonts, Tesseract's E-13B data).
+    let r = decode(b"C0004567C 5A021000021A 246D801 357C B0000012500B").unwrap();
+    let c = r.check.unwrap();
+    assert_eq!(c.aba_code, "021000021");
+    assert_eq!(c.account.expose(), "246801357");
+    assert_eq!(c.check_number.as_deref(), Some("0004567"));
+    assert_eq!(c.check_type, CheckType::Business);
+    assert_eq!(c.amount_cents, Some(12500));
+    // Without spaces the line is hex digits only: the ABA check digit tells it apart.
+    let r = crate::parse::decode_frame(b"A122000218A123456789C1321").unwrap();
+    assert_eq!(r.check.unwrap().check_number.as_deref(), Some("1321"));
+    assert!(!looks_like_font_line(b"A122000217A123456789C1321"));
+    let e = crate::parse::decode_frame(b"A12200?218A 123456789C 1321").unwrap_err();
+    assert_eq!(e.code(), "micr-unreadable");
+    let e = crate::parse::decode_frame(b"A122000217A 123456789C 1321").unwrap_err();
+    assert_eq!(e.code(), "bad-routing");
+    assert!(!looks_like_font_line(b"T122000218T123456789U1321"));
+}

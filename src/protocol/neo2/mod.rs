@@ -9,6 +9,8 @@ pub use deframer::{Deframed, Deframer};
 pub use frame::{Command, Direction, FrameError, Incoming, Response};
 pub use status::Status;
 pub mod commands;
+pub mod pin;
 pub mod session;
 pub use commands::Interfaces;
+pub use pin::{PinOutcome, PinRequest, PinRequestError};
 pub use session::{Activate, Event, Outcome, Session, SessionConfig, SessionError, State, Warning};

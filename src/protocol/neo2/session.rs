@@ -7,7 +7,8 @@
 //! transaction runs nothing but a cancel is sent; a cancel's answer is awaited before anything
 //! else; a refused start is cancelled and retried once after a short pause; an idle reader is
 //! pinged, and one that does not answer is reported `Unresponsive` so the driver reopens it (after a cancel, too, went
-//! unanswered).
+//! unanswered). After a read, `request_pin` runs PIN entry on a keypad reader (`62-01`, §1.6)
+//! under the same rule: only a cancel between its two answers.
 mod outcome;
 mod types;
 
@@ -15,7 +16,8 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::commands::{self, ACTIVATE, CANCEL, PROMPT};
-use super::{Command, Deframed, Deframer, Incoming, Response, Status};
+use super::pin::{parse_pin_answer, GET_PIN};
+use super::{Command, Deframed, Deframer, Incoming, PinOutcome, PinRequest, Response, Status};
 use outcome::{ascii, final_outcome, prompt_text};
 pub use types::{Activate, Event, Outcome, SessionConfig, SessionError, State, Warning};
 
@@ -71,6 +73,25 @@ struct Tx {
     user_cancelled: bool,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PinPhase {
+    /// Asked for while the read's transaction still ends (its cancel's answer is awaited).
+    Queued,
+    /// `62-01` sent; `acked` once its first answer (status 00, no data) came.
+    Sent { acked: bool },
+    /// A cancel for this PIN entry is in flight.
+    Cancelling,
+}
+
+/// A PIN entry (reader-protocols.md §1.6): like a transaction, only a cancel may be sent while
+/// it runs.
+struct PinTx {
+    req: PinRequest,
+    phase: PinPhase,
+    deadline: Instant,
+    outcome_sent: bool,
+}
+
 pub struct Session {
     config: SessionConfig,
     state: State,
@@ -78,6 +99,7 @@ pub struct Session {
     queue: VecDeque<(Command, Purpose)>,
     in_flight: Option<InFlight>,
     tx: Option<Tx>,
+    pin: Option<PinTx>,
     last_heard: Instant,
     firmware: Option<String>,
     transmit: VecDeque<Vec<u8>>,
@@ -93,6 +115,7 @@ impl Session {
             queue: VecDeque::new(),
             in_flight: None,
             tx: None,
+            pin: None,
             last_heard: now,
             firmware: None,
             transmit: VecDeque::new(),
@@ -108,9 +131,9 @@ impl Session {
         self.firmware.as_deref()
     }
 
-    /// Whether a transaction runs (so only a cancel may be asked for).
+    /// Whether a transaction or a PIN entry runs (so only a cancel may be asked for).
     pub fn in_transaction(&self) -> bool {
-        self.tx.is_some()
+        self.tx.is_some() || self.pin.is_some()
     }
 
     /// The port was (re)opened: forget everything and run the open sequence.
@@ -132,6 +155,7 @@ impl Session {
     /// The port went away (unplugged, closed). A running transaction ends `Disconnected`.
     pub fn closed(&mut self) {
         self.end_tx_with(Outcome::Disconnected);
+        self.end_pin_with(PinOutcome::Disconnected);
         self.reset();
         self.set_state(State::Closed);
     }
@@ -141,14 +165,15 @@ impl Session {
         self.queue.clear();
         self.in_flight = None;
         self.tx = None;
+        self.pin = None;
         self.transmit.clear();
     }
 
     /// Starts a card-on-file transaction.
     pub fn activate(&mut self, now: Instant, req: Activate) -> Result<(), SessionError> {
         match self.state {
-            State::Idle if self.tx.is_none() => {}
-            State::WaitingForCard | State::Cancelling => {
+            State::Idle if self.tx.is_none() && self.pin.is_none() => {}
+            State::WaitingForCard | State::Cancelling | State::WaitingForPin => {
                 return Err(SessionError::Busy(self.state))
             }
             s => return Err(SessionError::NotReady(s)),
@@ -166,8 +191,58 @@ impl Session {
         Ok(())
     }
 
-    /// Cancels the running transaction, or (idle) tells the reader to cancel whatever it runs.
+    /// Asks the customer for the PIN on the reader's keypad after a read (`62-01`, the reader's
+    /// own PAN). Accepted when idle, or while the read's transaction is being ended (a contact
+    /// read's cancel): it is then sent once that cancel is answered. Ends with one `Event::Pin`.
+    /// While it runs only `cancel` is accepted.
+    pub fn request_pin(&mut self, now: Instant, req: PinRequest) -> Result<(), SessionError> {
+        let read_ending = self
+            .tx
+            .as_ref()
+            .is_some_and(|t| t.outcome_sent && t.phase == Phase::Cancelling);
+        match self.state {
+            _ if self.pin.is_some() => return Err(SessionError::Busy(self.state)),
+            State::Idle if self.tx.is_none() => {}
+            State::Cancelling if read_ending => {}
+            State::WaitingForCard | State::Cancelling | State::WaitingForPin => {
+                return Err(SessionError::Busy(self.state))
+            }
+            s => return Err(SessionError::NotReady(s)),
+        }
+        self.pin = Some(PinTx {
+            req,
+            phase: PinPhase::Queued,
+            deadline: now,
+            outcome_sent: false,
+        });
+        self.pump(now);
+        Ok(())
+    }
+
+    /// Cancels the running transaction or PIN entry, or (idle) tells the reader to cancel
+    /// whatever it runs.
     pub fn cancel(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.tx.is_none() {
+            if let Some(p) = self.pin.as_ref() {
+                match p.phase {
+                    PinPhase::Queued => {
+                        self.end_pin_with(PinOutcome::PinCancelled);
+                        self.pin = None;
+                    }
+                    PinPhase::Sent { .. } => self.send_pin_cancel(now, CancelWhy::User),
+                    PinPhase::Cancelling => {}
+                }
+                return Ok(());
+            }
+        } else if self
+            .pin
+            .as_ref()
+            .is_some_and(|p| p.phase == PinPhase::Queued)
+        {
+            // The read's cancel is on its way; the PIN entry is dropped before it starts.
+            self.end_pin_with(PinOutcome::PinCancelled);
+            self.pin = None;
+        }
         let Some(tx) = self.tx.as_mut() else {
             return match self.state {
                 State::Idle => {
@@ -199,12 +274,14 @@ impl Session {
     /// Pings the reader (idle only).
     pub fn ping(&mut self, now: Instant) -> Result<(), SessionError> {
         match self.state {
-            State::Idle if self.tx.is_none() => {
+            State::Idle if self.tx.is_none() && self.pin.is_none() => {
                 self.queue.push_back((commands::ping(), Purpose::Ping));
                 self.pump(now);
                 Ok(())
             }
-            State::WaitingForCard | State::Cancelling => Err(SessionError::Busy(self.state)),
+            State::WaitingForCard | State::Cancelling | State::WaitingForPin => {
+                Err(SessionError::Busy(self.state))
+            }
             s => Err(SessionError::NotReady(s)),
         }
     }
@@ -247,6 +324,14 @@ impl Session {
             if let Some(f) = self.in_flight.take() {
                 self.short_answered(now, f.purpose, r);
             }
+            return;
+        }
+        let pin_running = self
+            .pin
+            .as_ref()
+            .is_some_and(|p| matches!(p.phase, PinPhase::Sent { .. } | PinPhase::Cancelling));
+        if r.command == GET_PIN && pin_running {
+            self.pin_answer(r);
             return;
         }
         let start_running = self
@@ -292,6 +377,16 @@ impl Session {
 
     fn cancel_answered(&mut self, now: Instant, why: CancelWhy, status: Status) {
         self.events.push_back(Event::CancelAnswered { status });
+        if self.tx.is_none() && self.pin.is_some() {
+            // A PIN entry's cancel: ends it (unless its answer raced the cancel and came first).
+            self.end_pin_with(match why {
+                CancelWhy::HostTimeout => PinOutcome::PinTimedOut,
+                _ => PinOutcome::PinCancelled,
+            });
+            self.pin = None;
+            self.set_state(State::Idle);
+            return;
+        }
         let retry = match (why, self.tx.as_ref()) {
             (CancelWhy::BeforeRetry, Some(t)) => !t.user_cancelled,
             _ => false,
@@ -368,6 +463,69 @@ impl Session {
         self.write(now, commands::cancel(), Purpose::Cancel(why));
     }
 
+    /// A response to the running `62-01`: its first answer, then the PIN answer.
+    fn pin_answer(&mut self, r: Response) {
+        let Some(p) = self.pin.as_mut() else { return };
+        let cancelling = p.phase == PinPhase::Cancelling;
+        let outcome = match (p.phase, r.status) {
+            // The acknowledgement: status 00 (or 63) with no data.
+            (PinPhase::Sent { acked: false }, Status::Ok | Status::FirstResponse)
+                if r.data.is_empty() =>
+            {
+                p.phase = PinPhase::Sent { acked: true };
+                return;
+            }
+            (_, Status::Ok) => parse_pin_answer(&r.data),
+            (_, status) => PinOutcome::ReaderError { status },
+        };
+        self.end_pin_with(outcome);
+        if cancelling {
+            // The answer raced the cancel: delivered; the cancel's answer is still awaited.
+            return;
+        }
+        self.pin = None;
+        self.set_state(State::Idle);
+    }
+
+    fn send_pin_cancel(&mut self, now: Instant, why: CancelWhy) {
+        if let Some(p) = self.pin.as_mut() {
+            p.phase = PinPhase::Cancelling;
+        }
+        self.set_state(State::Cancelling);
+        self.write(now, commands::cancel(), Purpose::Cancel(why));
+    }
+
+    fn send_pin(&mut self, now: Instant) {
+        let margin = self.config.reader_timeout_margin;
+        let Some(p) = self.pin.as_mut() else { return };
+        // The reader's own time-out ends a PIN entry nobody types (its state code says so);
+        // the host's deadline, later, only guards against a reader that never answers.
+        p.deadline = now + p.req.timeout() + margin;
+        p.phase = PinPhase::Sent { acked: false };
+        match p.req.command().encode() {
+            Ok(bytes) => {
+                self.transmit.push_back(bytes);
+                self.set_state(State::WaitingForPin);
+            }
+            Err(_) => {
+                self.end_pin_with(PinOutcome::ReaderError {
+                    status: Status::MalformattedData,
+                });
+                self.pin = None;
+            }
+        }
+    }
+
+    /// Emits the PIN entry's outcome once.
+    fn end_pin_with(&mut self, outcome: PinOutcome) {
+        if let Some(p) = self.pin.as_mut() {
+            if !p.outcome_sent {
+                p.outcome_sent = true;
+                self.events.push_back(Event::Pin(outcome));
+            }
+        }
+    }
+
     /// Emits the transaction's outcome once.
     fn end_tx_with(&mut self, outcome: Outcome) {
         if let Some(t) = self.tx.as_mut() {
@@ -403,6 +561,10 @@ impl Session {
                 Phase::RetryAt(at) if now >= at => self.send_start(),
                 _ => {}
             }
+        } else if let Some(p) = self.pin.as_ref() {
+            if matches!(p.phase, PinPhase::Sent { .. }) && now >= p.deadline {
+                self.send_pin_cancel(now, CancelWhy::HostTimeout);
+            }
         }
         if self.watchdog_due(now) {
             self.queue.push_back((commands::ping(), Purpose::Ping));
@@ -413,6 +575,7 @@ impl Session {
     fn watchdog_due(&self, now: Instant) -> bool {
         self.state == State::Idle
             && self.tx.is_none()
+            && self.pin.is_none()
             && self.in_flight.is_none()
             && self.queue.is_empty()
             && now >= self.last_heard + self.config.idle_ping
@@ -420,6 +583,7 @@ impl Session {
 
     fn unresponsive(&mut self) {
         self.end_tx_with(Outcome::Disconnected);
+        self.end_pin_with(PinOutcome::Disconnected);
         self.reset();
         self.set_state(State::Unresponsive);
     }
@@ -434,8 +598,16 @@ impl Session {
                 Phase::RetryAt(at) => consider(at),
                 _ => {}
             }
+        } else if let Some(p) = self.pin.as_ref() {
+            if matches!(p.phase, PinPhase::Sent { .. }) {
+                consider(p.deadline);
+            }
         }
-        if self.state == State::Idle && self.tx.is_none() && self.in_flight.is_none() {
+        if self.state == State::Idle
+            && self.tx.is_none()
+            && self.pin.is_none()
+            && self.in_flight.is_none()
+        {
             consider(self.last_heard + self.config.idle_ping);
         }
         next
@@ -466,6 +638,13 @@ impl Session {
         }
         if self.tx.as_ref().is_some_and(|t| t.phase == Phase::Queued) {
             self.send_start();
+        } else if self.tx.is_none()
+            && self
+                .pin
+                .as_ref()
+                .is_some_and(|p| p.phase == PinPhase::Queued)
+        {
+            self.send_pin(now);
         }
     }
 

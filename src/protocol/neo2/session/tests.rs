@@ -469,3 +469,146 @@ fn cancel_when_idle_resets_the_reader_and_waits_for_its_answer() {
     assert!(!ev.iter().any(|e| matches!(e, Event::Outcome(_))));
     assert_eq!(r.s.state(), State::Idle);
 }
+
+#[test]
+fn reader_ends_the_transaction_before_answering_the_cancel() {
+    let mut r = Rig::opened();
+    r.activate(30);
+    r.sent();
+    r.reply(0x02, 0x63, &[]);
+    r.s.cancel(r.now).unwrap();
+    assert_eq!(r.sent(), ["05-01"]);
+    // Some firmware answers the 02-40 first (DFEE25 0012 cancelled), then the cancel.
+    r.reply(0x02, 0x0A, &[0x41, 0xDF, 0xEE, 0x25, 0x02, 0x00, 0x12]);
+    assert_eq!(r.outcomes(), vec![Outcome::Cancelled]);
+    assert_eq!(r.s.state(), State::Cancelling);
+    assert_eq!(
+        r.s.ping(r.now),
+        Err(SessionError::Busy(State::Cancelling)),
+        "still waiting for the cancel's answer"
+    );
+    r.reply(0x05, 0x00, &[]);
+    assert!(r.outcomes().is_empty());
+    assert_eq!(r.s.state(), State::Idle);
+    assert!(r.sent().is_empty());
+}
+
+mod wire_rules {
+    //! Any interleaving of user calls, reader frames and time keeps the wire rules: nothing but
+    //! a cancel while a transaction runs on the reader, and nothing after a cancel until its
+    //! answer. The rules are tracked from the frames on the wire, not the session's state.
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Step {
+        Activate(u8),
+        Cancel,
+        Ping,
+        Reply { command: u8, status: u8, card: bool },
+        Prompt,
+        Advance(u16),
+        Reopen,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (1u8..10).prop_map(Step::Activate),
+            2 => Just(Step::Cancel),
+            2 => Just(Step::Ping),
+            4 => (
+                prop::sample::select(vec![0x02u8, 0x02, 0x05, 0x05, 0x18, 0x29, 0x7F]),
+                prop::sample::select(vec![0x00u8, 0x0B, 0x0C, 0x63, 0x0A, 0x08, 0x23, 0x0E]),
+                any::<bool>()
+            )
+                .prop_map(|(command, status, card)| Step::Reply {
+                    command,
+                    status,
+                    card
+                }),
+            1 => Just(Step::Prompt),
+            3 => (0u16..4000).prop_map(Step::Advance),
+            1 => Just(Step::Reopen),
+        ]
+    }
+
+    #[derive(Default)]
+    struct Wire {
+        tx_running: bool,
+        cancel_pending: bool,
+    }
+
+    impl Wire {
+        fn sent(&mut self, name: &str) -> Result<(), String> {
+            if self.cancel_pending {
+                return Err(format!("{name} sent before the cancel's answer"));
+            }
+            if self.tx_running && name != "05-01" {
+                return Err(format!("{name} sent during a transaction"));
+            }
+            match name {
+                "05-01" => self.cancel_pending = true,
+                "02-40" => self.tx_running = true,
+                _ => {}
+            }
+            Ok(())
+        }
+
+        fn received(&mut self, command: u8, status: u8) {
+            match command {
+                0x05 => {
+                    self.cancel_pending = false;
+                    self.tx_running = false;
+                }
+                0x02 if status != 0x63 && status != 0x0E => self.tx_running = false,
+                _ => {}
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_interleaving_keeps_the_wire_rules(steps in proptest::collection::vec(step(), 1..60)) {
+            // From an opened reader, so that most sequences reach transactions.
+            let mut r = Rig::opened();
+            let mut wire = Wire::default();
+            for step in steps {
+                match step {
+                    Step::Activate(secs) => {
+                        let _ = r.s.activate(r.now, Activate {
+                            interfaces: Interfaces::ALL,
+                            timeout: Duration::from_secs(u64::from(secs)),
+                        });
+                    }
+                    Step::Cancel => { let _ = r.s.cancel(r.now); }
+                    Step::Ping => { let _ = r.s.ping(r.now); }
+                    Step::Reply { command, status, card } => {
+                        wire.received(command, status);
+                        let data = if card { card_data([0x00, 0x10]) } else { Vec::new() };
+                        r.reply(command, status, &data);
+                    }
+                    Step::Prompt => r.prompt("PRESENT CARD"),
+                    Step::Advance(ms) => r.advance(Duration::from_millis(u64::from(ms))),
+                    Step::Reopen => {
+                        // A new port: the reader side starts afresh.
+                        let now = r.now;
+                        r = Rig::opened();
+                        r.now = now;
+                        wire = Wire::default();
+                    }
+                }
+                for name in r.sent() {
+                    if let Err(e) = wire.sent(&name) {
+                        prop_assert!(false, "{}", e);
+                    }
+                }
+                // One outcome per transaction at most, and never a transaction without a state.
+                prop_assert!(r.outcomes().len() <= 1);
+                if r.s.in_transaction() {
+                    prop_assert!(matches!(r.s.state(), State::WaitingForCard | State::Cancelling));
+                }
+            }
+        }
+    }
+}
+mod pin;

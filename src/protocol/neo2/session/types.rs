@@ -6,7 +6,7 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 use super::super::commands::Interfaces;
-use super::super::{FrameError, Status};
+use super::super::{FrameError, PinOutcome, Status};
 use crate::card::CardRead;
 
 /// Timings. Defaults suit a USB or RS-232 reader.
@@ -53,6 +53,8 @@ pub enum State {
     WaitingForCard,
     /// A cancel was sent; nothing else goes out until it is answered.
     Cancelling,
+    /// `62-01` runs: the customer types the PIN on the reader; only a cancel may be sent.
+    WaitingForPin,
     /// The reader stopped answering: the driver should reopen the port.
     Unresponsive,
 }
@@ -66,6 +68,7 @@ impl State {
             State::Idle => "idle",
             State::WaitingForCard => "waiting-for-card",
             State::Cancelling => "cancelling",
+            State::WaitingForPin => "waiting-for-pin",
             State::Unresponsive => "unresponsive",
         }
     }
@@ -172,6 +175,8 @@ pub enum Event {
     /// The reader's own prompt (`61-01`), e.g. "PRESENT CARD".
     Prompt(String),
     Outcome(Outcome),
+    /// How a PIN entry (`Session::request_pin`) ended.
+    Pin(PinOutcome),
     /// A cancel (user's, or the session's own) was answered.
     CancelAnswered {
         status: Status,
