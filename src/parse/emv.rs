@@ -218,7 +218,9 @@ pub fn from_tlv(
             }
             0x5A => {
                 let pan = hex::encode_upper(v);
-                r.set_pan_text(pan.trim_end_matches('F'));
+                if let Some(p) = pan_digits(&pan) {
+                    r.set_pan_text(p);
+                }
             }
             _ => {}
         }
@@ -265,7 +267,9 @@ pub fn from_tlv(
             }
             0x5A => {
                 let pan = hex::encode_upper(v).replace('C', "*");
-                r.set_pan_text(pan.trim_end_matches('F'));
+                if let Some(p) = pan_digits(&pan) {
+                    r.set_pan_text(p);
+                }
             }
             _ => {}
         }
@@ -349,6 +353,14 @@ pub fn from_tlv(
         attr.map(mode_from_attribution)
     };
     Ok(r)
+}
+
+/// A 5A value as text (F padding dropped) when it can be a PAN: 12 to 19 digits, masked
+/// digits as `*`. Anything else (a corrupted frame read as TLV) names no card.
+fn pan_digits(hex_text: &str) -> Option<&str> {
+    let p = hex_text.trim_end_matches('F');
+    ((12..=19).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit() || b == b'*'))
+        .then_some(p)
 }
 
 /// A clear 57/9F6B parses as track 2; a clear 5A is BCD digits.
