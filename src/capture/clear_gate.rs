@@ -19,6 +19,8 @@ pub struct ClearGate {
     allow_clear: bool,
     pending: Vec<Chunk>,
     frames_seen: u64,
+    /// Frames checked since the last release that decoded to reads without clear data.
+    clean_frames: u64,
 }
 
 impl ClearGate {
@@ -58,7 +60,11 @@ impl ClearGate {
     /// trailing possible track start (`;` or `%B` then digits only) stays held until its end
     /// is known.
     fn release(&mut self, last: bool) -> Result<Vec<Chunk>, ClearData> {
-        if self.allow_clear {
+        // Held bytes that made up reads without clear data are judged by those reads: a
+        // masked track inside an encrypting reader's frame (MagTek masks with `0`, so
+        // `;4111110000001111=`) is no clear track.
+        let clean = std::mem::take(&mut self.clean_frames) > 0;
+        if self.allow_clear || clean {
             return Ok(std::mem::take(&mut self.pending));
         }
         let run: zeroize::Zeroizing<Vec<u8>> = zeroize::Zeroizing::new(
@@ -95,24 +101,46 @@ impl ClearGate {
     fn check(&mut self, frames: &[Frame]) -> Result<(), ClearData> {
         for f in frames {
             self.frames_seen += 1;
-            if !self.allow_clear && holds_clear_card_data(&f.bytes) {
-                self.pending.clear();
-                return Err(ClearData {
-                    frame: self.frames_seen,
-                });
+            if self.allow_clear {
+                continue;
+            }
+            match judge(&f.bytes) {
+                Judged::Clear => {
+                    self.pending.clear();
+                    return Err(ClearData {
+                        frame: self.frames_seen,
+                    });
+                }
+                Judged::Protected => self.clean_frames += 1,
+                Judged::Undecoded => {}
             }
         }
         Ok(())
     }
 }
 
+enum Judged {
+    /// Clear card data, or undecodable bytes that look like a clear track.
+    Clear,
+    /// A read without clear data (encrypted, or masked only).
+    Protected,
+    /// Not a read, and nothing that looks like a clear track.
+    Undecoded,
+}
+
+fn judge(frame: &[u8]) -> Judged {
+    match parse::decode_frame(frame) {
+        Ok(r) if r.clear.iter().any(Option::is_some) => Judged::Clear,
+        Ok(_) => Judged::Protected,
+        Err(_) if looks_like_clear_track(frame) => Judged::Clear,
+        Err(_) => Judged::Undecoded,
+    }
+}
+
 /// A frame that decodes to clear tracks, or that does not decode but still carries what looks
 /// like a clear track (a bad read of a clear reader is still card data).
 pub fn holds_clear_card_data(frame: &[u8]) -> bool {
-    match parse::decode_frame(frame) {
-        Ok(r) => r.clear.iter().any(Option::is_some),
-        Err(_) => looks_like_clear_track(frame),
-    }
+    matches!(judge(frame), Judged::Clear)
 }
 
 /// `;` or `%B` followed by 12 to 19 digits and a field separator: the start of a clear Track 2
@@ -189,6 +217,29 @@ mod tests {
         assert_eq!(out.len(), 1);
         let mut g = ClearGate::new(true);
         let out = g.offer(Some(chunk(CLEAR)), &[frame(CLEAR)], true).unwrap();
+        assert_eq!(out.len(), 1);
+    }
+
+    /// An encrypting MagTek reader masks with `0`: its masked Track 2 has 16 digits before the
+    /// `=`, which the byte scan alone would take for a clear track. Its decoded frame vouches
+    /// for the bytes it came in.
+    #[test]
+    fn a_zero_masked_encrypted_frame_is_released() {
+        let hex_text = include_str!("../../fixtures/decode/good/magtek_hid.hex");
+        let body: String = hex_text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .flat_map(|l| l.split_whitespace())
+            .collect();
+        let report = hex::decode(body).unwrap();
+        assert!(
+            looks_like_clear_track(&report),
+            "the fixture shows the false alarm"
+        );
+        let mut g = ClearGate::new(false);
+        let out = g
+            .offer(Some(chunk(&report)), &[frame(&report)], true)
+            .unwrap();
         assert_eq!(out.len(), 1);
     }
 
