@@ -96,8 +96,9 @@ pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
             return Err(strict);
         }
         let mut r = from_tlv(&tlvs, attr, Format::EmvTlv)?;
-        // A cut that left no card at all is no read.
-        if r.masked_pan.is_none() && r.enc_blocks.is_empty() {
+        // A cut read must still name its card (a masked PAN of 12-19 digits): bytes that are
+        // no TLV at all (a frame with its first byte changed) can also end inside an object.
+        if r.masked_pan.is_none() {
             return Err(strict);
         }
         r.warnings.push("truncated".to_string());
