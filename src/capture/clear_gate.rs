@@ -128,6 +128,8 @@ enum Judged {
     Undecoded,
 }
 
+/// A frame that decodes to clear tracks, or that does not decode but still carries what looks
+/// like a clear track (a bad read of a clear reader is still card data), is `Clear`.
 fn judge(frame: &[u8]) -> Judged {
     match parse::decode_frame(frame) {
         Ok(r) if r.clear.iter().any(Option::is_some) => Judged::Clear,
@@ -135,12 +137,6 @@ fn judge(frame: &[u8]) -> Judged {
         Err(_) if looks_like_clear_track(frame) => Judged::Clear,
         Err(_) => Judged::Undecoded,
     }
-}
-
-/// A frame that decodes to clear tracks, or that does not decode but still carries what looks
-/// like a clear track (a bad read of a clear reader is still card data).
-pub fn holds_clear_card_data(frame: &[u8]) -> bool {
-    matches!(judge(frame), Judged::Clear)
 }
 
 /// `;` or `%B` followed by 12 to 19 digits and a field separator: the start of a clear Track 2
@@ -246,8 +242,14 @@ mod tests {
     #[test]
     fn undecodable_clear_track_bytes_are_caught() {
         // A clear Track 2 with a bad character after it: no decode, still card data.
-        assert!(holds_clear_card_data(b";4111111111111111=2912101?x\x01"));
-        assert!(!holds_clear_card_data(b";4111********1111=*******?"));
+        assert!(matches!(
+            judge(b";4111111111111111=2912101?x\x01"),
+            Judged::Clear
+        ));
+        assert!(!matches!(
+            judge(b";4111********1111=*******?"),
+            Judged::Clear
+        ));
         let mut g = ClearGate::new(false);
         assert_eq!(
             g.offer(Some(chunk(b";5555555555554444=30")), &[], false),

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-pub use clear_gate::{holds_clear_card_data, ClearData, ClearGate};
+pub use clear_gate::{ClearData, ClearGate};
 pub use format::escape_text;
 pub use recorder::Recorder;
 
