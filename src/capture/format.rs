@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
-use super::{Capture, CaptureChunk, CaptureError, Headers, MAGIC};
+use super::{Capture, CaptureChunk, CaptureError, Headers, MAGIC, SIGNATURE};
 use crate::device::transport::ChunkKind;
 
 pub(super) fn parse(text: &str) -> Result<Capture, CaptureError> {
@@ -15,6 +15,11 @@ pub(super) fn parse(text: &str) -> Result<Capture, CaptureError> {
         .map(|(i, l)| (i + 1, l.strip_suffix('\r').unwrap_or(l)));
     match lines.next() {
         Some((_, first)) if first.trim_end() == MAGIC => {}
+        Some((_, first)) if first.starts_with(SIGNATURE) => {
+            return Err(CaptureError::UnsupportedVersion {
+                found: version_shown(&first[SIGNATURE.len()..]),
+            })
+        }
         _ => return Err(CaptureError::NotACapture { line: 1 }),
     }
     let mut headers = Headers::default();
@@ -43,6 +48,22 @@ pub(super) fn parse(text: &str) -> Result<Capture, CaptureError> {
         chunks.push(parse_chunk(line, l)?);
     }
     Ok(Capture { headers, chunks })
+}
+
+/// The version word of a first line, cut short and limited to plain characters: it is echoed in
+/// an error message, and the file could hold anything.
+fn version_shown(rest: &str) -> String {
+    let word = rest.split_whitespace().next().unwrap_or("");
+    let shown: String = word
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '.' || *c == '-')
+        .take(12)
+        .collect();
+    if shown.is_empty() {
+        "(none)".to_string()
+    } else {
+        shown
+    }
 }
 
 fn parse_chunk(line: usize, l: &str) -> Result<CaptureChunk, CaptureError> {

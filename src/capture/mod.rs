@@ -28,6 +28,13 @@ use crate::device::profile::Profiles;
 use crate::device::transport::{Chunk, ChunkKind};
 
 pub const MAGIC: &str = "# cardlane capture v1";
+/// What every version's first line starts with: a file that has it is a capture, of some version.
+pub const SIGNATURE: &str = "# cardlane capture";
+
+/// Whether `input` says it is a capture file (of any version, supported or not).
+pub fn is_capture(input: &[u8]) -> bool {
+    input.starts_with(SIGNATURE.as_bytes())
+}
 
 /// Header lines (`# key: value`) before the first chunk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -80,6 +87,9 @@ pub enum CaptureError {
     BadEscape { line: usize },
     #[error("unknown profile `{0}` in capture header")]
     UnknownProfile(String),
+    /// A capture of a version this build cannot read: refused rather than read as reader bytes.
+    #[error("capture format version `{found}` is not supported (this cardlane reads v1)")]
+    UnsupportedVersion { found: String },
 }
 
 impl CaptureError {
@@ -93,6 +103,7 @@ impl CaptureError {
             CaptureError::BadHex { .. } => "bad-hex",
             CaptureError::BadEscape { .. } => "bad-escape",
             CaptureError::UnknownProfile(_) => "unknown-profile",
+            CaptureError::UnsupportedVersion { .. } => "capture-version",
         }
     }
 }

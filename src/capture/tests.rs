@@ -209,3 +209,29 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_unknown_version_is_refused_as_such() {
+    for (text, found) in [
+        ("# cardlane capture v2\n+0ms hex 0102\n", "v2"),
+        ("# cardlane capture v10 extra\n", "v10"),
+        ("# cardlane capture\n+0ms hex 0102\n", "(none)"),
+    ] {
+        let e = Capture::parse(text).unwrap_err();
+        assert_eq!(
+            e,
+            CaptureError::UnsupportedVersion {
+                found: found.to_string()
+            },
+            "{text:?}"
+        );
+        assert_eq!(e.code(), "capture-version");
+    }
+    // Not a capture at all stays that.
+    assert_eq!(
+        Capture::parse("%B4111^X^29?\n").unwrap_err().code(),
+        "not-a-capture"
+    );
+    assert!(is_capture(b"# cardlane capture v7\n"));
+    assert!(!is_capture(b"# cardlane\n"));
+}
