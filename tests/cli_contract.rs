@@ -34,3 +34,49 @@ fn replay_refuses_a_capture_of_an_unknown_version_as_such() {
     assert!(msg.contains("`v2`") && msg.contains("v1"), "{msg}");
     assert!(!out.contains("4111111111111111"), "{out}");
 }
+
+#[test]
+fn a_bad_profile_file_is_bad_input_not_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken.toml"), "id = \"x\"\nbogus = [\n").unwrap();
+    let profiles = dir.path().to_str().unwrap();
+    let out = dir.path().join("out.capture");
+    for args in [
+        vec!["devices", "--profiles", profiles],
+        vec![
+            "capture",
+            "--device",
+            "serial:/dev/cardlane-test-absent",
+            "--profiles",
+            profiles,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        vec![
+            "reader",
+            "info",
+            "--device",
+            "serial:/dev/cardlane-test-absent",
+            "--profiles",
+            profiles,
+        ],
+    ] {
+        let (code, stdout, err) = run(&args);
+        assert_eq!(code, 1, "{args:?}: {stdout} {err}");
+        assert!(
+            err.contains("profile-parse") && err.contains("broken.toml"),
+            "{args:?}: {err}"
+        );
+    }
+    // An unknown profile id on the command line stays a usage error.
+    let (code, _, err) = run(&[
+        "capture",
+        "--device",
+        "serial:/dev/cardlane-test-absent",
+        "--profile",
+        "no-such-profile",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 2, "{err}");
+}

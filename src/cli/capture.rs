@@ -59,7 +59,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let profiles = match Profiles::embedded_with_overrides(args.profiles.as_deref()) {
         Ok(p) => p,
-        Err(e) => return usage(e),
+        Err(e) => return Ok(super::profiles_unusable(&e)),
     };
     let profile = match resolve_profile(&selector, &profiles, args.profile.as_deref()) {
         Ok(p) => p,

@@ -19,10 +19,7 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let profiles = match Profiles::embedded_with_overrides(args.profiles.as_deref()) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(e) => return Ok(super::profiles_unusable(&e)),
     };
     let found = enumerate(&profiles);
     if args.json {

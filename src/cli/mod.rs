@@ -13,3 +13,10 @@ pub mod reader_sim;
 pub mod replay;
 pub mod run;
 pub mod synth;
+
+/// Reader profiles that will not load (a bad file in the profiles directory) are bad input, exit
+/// 1: the command line was right, the file it pointed at is not (design.md §3).
+pub fn profiles_unusable(e: &cardlane::device::ProfileError) -> std::process::ExitCode {
+    eprintln!("error: {}: {e}", e.code());
+    std::process::ExitCode::from(1)
+}

@@ -179,7 +179,7 @@ fn with_reader(
     };
     let profiles = match Profiles::embedded_with_overrides(c.profiles.as_deref()) {
         Ok(p) => p,
-        Err(e) => return usage(e),
+        Err(e) => return Ok(super::profiles_unusable(&e)),
     };
     let profile = match resolve_profile(&selector, &profiles, c.profile.as_deref()) {
         Ok(p) => p,
