@@ -568,3 +568,92 @@ fn cli_aes_key_types_tdes2_tdes3_aes192_and_an_aes192_bdk() {
         "C1D4541AE0E33949DD03F2A10B5E5486BBCAC1C520320E0C"
     );
 }
+
+/// A zero counter names the initial key itself; a counter past the device's last one-bit budget
+/// (10 TDES, 16 AES: X9.24) is one no reader sends. Both are refused by name, for every
+/// transaction usage and for PIN blocks; `--usage initial` ignores the counter and still works.
+#[test]
+fn zero_and_exhausted_counters_are_refused_by_name() {
+    let aes_bdk = "FEDCBA9876543210F1F1F1F1F1F1F1F1";
+    for (bdk, ksn, code) in [
+        (BDK, "FFFF9876543210E00000", "zero-counter"),
+        // 0x1FFC00: eleven one-bits, one past the TDES device's last counter 0x1FF800.
+        (BDK, "FFFF9876543210FFFC00", "ksn-exhausted"),
+        (BDK, "FFFF9876543210FFFFFF", "ksn-exhausted"),
+        (aes_bdk, "123456789012345600000000", "zero-counter"),
+        // 0x0001FFFF: seventeen one-bits (X9.24-3 skips it).
+        (aes_bdk, "12345678901234560001FFFF", "ksn-exhausted"),
+    ] {
+        for usage in ["transaction", "pin", "data-request", "mac-request"] {
+            fails(
+                &["dukpt", "key", "--bdk", bdk, "--ksn", ksn, "--usage", usage],
+                code,
+            );
+        }
+        fails(
+            &[
+                "pinblock",
+                "encrypt",
+                "--bdk",
+                bdk,
+                "--ksn",
+                ksn,
+                "--pin",
+                "1234",
+                "--pan",
+                "4012345678909",
+            ],
+            code,
+        );
+        fails(
+            &[
+                "pinblock",
+                "decrypt",
+                "--bdk",
+                bdk,
+                "--ksn",
+                ksn,
+                "--pan",
+                "4012345678909",
+                "--block",
+                "1B9C1845EB993A7A",
+            ],
+            code,
+        );
+    }
+    // The initial key does not use the counter: the X9.24-1 IPEK from the initial KSN.
+    assert_eq!(
+        ok(&[
+            "dukpt",
+            "key",
+            "--bdk",
+            BDK,
+            "--ksn",
+            "FFFF9876543210E00000",
+            "--usage",
+            "initial"
+        ]),
+        "6AC292FAA1315B4D858AB3A3D7D5933A"
+    );
+    // The last counters a device uses are still served (ten / sixteen one-bits).
+    ok(&[
+        "dukpt",
+        "key",
+        "--bdk",
+        BDK,
+        "--ksn",
+        "FFFF9876543210FFF800",
+        "--usage",
+        "pin",
+    ]);
+    ok(&[
+        "dukpt",
+        "key",
+        "--bdk",
+        aes_bdk,
+        "--ksn",
+        "1234567890123456FFFF0000",
+        "--usage",
+        "pin",
+    ]);
+}

@@ -167,6 +167,10 @@ pub fn parse_key_type(k: Option<KeyTypeArg>) -> Option<KeyType> {
 fn common(k: &KeyArgs) -> anyhow::Result<(zeroize::Zeroizing<Vec<u8>>, Ksn)> {
     let bdk = parse_hex("--bdk", &k.bdk)?;
     let ksn = Ksn::from_slice(&parse_hex("--ksn", &k.ksn)?).map_err(crypto_err)?;
+    // The initial key ignores the counter; every other usage is a transaction's key.
+    if !matches!(k.usage, UsageArg::Initial) {
+        ksn.check_transaction_counter().map_err(crypto_err)?;
+    }
     Ok((bdk, ksn))
 }
 

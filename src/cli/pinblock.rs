@@ -50,6 +50,13 @@ enum Cmd {
     },
 }
 
+/// A PIN block always goes with a transaction: its KSN must be one a reader could send.
+fn transaction_ksn(hex: &str) -> anyhow::Result<Ksn> {
+    let ksn = Ksn::from_slice(&parse_hex("--ksn", hex)?).map_err(crypto_err)?;
+    ksn.check_transaction_counter().map_err(crypto_err)?;
+    Ok(ksn)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.cmd {
         Cmd::Encrypt {
@@ -61,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             key_type,
         } => {
             let bdk = parse_hex("--bdk", &bdk)?;
-            let ksn = Ksn::from_slice(&parse_hex("--ksn", &ksn)?).map_err(crypto_err)?;
+            let ksn = transaction_ksn(&ksn)?;
             let format = format
                 .and_then(|f| f.parse::<u8>().ok())
                 .and_then(PinFormat::from_digit);
@@ -78,7 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             key_type,
         } => {
             let bdk = parse_hex("--bdk", &bdk)?;
-            let ksn = Ksn::from_slice(&parse_hex("--ksn", &ksn)?).map_err(crypto_err)?;
+            let ksn = transaction_ksn(&ksn)?;
             let block = parse_hex("--block", &block)?;
             let pin = crypto::pin_block_decrypt(&bdk, &ksn, &pan, &block, parse_key_type(key_type))
                 .map_err(crypto_err)?;

@@ -30,6 +30,26 @@ impl Ksn {
             }),
         }
     }
+
+    /// Whether a reader could have sent this KSN with a transaction. Counter 0 names the initial
+    /// key itself, which no transaction uses; a counter with more one-bits than a device uses
+    /// (10 TDES, 16 AES) lies past the device's last key. The host can derive either, so the
+    /// derivations accept them; the lab tools ask this first, so a mistyped KSN is reported
+    /// rather than answered with a key no reader will ever match.
+    pub fn check_transaction_counter(&self) -> Result<(), CryptoError> {
+        let (counter, max) = match self {
+            Ksn::Tdes(k) => (k.counter(), super::tdes_dukpt::MAX_DEVICE_BITS),
+            Ksn::Aes(k) => (k.counter(), super::aes_dukpt::MAX_DEVICE_BITS),
+        };
+        if counter == 0 {
+            return Err(CryptoError::ZeroCounter);
+        }
+        let bits = counter.count_ones();
+        if bits > max {
+            return Err(CryptoError::CounterExhausted { bits, max });
+        }
+        Ok(())
+    }
 }
 
 /// Which key to derive. The AES-only usages (`MacBoth`, `DataBoth`, `Kek`) fail for TDES.

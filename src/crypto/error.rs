@@ -15,6 +15,10 @@ pub enum CryptoError {
     InvalidCounter { bits: u32, max: u32 },
     #[error("KSN counter exhausted: no further key for this initial KSN")]
     KsnExhausted,
+    #[error("KSN counter has {bits} one-bits: a device's keys are exhausted after {max}, so no reader sends this KSN")]
+    CounterExhausted { bits: u32, max: u32 },
+    #[error("KSN counter is 0: that KSN names the initial key, which no transaction uses (the first transaction's counter is 1)")]
+    ZeroCounter,
     #[error("PIN must be 4 to 12 digits")]
     BadPin,
     #[error("PAN must be 1 to 19 digits")]
@@ -49,7 +53,8 @@ impl CryptoError {
             CryptoError::BadIvLength { .. } => "bad-iv-length",
             CryptoError::PartialBlock { .. } => "partial-block",
             CryptoError::InvalidCounter { .. } => "invalid-counter",
-            CryptoError::KsnExhausted => "ksn-exhausted",
+            CryptoError::KsnExhausted | CryptoError::CounterExhausted { .. } => "ksn-exhausted",
+            CryptoError::ZeroCounter => "zero-counter",
             CryptoError::BadPin => "bad-pin",
             CryptoError::BadPan => "bad-pan",
             CryptoError::BadPinBlock(_) => "bad-pin-block",
