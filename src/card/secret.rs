@@ -18,6 +18,13 @@ impl SecretText {
     }
 }
 
+/// Takes over zeroizing text without copying it.
+impl From<Zeroizing<String>> for SecretText {
+    fn from(s: Zeroizing<String>) -> Self {
+        SecretText(s)
+    }
+}
+
 impl std::fmt::Debug for SecretText {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("***")

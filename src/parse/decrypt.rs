@@ -35,9 +35,9 @@ fn failed(why: &str) -> ParseError {
 }
 
 /// Plaintext as track text (sentinel through end sentinel, LRC excluded), ASCII or packed.
-fn track_text(track: u8, pt: &[u8]) -> Option<String> {
+fn track_text(track: u8, pt: &[u8]) -> Option<SecretText> {
     if pt.first().is_some_and(|b| b >> 4 == 0x0B) {
-        return unpack_nibbles(pt);
+        return unpack_nibbles(pt).map(SecretText::from);
     }
     let es = pt.iter().position(|&b| b == b'?')?;
     let body = pt.get(..=es)?;
@@ -52,7 +52,9 @@ fn track_text(track: u8, pt: &[u8]) -> Option<String> {
             (0x30..=0x3F).contains(&c) || c == b'+'
         }
     });
-    (ok_start && in_set).then(|| String::from_utf8_lossy(body).into_owned())
+    // In the track's character set, so ASCII: one exact copy, straight into a zeroizing type.
+    let text = std::str::from_utf8(body).ok()?;
+    (ok_start && in_set).then(|| SecretText::new(text))
 }
 
 fn check_hash(read: &CardRead, idx: usize, plain: &[u8]) -> Result<(), ParseError> {
@@ -66,7 +68,7 @@ fn check_hash(read: &CardRead, idx: usize, plain: &[u8]) -> Result<(), ParseErro
 }
 
 /// One track's plaintext cut to its length, hash-checked, turned into text.
-fn one_track(read: &CardRead, idx: usize, pt: &[u8]) -> Result<Option<String>, ParseError> {
+fn one_track(read: &CardRead, idx: usize, pt: &[u8]) -> Result<Option<SecretText>, ParseError> {
     let plain = match read.plain_lens.get(idx).copied().flatten() {
         Some(n) if read.plain_has_lrc || n <= pt.len() => pt
             .get(..n)
@@ -80,7 +82,8 @@ fn one_track(read: &CardRead, idx: usize, pt: &[u8]) -> Result<Option<String>, P
 
 /// The value of a chip tag from its plaintext: VP3300/NEO 2 encrypt tag+length+value,
 /// Augusta keyboard mode the value only (length from the masked copy).
-fn chip_value(tag: u32, value_len: Option<usize>, pt: &[u8]) -> Vec<u8> {
+/// The value is clear card data (a PAN, a Track 2 equivalent): zeroed on drop.
+fn chip_value(tag: u32, value_len: Option<usize>, pt: &[u8]) -> Zeroizing<Vec<u8>> {
     let tag_bytes: Vec<u8> = tag
         .to_be_bytes()
         .into_iter()
@@ -90,15 +93,15 @@ fn chip_value(tag: u32, value_len: Option<usize>, pt: &[u8]) -> Vec<u8> {
         if let Some((&l, v)) = rest.split_first() {
             if l < 0x80 {
                 if let Some(val) = v.get(..usize::from(l)) {
-                    return val.to_vec();
+                    return Zeroizing::new(val.to_vec());
                 }
             }
         }
     }
-    match value_len.and_then(|n| pt.get(..n)) {
+    Zeroizing::new(match value_len.and_then(|n| pt.get(..n)) {
         Some(v) => v.to_vec(),
         None => pt.to_vec(),
-    }
+    })
 }
 
 /// Decrypts every block of `read`; `decrypted` and the clear fields are filled in the copy.
@@ -119,7 +122,7 @@ pub fn decrypt_read(
         .or(read.key_variant)
         .unwrap_or(KeyVariant::Data);
     let cipher = read.cipher.unwrap_or(CipherKind::Tdes);
-    let mut tracks: [Option<String>; 3] = Default::default();
+    let mut tracks: [Option<SecretText>; 3] = Default::default();
     for block in &read.enc_blocks {
         let pt = dec
             .decrypt(ksn, variant, cipher, &block.data)
@@ -155,14 +158,14 @@ pub fn decrypt_read(
             EncTarget::Tag { tag, value_len } => {
                 let v = chip_value(tag, value_len, &pt);
                 match tag {
-                    0x57 | 0x9F6B => tracks[1] = chip_track2(&v, false),
-                    0x56 => tracks[0] = chip_track1(&v),
+                    0x57 | 0x9F6B => tracks[1] = chip_track2(&v, false).map(SecretText::from),
+                    0x56 => tracks[0] = chip_track1(&v).map(SecretText::from),
                     0xDFEF4D => {
                         let end = v.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
                         if let Ok(found) = scan_tracks(v.get(..end).unwrap_or_default()) {
                             for t in found.into_iter().filter(|t| !t.error) {
                                 let idx = usize::from(t.number.clamp(1, 3) - 1);
-                                tracks[idx] = Some(t.text.expose().to_string());
+                                tracks[idx] = Some(t.text);
                             }
                         }
                     }
@@ -174,7 +177,7 @@ pub fn decrypt_read(
     if tracks.iter().all(Option::is_none) {
         return Err(failed("plaintext is not track data"));
     }
-    let secret = tracks.map(|t| t.map(SecretText::new));
+    let secret = tracks;
     out.fill_from_clear(&secret);
     out.decrypted = Some(secret);
     out.key_variant = Some(variant);
@@ -245,6 +248,21 @@ pub(crate) mod tests {
 
     fn ksn() -> Ksn {
         Ksn::from_hex("FFFF9876543210E00001").unwrap()
+    }
+
+    /// Clear chip values and track texts are held in zeroizing types from the moment they are
+    /// cut out of the plaintext (the annotations are the check: a plain Vec/String will not do).
+    #[test]
+    fn clear_values_are_held_zeroizing() {
+        let v: Zeroizing<Vec<u8>> = chip_value(0x57, None, &[0x57, 0x03, 0x41, 0x11, 0xD2]);
+        assert_eq!(v.as_slice(), &[0x41, 0x11, 0xD2]);
+        let v: Zeroizing<Vec<u8>> = chip_value(0x5A, Some(2), &[0x41, 0x11, 0x00]);
+        assert_eq!(v.as_slice(), &[0x41, 0x11]);
+        let t: Option<SecretText> = track_text(2, b";4111=2912?\x00");
+        assert_eq!(t.as_ref().map(SecretText::expose), Some(";4111=2912?"));
+        let t: Option<SecretText> = track_text(2, &[0xB4, 0x11, 0x1D, 0x29, 0x12, 0xF3]);
+        assert_eq!(t.as_ref().map(SecretText::expose), Some(";4111=2912?"));
+        assert!(track_text(1, b";4111=2912?").is_none());
     }
 
     #[test]

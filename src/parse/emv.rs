@@ -202,9 +202,9 @@ pub fn from_tlv(
     for (tag, v) in &clear {
         match tag {
             0x57 | 0x9F6B if clear_tracks[1].is_none() => {
-                clear_tracks[1] = chip_track2(v, false).map(SecretText::new);
+                clear_tracks[1] = chip_track2(v, false).map(SecretText::from);
             }
-            0x56 => clear_tracks[0] = chip_track1(v).map(SecretText::new),
+            0x56 => clear_tracks[0] = chip_track1(v).map(SecretText::from),
             // Track data with sentinels (encryption off).
             0xDFEF4D => {
                 let end = v.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
@@ -251,7 +251,7 @@ pub fn from_tlv(
                     if r.tracks[1].masked.is_none() {
                         r.tracks[1] = TrackInfo {
                             status: TrackStatus::Ok,
-                            masked: Some(m),
+                            masked: Some(m.to_string()),
                         };
                     }
                 }
@@ -261,7 +261,7 @@ pub fn from_tlv(
                     if r.tracks[0].masked.is_none() {
                         r.tracks[0] = TrackInfo {
                             status: TrackStatus::Ok,
-                            masked: Some(m),
+                            masked: Some(m.to_string()),
                         };
                     }
                 }

@@ -1,5 +1,7 @@
 //! ISO 7813 tracks as text (wedge output, MagTek SL2, decrypted plaintext), LRC, masking, and
 //! the packed forms: nibble-packed Track 2 and chip Track 2/1 equivalents (tags 57, 9F6B, 56).
+use zeroize::Zeroizing;
+
 use super::ParseError;
 use crate::card::swar;
 use crate::card::{
@@ -478,8 +480,9 @@ pub fn masked_info(track: u8, masked: &str) -> MaskedInfo {
 }
 
 /// Nibble-packed Track 2 (`B…D…F` + LRC nibble) to `;…=…?` text (rule 7).
-pub fn unpack_nibbles(bytes: &[u8]) -> Option<String> {
-    let mut out = String::new();
+pub fn unpack_nibbles(bytes: &[u8]) -> Option<Zeroizing<String>> {
+    // Clear track text: sized once (no reallocation leaves a copy behind), zeroed on drop.
+    let mut out = Zeroizing::new(String::with_capacity(bytes.len().saturating_mul(2)));
     for n in bytes.iter().flat_map(|b| [b >> 4, b & 0x0F]) {
         if out.is_empty() && n != 0x0B {
             return None;
@@ -495,9 +498,9 @@ pub fn unpack_nibbles(bytes: &[u8]) -> Option<String> {
 /// Chip Track 2 equivalent (57, 9F6B) given as hex digits: `PAN D YYMM SVC DD F…` with a
 /// possible leading `B`, lowercase `d`, `F` padding and trailing zeros. `mask_c`: ID TECH masks
 /// nibbles with `C`, shown as `*`.
-pub fn chip_track2_from_hex(hexdigits: &str, mask_c: bool) -> Option<String> {
-    let s = hexdigits.trim().to_ascii_uppercase();
-    let s = s.strip_prefix('B').unwrap_or(&s);
+pub fn chip_track2_from_hex(hexdigits: &str, mask_c: bool) -> Option<Zeroizing<String>> {
+    let upper = Zeroizing::new(hexdigits.trim().to_ascii_uppercase());
+    let s = upper.strip_prefix('B').unwrap_or(&upper);
     let s = s.strip_prefix(';').unwrap_or(s);
     let (pan, rest) = s.split_once('D').or_else(|| s.split_once('='))?;
     // Zeros after the F padding are cipher padding; zeros before it are data.
@@ -511,17 +514,25 @@ pub fn chip_track2_from_hex(hexdigits: &str, mask_c: bool) -> Option<String> {
     if pan.is_empty() || pan.len() > 19 || !ok(pan) || !ok(rest) {
         return None;
     }
-    let fix = |x: &str| x.replace('C', "*");
-    Some(format!(";{}={}?", fix(pan), fix(rest)))
+    let shown = |c: char| if c == 'C' { '*' } else { c };
+    // All ASCII: one allocation of the final size, so no reallocation leaves a clear copy.
+    let mut out = Zeroizing::new(String::with_capacity(pan.len() + rest.len() + 3));
+    out.push(';');
+    out.extend(pan.chars().map(shown));
+    out.push('=');
+    out.extend(rest.chars().map(shown));
+    out.push('?');
+    Some(out)
 }
 
 /// Chip Track 2 equivalent from tag bytes.
-pub fn chip_track2(value: &[u8], mask_c: bool) -> Option<String> {
-    chip_track2_from_hex(&hex::encode_upper(value), mask_c)
+pub fn chip_track2(value: &[u8], mask_c: bool) -> Option<Zeroizing<String>> {
+    let hexed = Zeroizing::new(hex::encode_upper(value));
+    chip_track2_from_hex(&hexed, mask_c)
 }
 
 /// Chip Track 1 equivalent (56): ASCII `B…^NAME^…`, sentinels added when absent.
-pub fn chip_track1(value: &[u8]) -> Option<String> {
+pub fn chip_track1(value: &[u8]) -> Option<Zeroizing<String>> {
     let end = value
         .iter()
         .rposition(|&b| b != 0 && b != 0xFF)
@@ -530,10 +541,15 @@ pub fn chip_track1(value: &[u8]) -> Option<String> {
     if v.is_empty() || !v.iter().all(|&b| (0x20..=0x5F).contains(&b)) {
         return None;
     }
-    let s = String::from_utf8_lossy(v);
-    let s = s.strip_prefix('%').unwrap_or(&s);
+    // ASCII checked above: a borrow, not a copy.
+    let s = std::str::from_utf8(v).ok()?;
+    let s = s.strip_prefix('%').unwrap_or(s);
     let s = s.split('?').next().unwrap_or("");
-    Some(format!("%{s}?"))
+    let mut out = Zeroizing::new(String::with_capacity(s.len() + 2));
+    out.push('%');
+    out.push_str(s);
+    out.push('?');
+    Some(out)
 }
 
 #[cfg(test)]
@@ -605,19 +621,27 @@ mod tests {
     fn packed_forms() {
         // ';' = 0x3B → B, '=' → D, '?' → F.
         assert_eq!(
-            unpack_nibbles(&[0xB4, 0x11, 0x1D, 0x29, 0x12, 0xF3]).as_deref(),
+            unpack_nibbles(&[0xB4, 0x11, 0x1D, 0x29, 0x12, 0xF3])
+                .as_deref()
+                .map(String::as_str),
             Some(";4111=2912?")
         );
         assert_eq!(
-            chip_track2_from_hex("4761739001010010d22122011143804400000F000000", false).as_deref(),
+            chip_track2_from_hex("4761739001010010d22122011143804400000F000000", false)
+                .as_deref()
+                .map(String::as_str),
             Some(";4761739001010010=22122011143804400000?")
         );
         assert_eq!(
-            chip_track2_from_hex("B5413CCCCCCCC4111D2512", true).as_deref(),
+            chip_track2_from_hex("B5413CCCCCCCC4111D2512", true)
+                .as_deref()
+                .map(String::as_str),
             Some(";5413********4111=2512?")
         );
         assert_eq!(
-            chip_track1(b"B4111111111111111^CARD/TEST^2912").as_deref(),
+            chip_track1(b"B4111111111111111^CARD/TEST^2912")
+                .as_deref()
+                .map(String::as_str),
             Some("%B4111111111111111^CARD/TEST^2912?")
         );
     }

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
-use axum::body::{Body, Bytes};
+use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use zeroize::Zeroizing;
 
 use super::error::ApiError;
 use super::AppState;
@@ -74,10 +75,13 @@ async fn drain(body: Body) {
     let _ = tokio::time::timeout(DRAIN_TIME, work).await;
 }
 
-/// Reads a body of at most [`BODY_LIMIT`] bytes (for bodies sent without a length).
-pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+/// Reads a body of at most [`BODY_LIMIT`] bytes (for bodies sent without a length). The body
+/// can carry a PIN block and customer details: it is held zeroizing and wiped when dropped.
+pub(crate) async fn read_body(body: Body) -> Result<Zeroizing<Vec<u8>>, ApiError> {
     let mut body = body;
-    let mut buf: Vec<u8> = Vec::new();
+    // Room for a declared length up front, so that a normal request never has to grow.
+    let hint = usize::try_from(body.size_hint().lower()).unwrap_or(BODY_LIMIT);
+    let mut buf = Zeroizing::new(Vec::with_capacity(hint.min(BODY_LIMIT)));
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| {
             ApiError::new(
@@ -91,15 +95,47 @@ pub(crate) async fn read_body(body: Body) -> Result<Bytes, ApiError> {
                 drain(body).await;
                 return Err(ApiError::too_large(BODY_LIMIT));
             }
-            buf.extend_from_slice(data);
+            push_wiped(&mut buf, data);
         }
     }
-    Ok(Bytes::from(buf))
+    Ok(buf)
+}
+
+/// Appends `data`. Vec's own growth would free the old allocation with the bytes still in it;
+/// here a larger zeroizing buffer takes them and the old one is wiped as it drops.
+fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
+    let need = buf.len().saturating_add(data.len());
+    if need > buf.capacity() {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(
+            need.max(buf.capacity().saturating_mul(2)),
+        ));
+        bigger.extend_from_slice(buf);
+        *buf = bigger;
+    }
+    buf.extend_from_slice(data);
 }
 
 #[cfg(test)]
 mod tests {
-    use super::bearer;
+    use super::{bearer, push_wiped};
+    use zeroize::Zeroizing;
+
+    #[test]
+    fn a_growing_body_moves_to_a_new_zeroizing_buffer() {
+        let mut buf = Zeroizing::new(Vec::with_capacity(4));
+        push_wiped(&mut buf, b"{\"a\"");
+        let first = buf.as_ptr();
+        push_wiped(&mut buf, b":1}");
+        // Outgrew its 4-byte start: the bytes live in a new allocation (the old one was wiped on
+        // drop by Zeroizing), whole and in order.
+        assert_ne!(buf.as_ptr(), first);
+        assert_eq!(buf.as_slice(), b"{\"a\":1}");
+        assert!(buf.capacity() >= 8);
+        let before = buf.as_ptr();
+        let room = buf.capacity() - buf.len();
+        push_wiped(&mut buf, &vec![b' '; room]);
+        assert_eq!(buf.as_ptr(), before, "fits: appended in place");
+    }
 
     #[test]
     fn bearer_header() {

@@ -215,7 +215,7 @@ fn track_plaintext(pt: &[u8]) -> Option<Zeroizing<String>> {
     let end = pt.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
     let pt = pt.get(..end)?;
     if pt.first().is_some_and(|b| b >> 4 == 0x0B) {
-        return parse::tracks::unpack_nibbles(pt).map(Zeroizing::new);
+        return parse::tracks::unpack_nibbles(pt);
     }
     if !matches!(pt.first(), Some(b'%' | b';')) {
         return None;
