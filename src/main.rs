@@ -101,7 +101,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             // Errors are built from redacted types only (design.md §2), so printing them is safe.
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", cli::error_text(&e));
             ExitCode::from(1)
         }
     }

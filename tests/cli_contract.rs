@@ -80,3 +80,20 @@ fn a_bad_profile_file_is_bad_input_not_a_usage_error() {
     ]);
     assert_eq!(code, 2, "{err}");
 }
+
+#[test]
+fn an_error_names_its_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("sim.db");
+    std::fs::write(&db, vec![b'x'; 4096]).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["gateway-sim", "--test-bdk", "--db", db.to_str().unwrap()])
+        .env("CARDLANE_API_KEY", "test-key-for-the-contract")
+        .output_within();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    // rusqlite's message, once (it was printed by the wrapper and again as its source).
+    assert_eq!(err.matches("file is not a database").count(), 1, "{err}");
+    assert!(!err.contains("error: error"), "{err}");
+}
