@@ -142,6 +142,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         black_box(pt);
         Ok(())
     })?;
+    // The same operation on the constant-time core, as the simulator runs it for a real BDK.
+    let ct_bdk = hex::decode("89ABCDEF0123456776543210FEDCBA98")?;
+    let ct_ct = crypto::encrypt_reader_data(
+        &ct_bdk,
+        &tksn,
+        ReaderKey::Data,
+        DataCipher::Tdes,
+        None,
+        &[0x3B; 80],
+    )
+    .map_err(super::dukpt::crypto_err)?;
+    let tdes_ct = measure(seconds / 4.0, || {
+        let pt = crypto::decrypt_reader_data_on(
+            crypto::DesCore::ConstantTime,
+            black_box(&ct_bdk),
+            black_box(&tksn),
+            ReaderKey::Data,
+            DataCipher::Tdes,
+            None,
+            black_box(&ct_ct),
+        )
+        .map_err(super::dukpt::crypto_err)?;
+        black_box(pt);
+        Ok(())
+    })?;
     let aes = measure(seconds, || {
         let pt = crypto::decrypt_reader_data(
             black_box(&abdk),
@@ -162,6 +187,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             &tdes,
         ),
         ("tdes-dukpt with IPEK cache", &cached),
+        (
+            "tdes-dukpt uncached, constant-time DES core (real BDKs in the simulator)",
+            &tdes_ct,
+        ),
         (
             "aes128-dukpt uncached (IK + transaction key + data key + AES-CBC 80 B)",
             &aes,
@@ -222,6 +251,16 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         black_box(DesKey::new(black_box(x)));
         Ok(())
     })?;
+    let ct_key = cardlane::crypto::des_ct::CtDes::new(0x0123456789ABCDEF);
+    let ct_block = measure(seconds, || {
+        x = ct_key.encrypt(black_box(x));
+        Ok(())
+    })?;
+    let ct_sched = measure(seconds, || {
+        x = x.wrapping_add(1);
+        black_box(cardlane::crypto::des_ct::CtDes::new(black_box(x)));
+        Ok(())
+    })?;
     use des::cipher::{generic_array::GenericArray, BlockEncrypt, KeyInit};
     let rc = des::Des::new_from_slice(&0x0123456789ABCDEFu64.to_be_bytes())?;
     let mut blk = GenericArray::clone_from_slice(&x.to_be_bytes());
@@ -238,6 +277,8 @@ fn des_core(seconds: f64) -> anyhow::Result<ExitCode> {
         ("des pair, fresh key (NRKGP step)", fresh),
         ("tdes pair, fresh key (IPEK/OWF)", fresh3),
         ("des crate block (reference)", crate_block),
+        ("constant-time des block", ct_block),
+        ("constant-time des key schedule", ct_sched),
     ] {
         println!("{name}: {:.1} ns (one core)", 1e9 / r.cpu);
     }

@@ -347,6 +347,33 @@ pub fn pin_block_encrypt(
 }
 
 /// Decrypts and validates a PIN block; returns the PIN's digits.
+/// [`pin_block_decrypt`] on the given DES core (AES keys never use DES).
+pub fn pin_block_decrypt_on(
+    core: super::reader::DesCore,
+    bdk: &[u8],
+    ksn: &Ksn,
+    pan: &str,
+    block: &[u8],
+    key_type: Option<KeyType>,
+) -> Result<Zeroizing<String>, CryptoError> {
+    use super::des_ct;
+    match (core, ksn) {
+        (super::reader::DesCore::ConstantTime, Ksn::Tdes(k)) => {
+            let ipek = des_ct::ipek(&super::tdes_dukpt::key16(bdk)?, k);
+            let key = des_ct::variant(&des_ct::current_key(&ipek, k), TdesVariant::Pin, false);
+            let mut buf = Zeroizing::new(block.to_vec());
+            if buf.len() != 8 {
+                return Err(CryptoError::BadPinBlock(
+                    super::error::PinBlockFault::Size { expected: 8 },
+                ));
+            }
+            des_ct::ecb_decrypt(&key, &mut buf)?;
+            pinblock::decode_block_8(&buf, pan)
+        }
+        _ => pin_block_decrypt(bdk, ksn, pan, block, key_type),
+    }
+}
+
 pub fn pin_block_decrypt(
     bdk: &[u8],
     ksn: &Ksn,

@@ -129,6 +129,85 @@ pub(crate) fn run_with(
     }
 }
 
+/// Which DES core derives TDES DUKPT keys and deciphers with them. AES DUKPT never uses DES.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DesCore {
+    /// [`super::des_fast`]: table lookups indexed by key and data bits (a cache-timing channel),
+    /// many times faster. For public test keys and lab tools.
+    Fast,
+    /// [`super::des_ct`]: no secret-dependent address or branch. For real keys.
+    ConstantTime,
+}
+
+/// The published X9.24-1 test BDK: everyone knows it, so timing can reveal nothing about it.
+const ANSI_TEST_BDK: [u8; 16] = [
+    0x01, 0x23, 0x45, 0x67, 0x89, 0xAB, 0xCD, 0xEF, 0xFE, 0xDC, 0xBA, 0x98, 0x76, 0x54, 0x32, 0x10,
+];
+
+impl DesCore {
+    /// The fast core for the ANSI X9.24 test BDK (the simulator's `--test-bdk`, fixtures,
+    /// demo), the constant-time core for any other BDK. The comparison itself runs over every
+    /// byte: it must not leak how much of a real key matches the test key.
+    pub fn for_bdk(bdk: &[u8]) -> DesCore {
+        let diff = if bdk.len() == ANSI_TEST_BDK.len() {
+            bdk.iter()
+                .zip(ANSI_TEST_BDK.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        } else {
+            1
+        };
+        if diff == 0 {
+            DesCore::Fast
+        } else {
+            DesCore::ConstantTime
+        }
+    }
+}
+
+/// The TDES reader key and CBC on the constant-time core ([`super::des_ct`]).
+fn run_ct(
+    bdk: &[u8],
+    ksn: &tdes_dukpt::TdesKsn,
+    key: ReaderKey,
+    cipher: ReaderCipher,
+    iv: Option<&[u8]>,
+    data: &mut [u8],
+    encrypt: bool,
+) -> Result<(), CryptoError> {
+    use super::des_ct;
+    let cur = des_ct::current_key(&des_ct::ipek(&tdes_dukpt::key16(bdk)?, ksn), ksn);
+    let rk = match key {
+        ReaderKey::Data => des_ct::variant(&cur, TdesVariant::DataRequest, true),
+        ReaderKey::DataVariant => des_ct::variant(&cur, TdesVariant::DataRequest, false),
+        ReaderKey::Pin => des_ct::variant(&cur, TdesVariant::Pin, false),
+    };
+    match cipher {
+        DataCipher::Tdes => des_ct::cbc(&rk, iv, data, encrypt),
+        // The ID TECH option: AES-128 under the 16-byte key; no DES left in it.
+        DataCipher::Aes => cbc_key16(&rk, cipher, iv, data, encrypt),
+    }
+}
+
+/// [`decrypt_reader_data`] on the given DES core (the result is the same on both).
+pub fn decrypt_reader_data_on(
+    core: DesCore,
+    bdk: &[u8],
+    ksn: &[u8],
+    key: ReaderKey,
+    cipher: ReaderCipher,
+    iv: Option<&[u8]>,
+    ct: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    match (core, Ksn::from_slice(ksn)?) {
+        (DesCore::ConstantTime, Ksn::Tdes(k)) => {
+            let mut buf = Zeroizing::new(ct.to_vec());
+            run_ct(bdk, &k, key, cipher, iv, &mut buf, false)?;
+            Ok(buf)
+        }
+        _ => decrypt_reader_data(bdk, ksn, key, cipher, iv, ct),
+    }
+}
+
 /// Decrypts reader ciphertext (whole blocks; padding kept) for the KSN's scheme.
 pub fn decrypt_reader_data(
     bdk: &[u8],
@@ -163,7 +242,31 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    #[test]
+    fn the_test_bdk_alone_takes_the_fast_core() {
+        let ansi = hex::decode("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        assert_eq!(DesCore::for_bdk(&ansi), DesCore::Fast);
+        let mut other = ansi.clone();
+        other[15] ^= 1;
+        assert_eq!(DesCore::for_bdk(&other), DesCore::ConstantTime);
+        assert_eq!(DesCore::for_bdk(&ansi[..8]), DesCore::ConstantTime);
+        assert_eq!(DesCore::for_bdk(&[0u8; 32]), DesCore::ConstantTime);
+    }
+
     proptest! {
+        /// Both cores decrypt reader data alike, for every key usage and both ciphers.
+        #[test]
+        fn both_cores_decrypt_alike(bdk: [u8; 16], ksn: [u8; 10], pt in proptest::collection::vec(any::<u8>(), 1..64), sel in 0usize..6) {
+            let rk = [ReaderKey::Data, ReaderKey::DataVariant, ReaderKey::Pin][sel % 3];
+            let cipher = if sel < 3 { DataCipher::Tdes } else { DataCipher::Aes };
+            let ct = encrypt_reader_data(&bdk, &ksn, rk, cipher, None, &pt).unwrap();
+            let fast = decrypt_reader_data_on(DesCore::Fast, &bdk, &ksn, rk, cipher, None, &ct).unwrap();
+            let slow = decrypt_reader_data_on(DesCore::ConstantTime, &bdk, &ksn, rk, cipher, None, &ct).unwrap();
+            prop_assert_eq!(&fast[..], &slow[..]);
+            let block = if sel < 3 { 8 } else { 16 };
+            prop_assert_eq!(&slow[..], &modes::zero_pad(&pt, block)[..]);
+        }
+
         #[test]
         fn reader_round_trips(bdk: [u8; 32], ksn: [u8; 12], iv: [u8; 16], pt in proptest::collection::vec(any::<u8>(), 0..100), sel in 0usize..12) {
             let keys = [ReaderKey::Data, ReaderKey::DataVariant, ReaderKey::Pin];

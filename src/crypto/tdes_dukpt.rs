@@ -30,13 +30,13 @@ impl TdesKsn {
     }
 
     /// The low 64 bits (bytes 2..10), the form the key derivation works on.
-    fn low64(&self) -> u64 {
+    pub(crate) fn low64(&self) -> u64 {
         let [_, _, b @ ..] = self.0;
         u64::from_be_bytes(b)
     }
 
     /// Bytes 0..8, the form the IPEK derivation works on.
-    fn high64(&self) -> u64 {
+    pub(crate) fn high64(&self) -> u64 {
         let [b @ .., _, _] = self.0;
         u64::from_be_bytes(b)
     }

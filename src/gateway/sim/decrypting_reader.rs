@@ -188,8 +188,15 @@ fn decrypt_bare(ct: &[u8], ksn: &[u8], ctx: &ReadContext) -> Result<TrackResult,
     for (i, bdk) in ctx.bdks.iter().enumerate() {
         for &key in keys_for(ctx.device_code) {
             for &cipher in ciphers {
-                let Ok(pt) = crypto::decrypt_reader_data(bdk.bytes(), ksn, key, cipher, None, ct)
-                else {
+                let Ok(pt) = crypto::decrypt_reader_data_on(
+                    bdk.des_core(),
+                    bdk.bytes(),
+                    ksn,
+                    key,
+                    cipher,
+                    None,
+                    ct,
+                ) else {
                     continue;
                 };
                 let Some(text) = track_plaintext(&pt) else {
@@ -248,10 +255,10 @@ impl PinCheck<'_> {
             Zeroizing::new(hex::decode(self.block_hex).map_err(|_| CardReadError::BadPinBlock)?);
         let ksn = crypto::Ksn::from_slice(ksn).map_err(|_| CardReadError::BadPinKsn)?;
         let first = self.bdk.and_then(|i| self.bdks.get(i));
-        let valid = first
-            .into_iter()
-            .chain(self.bdks.iter())
-            .any(|b| crypto::pin_block_decrypt(b.bytes(), &ksn, self.pan, &block, None).is_ok());
+        let valid = first.into_iter().chain(self.bdks.iter()).any(|b| {
+            crypto::pin_block_decrypt_on(b.des_core(), b.bytes(), &ksn, self.pan, &block, None)
+                .is_ok()
+        });
         if valid {
             Ok(())
         } else {
@@ -339,7 +346,8 @@ impl TrackDecryptor for DukptDecryptor<'_> {
             CipherKind::Tdes => DataCipher::Tdes,
             CipherKind::Aes => DataCipher::Aes,
         };
-        crypto::decrypt_reader_data(
+        crypto::decrypt_reader_data_on(
+            self.bdk.des_core(),
             self.bdk.bytes(),
             ksn.as_bytes(),
             key,

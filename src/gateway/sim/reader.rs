@@ -29,6 +29,11 @@ impl Bdk {
     pub fn bytes(&self) -> &[u8] {
         &self.0
     }
+    /// The DES core for this key: the fast one only for the public ANSI test BDK; any other
+    /// (a real key) derives and deciphers in constant time (issue 13 point 20).
+    pub fn des_core(&self) -> crate::crypto::DesCore {
+        crate::crypto::DesCore::for_bdk(&self.0)
+    }
 }
 
 impl std::fmt::Debug for Bdk {
@@ -221,6 +226,16 @@ pub fn brand_of(pan: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_real_bdk_takes_the_constant_time_core() {
+        let test = Bdk::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        assert_eq!(test.des_core(), crate::crypto::DesCore::Fast);
+        let real = Bdk::from_hex("0123456789ABCDEFFEDCBA9876543211").unwrap();
+        assert_eq!(real.des_core(), crate::crypto::DesCore::ConstantTime);
+        let aes = Bdk::from_hex("FEDCBA9876543210F1F1F1F1F1F1F1F1").unwrap();
+        assert_eq!(aes.des_core(), crate::crypto::DesCore::ConstantTime);
+    }
 
     #[test]
     fn vendor_sample_swipe() {
