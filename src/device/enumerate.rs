@@ -171,10 +171,7 @@ fn serial_devices(profiles: &Profiles) -> Vec<DeviceInfo> {
         let serialport::SerialPortType::UsbPort(usb) = &port.port_type else {
             continue;
         };
-        let Some(p) = profiles
-            .iter()
-            .find(|p| p.transport == TransportKind::Serial && p.matcher.vid == Some(usb.vid))
-        else {
+        let Some(p) = serial_match(profiles, usb.vid) else {
             continue;
         };
         // Opening a tty to probe it would toggle its modem lines: report access from the mode bits.
@@ -194,6 +191,14 @@ fn serial_devices(profiles: &Profiles) -> Vec<DeviceInfo> {
         });
     }
     out
+}
+
+/// A serial port's profile by its USB vendor alone: the adapter's product id says nothing about
+/// the reader on the line.
+fn serial_match(profiles: &Profiles, vid: u16) -> Option<&Profile> {
+    profiles
+        .iter()
+        .find(|p| p.transport == TransportKind::Serial && p.matcher.vid == Some(vid))
 }
 
 fn tty_access(path: &str) -> Result<(), TransportError> {
@@ -225,15 +230,33 @@ pub fn resolve_profile(
     profiles: &Profiles,
     forced: Option<&str>,
 ) -> Result<Option<Profile>, super::ProfileError> {
+    resolve_profile_in(Path::new("/sys"), selector, profiles, forced)
+}
+
+/// [`resolve_profile`] with the sysfs root as a parameter (tests give a tree of their own).
+/// Serial and keyboard selectors are matched by the USB ids behind them too, by the rules
+/// `cardlane devices` uses, so a configured reader names the same profile `devices` shows.
+pub fn resolve_profile_in(
+    sys: &Path,
+    selector: &Selector,
+    profiles: &Profiles,
+    forced: Option<&str>,
+) -> Result<Option<Profile>, super::ProfileError> {
     if let Some(id) = forced {
         return profiles.require(id).cloned().map(Some);
     }
     let ids = match selector {
         Selector::Hid { vid, pid, .. } => Some((*vid, *pid)),
         Selector::Hidraw(p) => hidraw_ids(p),
-        _ => None,
+        Selector::Serial { path, .. } => tty_usb_ids(sys, path),
+        Selector::Keyboard(p) => input_ids(sys, p),
+        Selector::Stdin => None,
     };
-    let matched = ids.and_then(|(v, p)| profiles.match_usb(selector.transport(), v, p, None, None));
+    let matched = match (selector, ids) {
+        (Selector::Serial { .. }, Some((v, _))) => serial_match(profiles, v),
+        (_, Some((v, p))) => profiles.match_usb(selector.transport(), v, p, None, None),
+        (_, None) => None,
+    };
     Ok(match (matched, selector) {
         (Some(p), _) => Some(p.clone()),
         (None, Selector::Keyboard(_) | Selector::Stdin) => {
@@ -242,6 +265,30 @@ pub fn resolve_profile(
         // Serial without a profile: the binary stream framer detects STX and ViVOtech2 frames.
         (None, _) => None,
     })
+}
+
+/// USB ids behind a tty (a reader's own USB-CDC port or a USB-serial adapter): the tty's
+/// `device` is a USB interface (ttyACM) or a port under one (ttyUSB); idVendor/idProduct sit on
+/// the USB device a level or two up. None for a plain RS-232 port or a PTY.
+fn tty_usb_ids(sys: &Path, path: &str) -> Option<(u16, u16)> {
+    let node = Path::new(path).file_name()?.to_str()?;
+    let dev = std::fs::canonicalize(sys.join("class/tty").join(node).join("device")).ok()?;
+    dev.ancestors().take(4).find_map(|d| {
+        Some((
+            read_hex_file(&d.join("idVendor"))?,
+            read_hex_file(&d.join("idProduct"))?,
+        ))
+    })
+}
+
+/// Ids of an input event node (`/sys/class/input/eventN/device/id/{vendor,product}`).
+fn input_ids(sys: &Path, path: &str) -> Option<(u16, u16)> {
+    let node = Path::new(path).file_name()?.to_str()?;
+    let id = sys.join("class/input").join(node).join("device/id");
+    Some((
+        read_hex_file(&id.join("vendor"))?,
+        read_hex_file(&id.join("product"))?,
+    ))
 }
 
 /// Opens a selector once.
@@ -288,5 +335,64 @@ impl Connector for SelectorConnector {
 
     fn reconnectable(&self) -> bool {
         self.selector != Selector::Stdin
+    }
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::*;
+
+    fn write(path: &Path, text: &str) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    /// A fake sysfs: an ID TECH USB-CDC port (ttyACM0), a MagTek keyboard reader (event7), and
+    /// a plain port with no USB device behind it (ttyS0).
+    #[test]
+    fn serial_and_keyboard_selectors_are_matched_by_their_usb_ids() {
+        let profiles = Profiles::embedded().unwrap();
+        let sys = tempfile::tempdir().unwrap();
+        let root = sys.path();
+        let usb = root.join("devices/pci0/usb1/1-1");
+        write(&usb.join("idVendor"), "0acd\n");
+        write(&usb.join("idProduct"), "3210\n");
+        std::fs::create_dir_all(usb.join("1-1:1.0")).unwrap();
+        std::fs::create_dir_all(root.join("class/tty/ttyACM0")).unwrap();
+        std::os::unix::fs::symlink(usb.join("1-1:1.0"), root.join("class/tty/ttyACM0/device"))
+            .unwrap();
+        write(&root.join("class/input/event7/device/id/vendor"), "0801\n");
+        write(&root.join("class/input/event7/device/id/product"), "0001\n");
+        std::fs::create_dir_all(root.join("class/tty/ttyS0/device")).unwrap();
+
+        let id = |sel: &str| {
+            resolve_profile_in(root, &sel.parse().unwrap(), &profiles, None)
+                .unwrap()
+                .map(|p| p.id)
+        };
+        assert_eq!(
+            id("serial:/dev/ttyACM0@9600").as_deref(),
+            Some("idtech-serial")
+        );
+        assert_eq!(
+            id("keyboard:/dev/input/event7").as_deref(),
+            Some("magtek-dynamag-kb")
+        );
+        // Nothing behind them: the generic defaults, as before.
+        assert_eq!(id("serial:/dev/ttyS0"), None);
+        assert_eq!(
+            id("keyboard:/dev/input/event9").as_deref(),
+            Some("generic-keyboard-wedge")
+        );
+        // A forced profile still wins.
+        let forced = resolve_profile_in(
+            root,
+            &"serial:/dev/ttyACM0".parse().unwrap(),
+            &profiles,
+            Some("magtek-micr-serial"),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(forced.id, "magtek-micr-serial");
     }
 }
