@@ -283,40 +283,14 @@ impl Service {
         Ok(())
     }
 
-    /// As [`Service::start`], with the API key given.
+    /// As [`Service::start`], with the API key given. The steps in order: readers resolved,
+    /// the queue locked and opened, the gateway client, the pipeline and its uploader, the
+    /// background tasks (upload events, gateway probe), the readers, the API.
     pub async fn start_with_key(config: Config, key: ApiKey) -> Result<Service, ServiceError> {
         let profiles = Profiles::embedded_with_overrides(config.devices.profiles_dir.as_deref())?;
         let selectors = resolve_readers(&config, &profiles)?;
-
-        let queue_path = config.queue.path.clone();
-        let queue_err = |error: QueueError| ServiceError::Queue {
-            path: queue_path.display().to_string(),
-            error,
-        };
-        let qcfg = crate::queue::QueueConfig {
-            max_records: u64::from(config.queue.max_records),
-            max_age: config.queue.max_age,
-            key: KeySource::Auto,
-        };
-        // One process per queue file: taken before the queue is opened (and recovered).
-        let queue_lock = QueueLock::acquire(&config.queue.path).map_err(queue_err)?;
-        let path = config.queue.path.clone();
-        let queue = tokio::task::spawn_blocking(move || Queue::open(path, qcfg))
-            .await
-            .map_err(|e| ServiceError::Thread(e.to_string()))?
-            .map_err(queue_err)?;
-        let queue = Arc::new(queue);
-
-        let g = &config.gateway;
-        let client = GatewayClient::new(ClientConfig {
-            base_url: g.base_url.clone(),
-            api_key: key,
-            path: g.customer_path.clone(),
-            connect_timeout: g.connect_timeout,
-            total_timeout: g.total_timeout,
-            retry: Default::default(),
-        })
-        .map_err(|e| ServiceError::Gateway(e.to_string()))?;
+        let (queue_lock, queue) = open_queue(&config).await?;
+        let client = gateway_client(&config.gateway, key)?;
 
         let metrics = Arc::new(Metrics::new());
         let events = EventHub::default();
@@ -329,80 +303,19 @@ impl Service {
         // Capture outcomes are kept with the records, so a kiosk can still ask after a restart.
         let captures =
             Arc::new(Captures::new(config.api.max_waiting_captures).with_store(queue.clone()));
-        // Latency is timed inside the pipeline; the observer only feeds gateway health.
-        let deliver: Arc<dyn Deliver> = Arc::new(ObservedDeliver::new(
-            Arc::new(GatewayDeliver::new(client)),
-            health.clone(),
-        ));
-        let l = &config.lane;
-        let e = &l.entry_modes;
-        let pipeline_config = PipelineConfig {
-            lane: LaneSettings {
-                client_ip: l.client_ip.map(|ip| ip.to_string()),
-                device_code: l.device_code.clone(),
-                customer_id_prefix: l.customer_id_prefix.clone(),
-                allow_clear: l.allow_clear_text,
-                entry_modes: EntryModeTable {
-                    swipe: e.swipe.clone(),
-                    contactless_msd: e.contactless_msd.clone(),
-                    chip: e.chip.clone(),
-                    contactless_chip: e.contactless_chip.clone(),
-                    fallback: e.fallback.clone(),
-                    manual: e.manual.clone(),
-                },
-                check: l.check,
-            },
-            save_unarmed: l.on_swipe == OnSwipe::Save,
-            uploader: UploaderConfig {
-                backoff: Backoff {
-                    base: g.retry.initial_backoff,
-                    max: g.retry.max_backoff,
-                },
-                ..UploaderConfig::default()
-            },
-            ..PipelineConfig::default()
-        };
-        let pipeline = Arc::new(
-            Pipeline::start(
-                pipeline_config,
-                queue.clone(),
-                deliver,
-                events.clone(),
-                captures.clone(),
-                metrics.clone(),
-            )
-            .map_err(|e| match e {
-                crate::agent::pipeline::PipelineError::Queue(error) => queue_err(error),
-            })?,
-        );
-
+        let pipeline = start_pipeline(
+            &config, client, &queue, &health, &events, &captures, &metrics,
+        )?;
         metrics.watch_uploader(pipeline.uploader().health());
         lane.watch_uploader(pipeline.uploader().health());
+
         let (stop, stop_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-
-        // Upload events that matter to health beyond what deliveries show.
-        let mut up_events = pipeline.uploader().subscribe();
-        let h = health.clone();
-        let mut s = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    ev = up_events.recv() => match ev {
-                        Ok(UploadEvent::Resumed) => h.auth_cleared(),
-                        Ok(UploadEvent::AuthFailed { reason }) => {
-                            tracing::error!(reason = %reason, "uploads paused (records kept)");
-                        }
-                        Ok(_) => {}
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                        Err(_) => return,
-                    },
-                    _ = s.wait_for(|v| *v) => return,
-                }
-            }
-        }));
-
-        if let Some(target) = probe_target(&g.base_url) {
+        let mut tasks = vec![watch_upload_events(
+            &pipeline,
+            health.clone(),
+            stop_rx.clone(),
+        )];
+        if let Some(target) = probe_target(&config.gateway.base_url) {
             tasks.push(tokio::spawn(run_probe(
                 target,
                 health.clone(),
@@ -411,84 +324,19 @@ impl Service {
             )));
         }
 
-        // Readers: configured ones now, hot-plugged ones as the watcher finds them.
-        let manager = ManagerConfig {
-            poll_interval: config.devices.poll_interval,
-            ..ManagerConfig::default()
-        };
-        let (tx, mut rx) = mpsc::channel::<DeviceEvent>(256);
-        let mut devices = DeviceLoop {
-            lane: lane.clone(),
-            events: events.clone(),
-            pipeline: Some(pipeline.clone()),
-            profiles: profiles.clone(),
-            manager: manager.clone(),
-            tx,
-            readers: BTreeMap::new(),
-            configured: selectors.iter().map(|(_, s, _, _)| s.clone()).collect(),
-        };
-        let driven_ctx = DrivenContext {
-            lane: lane.clone(),
-            events: events.clone(),
-            captures: captures.clone(),
-            pipeline: pipeline.clone(),
-        };
-        for (id, selector, profile, activate) in selectors {
-            let protocol = profile.as_ref().map_or(Protocol::None, |p| p.protocol);
-            if protocol == Protocol::Neo2 {
-                // The agent drives it: transactions on captures (or always), not listen-only.
-                tasks.push(start_driven(
-                    &lane,
-                    &id,
-                    selector,
-                    profile,
-                    activate,
-                    driven_ctx.clone(),
-                    stop_rx.clone(),
-                ));
-                continue;
-            }
-            devices
-                .start_reader(&id, selector, profile, true)
-                .map_err(|e| ServiceError::Thread(e.kind().to_string()))?;
-            lane.set_protocol(&id, protocol.as_str());
-        }
-        let (hot_tx, mut hot_rx) = mpsc::channel::<DeviceEvent>(64);
-        let watcher = if config.devices.hotplug {
-            let p = profiles.clone();
-            let (w, _thread) =
-                spawn_watcher(move || enumerate(&p), config.devices.poll_interval, hot_tx)
-                    .map_err(|e| ServiceError::Thread(e.kind().to_string()))?;
-            Some(w)
-        } else {
-            drop(hot_tx);
-            None
-        };
-        let mut s = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut hot_open = true;
-            enum Next {
-                Reader(DeviceEvent),
-                Hotplug(Option<DeviceEvent>),
-                Stop,
-            }
-            loop {
-                // The select only picks; handling (which may wait on the pipeline) comes after,
-                // so no watch guard is held across an await.
-                let next = tokio::select! {
-                    ev = rx.recv() => ev.map_or(Next::Stop, Next::Reader),
-                    ev = hot_rx.recv(), if hot_open => Next::Hotplug(ev),
-                    _ = s.wait_for(|v| *v) => Next::Stop,
-                };
-                match next {
-                    Next::Reader(ev) => devices.on_reader_event(ev).await,
-                    Next::Hotplug(Some(ev)) => devices.on_hotplug(ev),
-                    Next::Hotplug(None) => hot_open = false,
-                    Next::Stop => break,
-                }
-            }
-            devices.stop_all();
-        }));
+        let watcher = start_readers(
+            &config,
+            &profiles,
+            selectors,
+            DrivenContext {
+                lane: lane.clone(),
+                events: events.clone(),
+                captures: captures.clone(),
+                pipeline: pipeline.clone(),
+            },
+            &stop_rx,
+            &mut tasks,
+        )?;
 
         let api = if config.api.enabled {
             Some(
@@ -543,6 +391,232 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// A queue error as a start error naming the queue file.
+fn queue_error(path: &std::path::Path) -> impl Fn(QueueError) -> ServiceError + '_ {
+    move |error| ServiceError::Queue {
+        path: path.display().to_string(),
+        error,
+    }
+}
+
+/// One process per queue file: the lock is taken before the queue is opened (and recovered).
+async fn open_queue(config: &Config) -> Result<(QueueLock, Arc<Queue>), ServiceError> {
+    let queue_err = queue_error(&config.queue.path);
+    let qcfg = crate::queue::QueueConfig {
+        max_records: u64::from(config.queue.max_records),
+        max_age: config.queue.max_age,
+        key: KeySource::Auto,
+    };
+    let queue_lock = QueueLock::acquire(&config.queue.path).map_err(&queue_err)?;
+    let path = config.queue.path.clone();
+    let queue = tokio::task::spawn_blocking(move || Queue::open(path, qcfg))
+        .await
+        .map_err(|e| ServiceError::Thread(e.to_string()))?
+        .map_err(&queue_err)?;
+    Ok((queue_lock, Arc::new(queue)))
+}
+
+fn gateway_client(
+    g: &crate::agent::config::GatewayConfig,
+    key: ApiKey,
+) -> Result<GatewayClient, ServiceError> {
+    GatewayClient::new(ClientConfig {
+        base_url: g.base_url.clone(),
+        api_key: key,
+        path: g.customer_path.clone(),
+        connect_timeout: g.connect_timeout,
+        total_timeout: g.total_timeout,
+        retry: Default::default(),
+    })
+    .map_err(|e| ServiceError::Gateway(e.to_string()))
+}
+
+/// The pipeline's settings from `[lane]` and the gateway's retry policy.
+fn pipeline_config(config: &Config) -> PipelineConfig {
+    let (g, l) = (&config.gateway, &config.lane);
+    let e = &l.entry_modes;
+    PipelineConfig {
+        lane: LaneSettings {
+            client_ip: l.client_ip.map(|ip| ip.to_string()),
+            device_code: l.device_code.clone(),
+            customer_id_prefix: l.customer_id_prefix.clone(),
+            allow_clear: l.allow_clear_text,
+            entry_modes: EntryModeTable {
+                swipe: e.swipe.clone(),
+                contactless_msd: e.contactless_msd.clone(),
+                chip: e.chip.clone(),
+                contactless_chip: e.contactless_chip.clone(),
+                fallback: e.fallback.clone(),
+                manual: e.manual.clone(),
+            },
+            check: l.check,
+        },
+        save_unarmed: l.on_swipe == OnSwipe::Save,
+        uploader: UploaderConfig {
+            backoff: Backoff {
+                base: g.retry.initial_backoff,
+                max: g.retry.max_backoff,
+            },
+            ..UploaderConfig::default()
+        },
+        ..PipelineConfig::default()
+    }
+}
+
+/// The pipeline and its uploader, delivering through the client with gateway health observed.
+fn start_pipeline(
+    config: &Config,
+    client: GatewayClient,
+    queue: &Arc<Queue>,
+    health: &Arc<GatewayHealth>,
+    events: &EventHub,
+    captures: &Arc<Captures>,
+    metrics: &Arc<Metrics>,
+) -> Result<Arc<Pipeline>, ServiceError> {
+    // Latency is timed inside the pipeline; the observer only feeds gateway health.
+    let deliver: Arc<dyn Deliver> = Arc::new(ObservedDeliver::new(
+        Arc::new(GatewayDeliver::new(client)),
+        health.clone(),
+    ));
+    let pipeline = Pipeline::start(
+        pipeline_config(config),
+        queue.clone(),
+        deliver,
+        events.clone(),
+        captures.clone(),
+        metrics.clone(),
+    )
+    .map_err(|e| match e {
+        crate::agent::pipeline::PipelineError::Queue(error) => {
+            queue_error(&config.queue.path)(error)
+        }
+    })?;
+    Ok(Arc::new(pipeline))
+}
+
+/// Upload events that matter to health beyond what deliveries show.
+fn watch_upload_events(
+    pipeline: &Pipeline,
+    health: Arc<GatewayHealth>,
+    mut stop: watch::Receiver<bool>,
+) -> JoinHandle<()> {
+    let mut up_events = pipeline.uploader().subscribe();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                ev = up_events.recv() => match ev {
+                    Ok(UploadEvent::Resumed) => health.auth_cleared(),
+                    Ok(UploadEvent::AuthFailed { reason }) => {
+                        tracing::error!(reason = %reason, "uploads paused (records kept)");
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(_) => return,
+                },
+                _ = stop.wait_for(|v| *v) => return,
+            }
+        }
+    })
+}
+
+/// Readers: configured ones now (driven readers get their driver, the rest a listening
+/// thread), hot-plugged ones as the watcher finds them. Returns the watcher's stop handle.
+#[allow(clippy::type_complexity)]
+fn start_readers(
+    config: &Config,
+    profiles: &Profiles,
+    selectors: Vec<(String, Selector, Option<Profile>, ActivateMode)>,
+    driven_ctx: DrivenContext,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Result<Option<Stop>, ServiceError> {
+    let lane = driven_ctx.lane.clone();
+    let manager = ManagerConfig {
+        poll_interval: config.devices.poll_interval,
+        ..ManagerConfig::default()
+    };
+    let (tx, rx) = mpsc::channel::<DeviceEvent>(256);
+    let mut devices = DeviceLoop {
+        lane: lane.clone(),
+        events: driven_ctx.events.clone(),
+        pipeline: Some(driven_ctx.pipeline.clone()),
+        profiles: profiles.clone(),
+        manager,
+        tx,
+        readers: BTreeMap::new(),
+        configured: selectors.iter().map(|(_, s, _, _)| s.clone()).collect(),
+    };
+    for (id, selector, profile, activate) in selectors {
+        let protocol = profile.as_ref().map_or(Protocol::None, |p| p.protocol);
+        if protocol == Protocol::Neo2 {
+            // The agent drives it: transactions on captures (or always), not listen-only.
+            tasks.push(start_driven(
+                &lane,
+                &id,
+                selector,
+                profile,
+                activate,
+                driven_ctx.clone(),
+                stop_rx.clone(),
+            ));
+            continue;
+        }
+        devices
+            .start_reader(&id, selector, profile, true)
+            .map_err(|e| ServiceError::Thread(e.kind().to_string()))?;
+        lane.set_protocol(&id, protocol.as_str());
+    }
+    let (hot_tx, hot_rx) = mpsc::channel::<DeviceEvent>(64);
+    let watcher = if config.devices.hotplug {
+        let p = profiles.clone();
+        let (w, _thread) =
+            spawn_watcher(move || enumerate(&p), config.devices.poll_interval, hot_tx)
+                .map_err(|e| ServiceError::Thread(e.kind().to_string()))?;
+        Some(w)
+    } else {
+        drop(hot_tx);
+        None
+    };
+    tasks.push(tokio::spawn(run_device_loop(
+        devices,
+        rx,
+        hot_rx,
+        stop_rx.clone(),
+    )));
+    Ok(watcher)
+}
+
+/// Reader threads' events and hot-plug arrivals, one at a time, until stopped.
+async fn run_device_loop(
+    mut devices: DeviceLoop,
+    mut rx: mpsc::Receiver<DeviceEvent>,
+    mut hot_rx: mpsc::Receiver<DeviceEvent>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut hot_open = true;
+    enum Next {
+        Reader(DeviceEvent),
+        Hotplug(Option<DeviceEvent>),
+        Stop,
+    }
+    loop {
+        // The select only picks; handling (which may wait on the pipeline) comes after,
+        // so no watch guard is held across an await.
+        let next = tokio::select! {
+            ev = rx.recv() => ev.map_or(Next::Stop, Next::Reader),
+            ev = hot_rx.recv(), if hot_open => Next::Hotplug(ev),
+            _ = stop.wait_for(|v| *v) => Next::Stop,
+        };
+        match next {
+            Next::Reader(ev) => devices.on_reader_event(ev).await,
+            Next::Hotplug(Some(ev)) => devices.on_hotplug(ev),
+            Next::Hotplug(None) => hot_open = false,
+            Next::Stop => break,
+        }
+    }
+    devices.stop_all();
 }
 
 /// Lists a driven reader in the lane and starts its driver and task.
