@@ -223,3 +223,85 @@ fn capture_command_records_two_frames_from_a_pty() {
     let recorded: Vec<u8> = cap.chunks.iter().flat_map(|c| c.bytes.to_vec()).collect();
     assert_eq!(recorded, sent);
 }
+
+/// Reads from the PTY master until `want` bytes came or 20 s passed.
+fn read_from_reader_side(master: &mut TTYPort, want: usize) -> Vec<u8> {
+    use std::io::Read;
+    master.set_timeout(Duration::from_millis(200)).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 16];
+    while got.len() < want && std::time::Instant::now() < deadline {
+        match master.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    got
+}
+
+/// A MagTek MICR reader in STX data ETX LRC framing (micr.md §2): a frame whose LRC is wrong
+/// is answered NAK (0x15) and not passed on; the reader's resend goes through. Two NAKs in a
+/// row at most: a third bad frame is passed on (to be reported bad-lrc).
+#[test]
+fn a_micr_frame_with_a_wrong_lrc_is_asked_for_again() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut master, pts) = far_end();
+    let profiles = Profiles::embedded().unwrap();
+    let profile = profiles.get("magtek-micr-serial").cloned();
+    let connector = SelectorConnector {
+        selector: Selector::Serial {
+            path: pts,
+            baud: Some(9600),
+        },
+        profile: profile.clone(),
+    };
+    let config = ManagerConfig {
+        read_timeout: Duration::from_millis(200),
+        ..ManagerConfig::default()
+    };
+    let (tx, mut rx) = mpsc::channel(64);
+    let (mut stop, handle) = spawn_reader(
+        Box::new(connector),
+        profile,
+        TransportKind::Serial,
+        config,
+        tx,
+    )
+    .unwrap();
+    assert!(matches!(
+        next_significant(&rt, &mut rx),
+        DeviceEvent::Attached { .. }
+    ));
+
+    // The spec's public example line; LRC = XOR of the data and ETX.
+    let data = b"T122000218T 1234 5678 9U 1321";
+    let lrc = data.iter().fold(0x03u8, |a, b| a ^ b);
+    let frame = |l: u8| [&[0x02][..], data, &[0x03, l]].concat();
+    let (good, bad) = (frame(lrc), frame(lrc ^ 0x40));
+
+    send(&mut master, &[&bad]);
+    assert_eq!(
+        read_from_reader_side(&mut master, 1),
+        [0x15],
+        "NAK for a bad LRC"
+    );
+    send(&mut master, &[&good]);
+    assert_eq!(frame_hex(recv(&rt, &mut rx)), hex::encode_upper(&good));
+
+    // Three bad frames in a row: two NAKs, then the third is passed on as it came.
+    for _ in 0..2 {
+        send(&mut master, &[&bad]);
+        assert_eq!(read_from_reader_side(&mut master, 1), [0x15]);
+    }
+    send(&mut master, &[&bad]);
+    assert_eq!(frame_hex(recv(&rt, &mut rx)), hex::encode_upper(&bad));
+
+    stop.stop();
+    drop(rx);
+    handle.join().unwrap();
+}

@@ -125,6 +125,9 @@ pub fn spawn_reader(
     Ok((stop, handle))
 }
 
+/// NAKs sent for consecutive bad-LRC frames before the next one is passed on as it is.
+const MAX_NAKS: u32 = 2;
+
 fn new_backoff(config: &ManagerConfig) -> impl Iterator<Item = Duration> {
     backon::ExponentialBuilder::default()
         .with_min_delay(config.backoff_min)
@@ -189,6 +192,13 @@ fn reader_loop(
             ),
         };
         let opened = Instant::now();
+        // A MICR reader framing STX data ETX LRC sends a frame again when the host answers NAK
+        // (micr.md §2): a bad LRC is asked for again, up to MAX_NAKS times in a row, before the
+        // frame goes on to be reported unreadable (bad-lrc).
+        let nak_bad_lrc = profile
+            .as_ref()
+            .is_some_and(|p| p.kind == super::profile::ReaderKind::Micr);
+        let mut naks = 0u32;
         let reason = loop {
             if stop.stopped() || events.is_closed() {
                 return;
@@ -215,6 +225,21 @@ fn reader_loop(
                 }
             }
             for f in frames {
+                if nak_bad_lrc && naks < MAX_NAKS && crate::parse::micr::lrc_mismatch(&f.bytes) {
+                    if let Some(w) = t.as_writer() {
+                        match w.write_unit(&[crate::parse::micr::NAK]) {
+                            Ok(()) => {
+                                naks += 1;
+                                tracing::info!(source = %source, "MICR frame failed its LRC; asked the reader to resend (NAK)");
+                                continue;
+                            }
+                            Err(e) => {
+                                tracing::warn!(source = %source, code = e.code(), "cannot send NAK");
+                            }
+                        }
+                    }
+                }
+                naks = 0;
                 if !send(DeviceEvent::Frame(f)) {
                     return;
                 }

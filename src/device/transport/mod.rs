@@ -107,6 +107,11 @@ impl TransportError {
 /// each transport on its own thread, so this never spins.
 pub trait Transport {
     fn read_chunk(&mut self, timeout: Duration) -> Result<Option<Chunk>, TransportError>;
+    /// The write side, for a transport that has one (a serial line): a listening reader uses it
+    /// only to answer the device (a MICR reader's NAK). `None` by default.
+    fn as_writer(&mut self) -> Option<&mut dyn Writer> {
+        None
+    }
 }
 
 /// The write side of a transport, for readers the host drives (design.md §5: a capability
@@ -135,6 +140,9 @@ pub trait Connector: Send {
 impl<T: Transport + ?Sized> Transport for Box<T> {
     fn read_chunk(&mut self, timeout: Duration) -> Result<Option<Chunk>, TransportError> {
         (**self).read_chunk(timeout)
+    }
+    fn as_writer(&mut self) -> Option<&mut dyn Writer> {
+        (**self).as_writer()
     }
 }
 

@@ -84,6 +84,10 @@ impl Transport for SerialTransport {
             Err(e) => Err(TransportError::from_io(&e)),
         }
     }
+
+    fn as_writer(&mut self) -> Option<&mut dyn Writer> {
+        Some(self)
+    }
 }
 
 impl Writer for SerialTransport {

@@ -35,6 +35,22 @@ fn lrc(data: &[u8]) -> u8 {
     data.iter().fold(ETX, |a, b| a ^ b)
 }
 
+/// The byte a host sends to ask a MagTek MICR reader to send its last frame again.
+pub const NAK: u8 = 0x15;
+
+/// Whether `frame` is `[ESC] STX data ETX LRC` with an LRC that does not match its data: a
+/// MagTek reader in that framing resends the frame when the host answers [`NAK`] (micr.md §2).
+/// Any other shape, or a frame without an LRC, is `false`.
+pub fn lrc_mismatch(frame: &[u8]) -> bool {
+    let b = frame.strip_prefix(&[ESC]).unwrap_or(frame);
+    match stx_frame(b) {
+        Ok((rest, (data, Some(check)))) => {
+            rest.iter().all(|c| matches!(c, b'\r' | b'\n')) && check != lrc(data)
+        }
+        _ => false,
+    }
+}
+
 fn trim_end(mut b: &[u8]) -> &[u8] {
     while let [rest @ .., b'\r' | b'\n' | 0 | b' ' | b'\t'] = b {
         b = rest;

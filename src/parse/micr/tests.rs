@@ -236,3 +236,20 @@ fn font_letters() {
     assert_eq!(e.code(), "bad-routing");
     assert!(!looks_like_font_line(b"T122000218T123456789U1321"));
 }
+
+#[test]
+fn a_wrong_lrc_is_told_apart_for_a_nak() {
+    // micr.md §2 public example in STX data ETX LRC framing; LRC = XOR of data and ETX.
+    let data = b"T122000218T 1234 5678 9U 1321";
+    let good = data.iter().fold(0x03u8, |a, b| a ^ b);
+    let frame = |l: u8| [&[0x02][..], data, &[0x03, l]].concat();
+    assert!(!lrc_mismatch(&frame(good)));
+    assert!(lrc_mismatch(&frame(good ^ 0x40)));
+    assert!(lrc_mismatch(&[&[ESC][..], &frame(good ^ 1)].concat()));
+    // No LRC, no STX, or something after the frame: not a resend case.
+    assert!(!lrc_mismatch(&[&[0x02][..], data, &[0x03]].concat()));
+    assert!(!lrc_mismatch(data));
+    assert!(!lrc_mismatch(&[&frame(good ^ 1)[..], b"X"].concat()));
+    // The decoder still calls the bad one bad-lrc when it gets through.
+    assert_eq!(err(&frame(good ^ 0x40)), "bad-lrc");
+}
