@@ -35,6 +35,7 @@ impl Lane for FakeLane {
                 error: None,
                 protocol: None,
                 firmware: None,
+                pin_entry: false,
             },
             ReaderInfo {
                 id: "back".into(),
@@ -46,6 +47,7 @@ impl Lane for FakeLane {
                 error: None,
                 protocol: None,
                 firmware: None,
+                pin_entry: false,
             },
         ]
     }
