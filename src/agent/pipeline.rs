@@ -41,13 +41,15 @@ use zeroize::Zeroizing;
 pub use deliver::{deliver_result, GatewayDeliver};
 pub use ticket::{SwipeOutcome, SwipeTicket};
 
-use super::captures::{CaptureOutcome, CaptureState, Captures};
+use super::api::GatewayState;
+use super::captures::{ArmedCapture, CaptureOutcome, CaptureState, Captures};
 use super::events::{EventHub, LaneEvent, MaskedPanText};
+use super::lane::GatewayHealth;
 use super::metrics::Metrics;
 use crate::card::CardRead;
 use crate::device::profile::Profile;
 use crate::gateway::check_record::build_check_record;
-use crate::gateway::swipe::{build_record, LaneSettings, SwipeError, SwipeInput};
+use crate::gateway::swipe::{build_record, LaneSettings, RecordPin, SwipeError, SwipeInput};
 use crate::gateway::{CustomerFields, SecretString};
 use crate::parse;
 use crate::queue::{
@@ -90,8 +92,11 @@ pub struct Swipe {
     /// The reader's id or selector (what events and captures name).
     pub reader_id: String,
     pub profile: Option<Arc<Profile>>,
-    /// From a PIN pad, upper-case hex, under the PIN variant of the read's KSN.
-    pub pin_block: Option<SecretString>,
+    /// A keypad reader's or PIN pad's block, with its PIN key's KSN.
+    pub pin_block: Option<RecordPin>,
+    /// The capture this read serves, already taken by the reader's task (a keypad reader
+    /// takes its capture after the PIN entry); `None`: the pipeline looks one up.
+    pub capture: Option<ArmedCapture>,
 }
 
 impl Swipe {
@@ -105,6 +110,7 @@ impl Swipe {
             reader_id: reader_id.into(),
             profile,
             pin_block: None,
+            capture: None,
         }
     }
 }
@@ -116,6 +122,7 @@ impl std::fmt::Debug for Swipe {
             .field("reader_id", &self.reader_id)
             .field("profile", &self.profile.as_ref().map(|p| p.id.as_str()))
             .field("pin_block", &self.pin_block.as_ref().map(|_| "***"))
+            .field("capture", &self.capture.as_ref().map(|c| c.id.as_str()))
             .finish()
     }
 }
@@ -160,6 +167,9 @@ struct Shared {
     next_swipe: AtomicU64,
     closed: AtomicBool,
     online: Mutex<Vec<JoinHandle<()>>>,
+    /// What the agent last saw of the gateway (`run`): a PIN record is not even tried while
+    /// it is known to be unreachable.
+    gateway: std::sync::OnceLock<Arc<GatewayHealth>>,
 }
 
 struct Tasks {
@@ -235,6 +245,7 @@ impl Pipeline {
             next_swipe: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             online: Mutex::new(Vec::new()),
+            gateway: std::sync::OnceLock::new(),
         });
         let (listener_stop, stop_rx) = watch::channel(false);
         let listener = tokio::spawn(listen(shared.clone(), upload_events, stop_rx));
@@ -257,6 +268,12 @@ impl Pipeline {
     pub fn report_unreadable(&self, reader: &str, code: &str) {
         self.shared.metrics.decode_error(code);
         self.shared.unreadable(reader, code);
+    }
+
+    /// Gateway health as the agent sees it (deliveries and its probe): a record with a PIN
+    /// block fails at once, untried, while the gateway is known to be unreachable. Set once.
+    pub fn watch_gateway(&self, health: Arc<GatewayHealth>) {
+        let _ = self.shared.gateway.set(health);
     }
 
     /// The uploader (pause state, `resume` after an authentication failure, events).
@@ -282,7 +299,7 @@ impl Pipeline {
     async fn submit_inner(
         &self,
         swipe_id: u64,
-        swipe: Swipe,
+        mut swipe: Swipe,
         intake: Option<mpsc::Sender<Prepared>>,
     ) -> SwipeTicket {
         let sh = &self.shared;
@@ -332,10 +349,10 @@ impl Pipeline {
         ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
         sh.metrics.swipe(&reader, read.format.as_str());
         // A check read serves only check captures, a card read only card captures.
-        let capture = if read.check.is_some() {
-            sh.captures.take_for_check(&reader)
-        } else {
-            sh.captures.take_for_swipe(&reader)
+        let capture = match swipe.capture.take() {
+            Some(taken) => Some(taken),
+            None if read.check.is_some() => sh.captures.take_for_check(&reader),
+            None => sh.captures.take_for_swipe(&reader),
         };
         // The account's last 4 stand in for a card's in events and tickets.
         let last4 = read.last4.as_deref().map(String::from).or_else(|| {
@@ -394,6 +411,14 @@ impl Pipeline {
             }
         };
         let check_options = capture.as_ref().and_then(|c| c.check.as_ref());
+        // The kiosk's PIN pad block goes with its capture's card read.
+        let pin = swipe.pin_block.take().or_else(|| {
+            let given = capture.as_ref()?.pin_block.as_ref()?;
+            Some(RecordPin {
+                block: SecretString::new(given.block.to_hex().as_str()),
+                ksn: Some(given.ksn.to_hex()),
+            })
+        });
         let built = match (read.check.as_deref(), check_options) {
             (Some(check), Some(options)) => build_check_record(
                 check,
@@ -408,7 +433,7 @@ impl Pipeline {
                 profile: swipe.profile.as_deref(),
                 lane: &sh.cfg.lane,
                 customer: customer.as_ref(),
-                pin_block: swipe.pin_block.as_ref(),
+                pin_block: pin.as_ref(),
             }),
         };
         let mut tracker = Tracker {
@@ -495,25 +520,46 @@ impl Pipeline {
         ticket
     }
 
-    /// A PIN record: one online attempt; never written to disk.
+    /// A PIN record: one online attempt, never written to disk (design.md §2). When the
+    /// gateway cannot take it now (uploads paused, the gateway known to be unreachable, or the
+    /// attempt fails in transport) it fails at once with `pin-needs-online`: no retry, no queue.
     fn send_online(&self, tracker: Tracker, payload: Zeroizing<Vec<u8>>, _read: &CardRead) {
         let sh = self.shared.clone();
         let span = tracing::Span::current();
         let handle = tokio::spawn(
             async move {
-                let result = sh.deliver.deliver(&payload).await;
-                drop(payload);
-                let outcome = match result {
-                    DeliverResult::Final(answer) => final_outcome(answer),
-                    DeliverResult::Transient(_) | DeliverResult::AuthFailed(_) => {
-                        SwipeOutcome::Failed {
-                            code: "pin-offline".into(),
-                            error: "a record with a PIN block is never queued and the gateway \
-                                    did not answer: swipe again when it is reachable"
-                                .into(),
-                        }
-                    }
+                let unreachable = sh
+                    .gateway
+                    .get()
+                    .is_some_and(|h| h.state() == GatewayState::Unreachable);
+                let why = if sh.uploader.is_paused() {
+                    Some("uploads are paused (the gateway refused the key or is misconfigured)")
+                } else if unreachable {
+                    Some("the gateway is unreachable")
+                } else {
+                    None
                 };
+                let outcome = match why {
+                    Some(why) => pin_needs_online(why),
+                    None => match sh.deliver.deliver(&payload).await {
+                        DeliverResult::Final(answer) => final_outcome(answer),
+                        DeliverResult::Transient(_) => {
+                            pin_needs_online("the gateway did not answer")
+                        }
+                        DeliverResult::AuthFailed(_) => {
+                            pin_needs_online("the gateway refused the key or is misconfigured")
+                        }
+                    },
+                };
+                drop(payload);
+                if let SwipeOutcome::Failed { code, .. } = &outcome {
+                    tracing::warn!(
+                        swipe_id = tracker.swipe_id,
+                        capture = tracker.capture_id.as_deref(),
+                        code = code.as_str(),
+                        "a record with a PIN block goes online only; not saved, nothing kept"
+                    );
+                }
                 sh.finish(tracker, outcome);
             }
             .instrument(span),
@@ -543,6 +589,17 @@ impl Pipeline {
         let _ = tasks.listener.await;
         self.shared.update_queue_metrics().await;
         tracing::info!("pipeline stopped; unsent records stay queued");
+    }
+}
+
+/// A PIN record the gateway cannot take now: failed, never queued.
+fn pin_needs_online(why: &str) -> SwipeOutcome {
+    SwipeOutcome::Failed {
+        code: "pin-needs-online".into(),
+        error: format!(
+            "{why}: a record with a PIN block is sent online only and never queued; \
+             take the card and PIN again when the gateway is reachable"
+        ),
     }
 }
 

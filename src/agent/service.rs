@@ -380,6 +380,7 @@ impl Service {
 
         metrics.watch_uploader(pipeline.uploader().health());
         lane.watch_uploader(pipeline.uploader().health());
+        pipeline.watch_gateway(health.clone());
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
 
