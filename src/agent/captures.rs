@@ -85,6 +85,8 @@ pub struct CaptureOutcome {
     pub masked_pan: Option<MaskedPanText>,
     /// Reason text for people; never card data.
     pub error: Option<String>,
+    /// Stable reason code of a failure (`pin-needs-online`, `queue-full`, …).
+    pub error_code: Option<String>,
 }
 
 /// The oldest capture waiting for a driven reader: what its transaction needs.
@@ -600,6 +602,7 @@ impl Captures {
         e.token = outcome.token.or(e.token.take());
         e.masked_pan = outcome.masked_pan.or(e.masked_pan.take());
         e.error = outcome.error;
+        e.error_code = outcome.error_code;
         e.finish(outcome.state);
         let status = e.status(id);
         self.trim(&mut inner);
@@ -806,6 +809,7 @@ mod tests {
             token: Some("1234567890".into()),
             masked_pan: MaskedPanText::new("400557******1111"),
             error: None,
+            error_code: None,
         }
     }
 
@@ -966,6 +970,7 @@ mod tests {
             token: None,
             masked_pan: None,
             error: Some("gateway unreachable".into()),
+            error_code: None,
         };
         c.complete(&id, queued).unwrap();
         assert_eq!(c.get(&id).unwrap().state, CaptureState::Queued);

@@ -707,6 +707,10 @@ impl Shared {
                     token: outcome.token(),
                     masked_pan: t.masked_pan.clone(),
                     error: outcome.error(),
+                    error_code: match outcome {
+                        SwipeOutcome::Failed { code, .. } => Some(code.clone()),
+                        _ => None,
+                    },
                 },
             );
         }
@@ -794,6 +798,7 @@ impl Shared {
                         token: outcome.token(),
                         masked_pan: None,
                         error: outcome.error(),
+                        error_code: None,
                     },
                 );
             }
