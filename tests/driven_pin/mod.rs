@@ -22,6 +22,15 @@ pub const AES_BDK: &str = "FEDCBA9876543210F1F1F1F1F1F1F1F1";
 /// Every wait fails after this; no test asserts on speed.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// `log` is `CARDLANE_LOG`'s value, optionally with `/human` or `/json` for `--log-format`.
+fn apply_log(cmd: &mut Command, log: &str) {
+    let (level, format) = log.split_once('/').unwrap_or((log, ""));
+    cmd.env("CARDLANE_LOG", level);
+    if !format.is_empty() {
+        cmd.args(["--log-format", format]);
+    }
+}
+
 /// Lines a child writes on one pipe, collected by a thread; `closed` once the pipe ends.
 #[derive(Clone, Default)]
 pub struct Collected(Arc<Mutex<Vec<String>>>, Arc<AtomicBool>);
@@ -135,8 +144,8 @@ impl GatewaySim {
             .arg("--db")
             .arg(dir.join("sim.db"))
             .env("CARDLANE_API_KEY", API_KEY)
-            .env("CARDLANE_LOG", log)
             .env_remove("CARDLANE_BDK");
+        apply_log(&mut cmd, log);
         let proc = Proc::spawn(cmd);
         let line = proc
             .out
@@ -172,8 +181,8 @@ pub fn reader_sim(link: &Path, log: &str, extra: &[&str]) -> Proc {
         .arg(link)
         .args(["--present-after", "200"])
         .args(extra)
-        .env("CARDLANE_LOG", log)
         .env_remove("CARDLANE_BDK");
+    apply_log(&mut cmd, log);
     let p = Proc::spawn(cmd);
     let ready = p.out.wait_for("ready line", |l| l.contains("\"ready\""));
     let v: Value = serde_json::from_str(&ready).unwrap();
@@ -234,8 +243,8 @@ pub fn agent(config: &Path, log: &str) -> (Proc, String) {
     cmd.args(["run", "--config"])
         .arg(config)
         .env("CARDLANE_API_KEY", API_KEY)
-        .env("CARDLANE_LOG", log)
         .env_remove("CARDLANE_QUEUE_KEY");
+    apply_log(&mut cmd, log);
     let p = Proc::spawn(cmd);
     let end = Instant::now() + WAIT;
     let line = loop {
