@@ -69,6 +69,8 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
             &card(VISA),
             "--card",
             &card(VISA),
+            "--card",
+            &card(VISA),
         ],
     );
     let canceller = reader_sim(
@@ -183,6 +185,31 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
         .position(|c| c == "62-01")
         .expect("a PIN request");
     assert!(start < pin_at, "{cmds:?}");
+
+    // The kiosk gives up during the PIN entry: its DELETE cancels the entry on the reader
+    // (05-01, answered), the read is dropped, nothing saved.
+    let n = gateway.customers().len();
+    let before = sim_commands(&typer).len();
+    let id = api.arm(json!({"reader": "typer", "pin": "required", "timeout_s": 20}));
+    api.wait_for("waiting-for-pin", |a| {
+        a.reader("typer")["state"] == "waiting-for-pin"
+    });
+    let (s, cancelled) = api.delete(&format!("/v1/captures/{id}"));
+    assert_eq!(s, StatusCode::OK, "{cancelled}");
+    assert_eq!(cancelled["state"], "cancelled", "{cancelled}");
+    api.wait_for("the PIN entry cancelled on the reader", |_| {
+        let cmds = sim_commands(&typer);
+        let after = &cmds[before.min(cmds.len())..];
+        let pin_at = after.iter().position(|v| v["cmd"] == "62-01");
+        pin_at.is_some_and(|p| {
+            after[p..]
+                .iter()
+                .any(|v| v["cmd"] == "05-01" && v["answer"] == "05-00")
+        })
+    });
+    api.wait_for("reader idle", |a| a.reader("typer")["state"] == "idle");
+    assert_eq!(api.capture(&id)["state"], "cancelled");
+    assert_eq!(gateway.customers().len(), n);
 
     // Required, cancelled by the customer: failed with its code, nothing saved.
     let n = gateway.customers().len();

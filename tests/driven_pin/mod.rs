@@ -300,6 +300,20 @@ impl Api {
         })
     }
 
+    pub fn delete(&self, path: &str) -> (StatusCode, Value) {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .delete(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            let s = r.status();
+            (s, r.json().await.unwrap_or(Value::Null))
+        })
+    }
+
     /// Any status (e.g. `/v1/health`'s 503).
     pub fn get_any(&self, path: &str) -> (StatusCode, Value) {
         self.rt.block_on(async {
