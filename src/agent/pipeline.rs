@@ -49,7 +49,9 @@ use super::metrics::Metrics;
 use crate::card::CardRead;
 use crate::device::profile::Profile;
 use crate::gateway::check_record::build_check_record;
-use crate::gateway::swipe::{build_record, LaneSettings, RecordPin, SwipeError, SwipeInput};
+use crate::gateway::swipe::{
+    build_record, LaneSettings, RecordPin, SwipeError, SwipeInput, SwipeRecord,
+};
 use crate::gateway::{CustomerFields, SecretString};
 use crate::parse;
 use crate::queue::{
@@ -296,6 +298,8 @@ impl Pipeline {
             .await
     }
 
+    /// The steps of one swipe: decode, take its capture, announce it, build its record, then
+    /// send it online (PIN records) or hand it to the queue.
     async fn submit_inner(
         &self,
         swipe_id: u64,
@@ -306,156 +310,32 @@ impl Pipeline {
         let (state_tx, rx) = watch::channel(SwipeOutcome::Pending);
         let mut ticket = SwipeTicket::new(swipe_id, rx);
         let Some(intake) = intake.filter(|_| !sh.closed.load(Ordering::Acquire)) else {
-            let _ = state_tx.send(SwipeOutcome::Failed {
-                code: "shutting-down".into(),
-                error: "the agent is shutting down; swipe again".into(),
-            });
+            let _ = state_tx.send(shutting_down());
             return ticket;
         };
-        let reader = swipe.reader_id.clone();
-        let micr_set = swipe.profile.as_deref().and_then(Profile::micr_decoding);
-        let read = match parse::decode_frame_as(&swipe.frame, micr_set) {
-            Ok(mut r) => {
-                parse::validate(&mut r);
-                r
-            }
-            Err(e) => {
-                sh.metrics.decode_error(e.code());
-                sh.metrics.record("unreadable");
-                sh.unreadable(&reader, e.code());
-                sh.events.publish(LaneEvent::Swipe {
-                    reader,
-                    format: None,
-                    entry_mode: None,
-                    masked_pan: None,
-                    last4: None,
-                    capture_id: None,
-                    error_code: Some(e.code().into()),
-                });
-                let _ = state_tx.send(SwipeOutcome::Unreadable {
-                    code: e.code().into(),
-                    error: e.to_string(),
-                });
-                return ticket;
-            }
+        let Some(read) = sh.decode(&swipe, &state_tx) else {
+            return ticket;
         };
-        let masked_pan = read
-            .masked_pan
-            .as_ref()
-            .and_then(|m| MaskedPanText::new(m.as_str()));
-        ticket.masked_pan = masked_pan.clone();
-        ticket.brand = read.brand.map(|b| b.code().to_string());
-        ticket.format = Some(read.format.as_str().to_string());
-        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
-        sh.metrics.swipe(&reader, read.format.as_str());
-        // A check read serves only check captures, a card read only card captures.
-        let capture = match swipe.capture.take() {
-            Some(taken) => Some(taken),
-            None if read.check.is_some() => sh.captures.take_for_check(&reader),
-            None => sh.captures.take_for_swipe(&reader),
-        };
-        // The account's last 4 stand in for a card's in events and tickets.
-        let last4 = read.last4.as_deref().map(String::from).or_else(|| {
-            read.check
-                .as_ref()
-                .and_then(|c| c.account.last4())
-                .map(String::from)
-        });
-        let entry_mode = read.entry_mode.map(|m| sh.cfg.lane.entry_modes.code(m));
-        sh.events.publish(LaneEvent::Swipe {
-            reader: reader.clone(),
-            format: Some(read.format.as_str().into()),
-            entry_mode: entry_mode.clone(),
-            masked_pan: masked_pan.clone(),
-            last4: last4.clone(),
-            capture_id: capture.as_ref().map(|c| c.id.clone()),
-            error_code: None,
-        });
-        tracing::info!(
-            format = read.format.as_str(),
-            masked_pan = masked_pan.as_ref().map(|m| m.as_str()),
-            capture = capture.as_ref().map(|c| c.id.as_str()),
-            "swipe decoded"
-        );
+        let capture = sh.take_capture(&mut swipe, &read);
+        let (masked_pan, last4) =
+            sh.announce(&swipe.reader_id, &read, capture.as_ref(), &mut ticket);
         // A check needs a kiosk capture (a name): `on_swipe = "save"` does nothing with one.
         if capture.is_none() && (!sh.cfg.save_unarmed || read.check.is_some()) {
             let _ = state_tx.send(SwipeOutcome::Ignored);
             return ticket;
         }
-        let capture_id = capture.as_ref().map(|c| c.id.clone());
-        let customer: Option<CustomerFields> = match &capture {
-            None => None,
-            Some(c) => {
-                match serde_json::from_value(serde_json::Value::Object(c.customer.clone())) {
-                    Ok(f) => Some(f),
-                    Err(_) => {
-                        let t = Tracker {
-                            swipe_id,
-                            tx: state_tx,
-                            reader,
-                            capture_id,
-                            customer_id: String::new(),
-                            masked_pan,
-                            last4,
-                        };
-                        sh.finish(
-                            t,
-                            SwipeOutcome::Rejected {
-                                reason: "the capture's customer fields are not Customer API fields"
-                                    .into(),
-                            },
-                        );
-                        return ticket;
-                    }
-                }
-            }
-        };
-        let check_options = capture.as_ref().and_then(|c| c.check.as_ref());
-        // The kiosk's PIN pad block goes with its capture's card read.
-        let pin = swipe.pin_block.take().or_else(|| {
-            let given = capture.as_ref()?.pin_block.as_ref()?;
-            Some(RecordPin {
-                block: SecretString::new(given.block.to_hex().as_str()),
-                ksn: Some(given.ksn.to_hex()),
-            })
-        });
-        let built = match (read.check.as_deref(), check_options) {
-            (Some(check), Some(options)) => build_check_record(
-                check,
-                customer.as_ref(),
-                &sh.cfg.lane,
-                &sh.cfg.lane.check,
-                options,
-            ),
-            _ => build_record(SwipeInput {
-                read: &read,
-                frame: &swipe.frame,
-                profile: swipe.profile.as_deref(),
-                lane: &sh.cfg.lane,
-                customer: customer.as_ref(),
-                pin_block: pin.as_ref(),
-            }),
-        };
         let mut tracker = Tracker {
             swipe_id,
             tx: state_tx,
-            reader,
-            capture_id,
+            reader: swipe.reader_id.clone(),
+            capture_id: capture.as_ref().map(|c| c.id.clone()),
             customer_id: String::new(),
             masked_pan,
-            last4: last4.clone(),
+            last4,
         };
-        let record = match built {
+        let record = match sh.build(&mut swipe, &read, capture.as_ref()) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(code = e.code(), "swipe gives no record");
-                let outcome = match e {
-                    SwipeError::Invalid(reason) => SwipeOutcome::Rejected { reason },
-                    other => SwipeOutcome::Failed {
-                        code: other.code().into(),
-                        error: other.to_string(),
-                    },
-                };
+            Err(outcome) => {
                 sh.finish(tracker, outcome);
                 return ticket;
             }
@@ -471,52 +351,7 @@ impl Pipeline {
             self.send_online(tracker, record.payload(), &read);
             return ticket;
         }
-        let payload = record.payload();
-        let slot = if sh.cfg.send_before_commit && record.fresh_customer_id {
-            sh.uploader.direct_slot()
-        } else {
-            None
-        };
-        let (stored, direct) = match slot {
-            Some(slot) => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some((slot, rx, payload.clone())))
-            }
-            None => (None, None),
-        };
-        let prepared = Prepared {
-            swipe_id,
-            customer_id: record.customer_id.clone(),
-            record: NewRecord {
-                customer_id: record.customer_id.clone(),
-                masked_pan: record.masked_pan.clone(),
-                payload,
-                has_pin_block: false,
-                in_flight: direct.is_some(),
-            },
-            stored,
-        };
-        // Registered before the enqueue: the uploader may answer before the batcher returns.
-        lock(&sh.pending)
-            .entry(record.customer_id.clone())
-            .or_default()
-            .push_back(tracker);
-        if intake.send(prepared).await.is_err() {
-            if let Some(t) = sh.take_tracker(&record.customer_id, Some(swipe_id)) {
-                sh.finish(
-                    t,
-                    SwipeOutcome::Failed {
-                        code: "shutting-down".into(),
-                        error: "the agent is shutting down; swipe again".into(),
-                    },
-                );
-            }
-            return ticket;
-        }
-        if let Some((slot, stored, payload)) = direct {
-            sh.uploader
-                .send_direct(slot, record.customer_id.clone(), payload, stored);
-        }
+        sh.enqueue(tracker, &record, intake).await;
         ticket
     }
 
@@ -592,6 +427,14 @@ impl Pipeline {
     }
 }
 
+/// The agent is stopping: the swipe is not taken.
+fn shutting_down() -> SwipeOutcome {
+    SwipeOutcome::Failed {
+        code: "shutting-down".into(),
+        error: "the agent is shutting down; swipe again".into(),
+    }
+}
+
 /// A PIN record the gateway cannot take now: failed, never queued.
 fn pin_needs_online(why: &str) -> SwipeOutcome {
     SwipeOutcome::Failed {
@@ -624,6 +467,198 @@ fn final_outcome(answer: FinalAnswer) -> SwipeOutcome {
 }
 
 impl Shared {
+    /// Decodes and validates the frame; an unreadable one is reported (log, metrics, events,
+    /// ticket) and gives `None`.
+    fn decode(&self, swipe: &Swipe, state_tx: &watch::Sender<SwipeOutcome>) -> Option<CardRead> {
+        let micr_set = swipe.profile.as_deref().and_then(Profile::micr_decoding);
+        match parse::decode_frame_as(&swipe.frame, micr_set) {
+            Ok(mut r) => {
+                parse::validate(&mut r);
+                Some(r)
+            }
+            Err(e) => {
+                self.metrics.decode_error(e.code());
+                self.metrics.record("unreadable");
+                self.unreadable(&swipe.reader_id, e.code());
+                self.events.publish(LaneEvent::Swipe {
+                    reader: swipe.reader_id.clone(),
+                    format: None,
+                    entry_mode: None,
+                    masked_pan: None,
+                    last4: None,
+                    capture_id: None,
+                    error_code: Some(e.code().into()),
+                });
+                let _ = state_tx.send(SwipeOutcome::Unreadable {
+                    code: e.code().into(),
+                    error: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// The capture this read serves: the one its reader already took, else the oldest armed
+    /// one. A check read serves only check captures, a card read only card captures.
+    fn take_capture(&self, swipe: &mut Swipe, read: &CardRead) -> Option<ArmedCapture> {
+        match swipe.capture.take() {
+            Some(taken) => Some(taken),
+            None if read.check.is_some() => self.captures.take_for_check(&swipe.reader_id),
+            None => self.captures.take_for_swipe(&swipe.reader_id),
+        }
+    }
+
+    /// Fills the ticket, counts the swipe, publishes the `swipe` event and logs it (masked).
+    /// Returns the masked PAN and last 4 the outcome will carry.
+    fn announce(
+        &self,
+        reader: &str,
+        read: &CardRead,
+        capture: Option<&ArmedCapture>,
+        ticket: &mut SwipeTicket,
+    ) -> (Option<MaskedPanText>, Option<String>) {
+        let masked_pan = read
+            .masked_pan
+            .as_ref()
+            .and_then(|m| MaskedPanText::new(m.as_str()));
+        ticket.masked_pan = masked_pan.clone();
+        ticket.brand = read.brand.map(|b| b.code().to_string());
+        ticket.format = Some(read.format.as_str().to_string());
+        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
+        self.metrics.swipe(reader, read.format.as_str());
+        // The account's last 4 stand in for a card's in events and tickets.
+        let last4 = read.last4.as_deref().map(String::from).or_else(|| {
+            read.check
+                .as_ref()
+                .and_then(|c| c.account.last4())
+                .map(String::from)
+        });
+        let entry_mode = read.entry_mode.map(|m| self.cfg.lane.entry_modes.code(m));
+        self.events.publish(LaneEvent::Swipe {
+            reader: reader.to_string(),
+            format: Some(read.format.as_str().into()),
+            entry_mode,
+            masked_pan: masked_pan.clone(),
+            last4: last4.clone(),
+            capture_id: capture.map(|c| c.id.clone()),
+            error_code: None,
+        });
+        tracing::info!(
+            format = read.format.as_str(),
+            masked_pan = masked_pan.as_ref().map(|m| m.as_str()),
+            capture = capture.map(|c| c.id.as_str()),
+            "swipe decoded"
+        );
+        (masked_pan, last4)
+    }
+
+    /// The record for this read and its capture's fields (a check record for a check capture),
+    /// with the PIN block the reader or the kiosk's PIN pad gave; `Err` is the swipe's outcome.
+    fn build(
+        &self,
+        swipe: &mut Swipe,
+        read: &CardRead,
+        capture: Option<&ArmedCapture>,
+    ) -> Result<SwipeRecord, SwipeOutcome> {
+        let customer: Option<CustomerFields> = match capture {
+            None => None,
+            Some(c) => Some(
+                serde_json::from_value(serde_json::Value::Object(c.customer.clone())).map_err(
+                    |_| SwipeOutcome::Rejected {
+                        reason: "the capture's customer fields are not Customer API fields".into(),
+                    },
+                )?,
+            ),
+        };
+        let check_options = capture.and_then(|c| c.check.as_ref());
+        // The kiosk's PIN pad block goes with its capture's card read.
+        let pin = swipe.pin_block.take().or_else(|| {
+            let given = capture?.pin_block.as_ref()?;
+            Some(RecordPin {
+                block: SecretString::new(given.block.to_hex().as_str()),
+                ksn: Some(given.ksn.to_hex()),
+            })
+        });
+        let built = match (read.check.as_deref(), check_options) {
+            (Some(check), Some(options)) => build_check_record(
+                check,
+                customer.as_ref(),
+                &self.cfg.lane,
+                &self.cfg.lane.check,
+                options,
+            ),
+            _ => build_record(SwipeInput {
+                read,
+                frame: &swipe.frame,
+                profile: swipe.profile.as_deref(),
+                lane: &self.cfg.lane,
+                customer: customer.as_ref(),
+                pin_block: pin.as_ref(),
+            }),
+        };
+        built.map_err(|e| {
+            tracing::warn!(code = e.code(), "swipe gives no record");
+            match e {
+                SwipeError::Invalid(reason) => SwipeOutcome::Rejected { reason },
+                other => SwipeOutcome::Failed {
+                    code: other.code().into(),
+                    error: other.to_string(),
+                },
+            }
+        })
+    }
+
+    /// Hands the record to the batcher (durable = taken) and, when the uploader has a free
+    /// slot, starts its request while the commit is in flight (the direct lane).
+    async fn enqueue(
+        &self,
+        tracker: Tracker,
+        record: &SwipeRecord,
+        intake: mpsc::Sender<Prepared>,
+    ) {
+        let swipe_id = tracker.swipe_id;
+        let payload = record.payload();
+        let slot = if self.cfg.send_before_commit && record.fresh_customer_id {
+            self.uploader.direct_slot()
+        } else {
+            None
+        };
+        let (stored, direct) = match slot {
+            Some(slot) => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some((slot, rx, payload.clone())))
+            }
+            None => (None, None),
+        };
+        let prepared = Prepared {
+            swipe_id,
+            customer_id: record.customer_id.clone(),
+            record: NewRecord {
+                customer_id: record.customer_id.clone(),
+                masked_pan: record.masked_pan.clone(),
+                payload,
+                has_pin_block: false,
+                in_flight: direct.is_some(),
+            },
+            stored,
+        };
+        // Registered before the enqueue: the uploader may answer before the batcher returns.
+        lock(&self.pending)
+            .entry(record.customer_id.clone())
+            .or_default()
+            .push_back(tracker);
+        if intake.send(prepared).await.is_err() {
+            if let Some(t) = self.take_tracker(&record.customer_id, Some(swipe_id)) {
+                self.finish(t, shutting_down());
+            }
+            return;
+        }
+        if let Some((slot, stored, payload)) = direct {
+            self.uploader
+                .send_direct(slot, record.customer_id.clone(), payload, stored);
+        }
+    }
+
     /// Every unreadable read, on every transport: a log line with its reason code, the
     /// `cardlane_reads_unreadable_total{reader,code}` counter and the `swipe-unreadable` event.
     fn unreadable(&self, reader: &str, code: &str) {
