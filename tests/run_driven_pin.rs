@@ -211,12 +211,17 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
     assert_eq!(api.capture(&id)["state"], "cancelled");
     assert_eq!(gateway.customers().len(), n);
 
-    // Required, cancelled by the customer: failed with its code, nothing saved.
+    // Required, cancelled by the customer: failed with its code (also on the event stream),
+    // nothing saved.
     let n = gateway.customers().len();
+    let events = api.events();
     let id = api.arm(json!({"reader": "canceller", "pin": "required", "timeout_s": 20}));
     let cap = api.until_done(&id);
     assert_eq!(cap["state"], "failed", "{cap}");
     assert_eq!(cap["error_code"], "pin-cancelled", "{cap}");
+    events.wait_for("the failed event", |l| {
+        l.starts_with("data:") && l.contains("\"pin-cancelled\"") && l.contains(&id)
+    });
     assert_eq!(gateway.customers().len(), n);
     // Optional, cancelled: saved without a PIN, and the capture says so.
     let id = api.arm(
@@ -294,6 +299,7 @@ fn gateway_gone_fails_pin_captures_at_once_and_keeps_nothing() {
     assert!(gateway.proc.terminate().success());
 
     let block0 = pad_block(TDES_BDK, PAD_TDES_KSN, PIN, VISA, 0);
+    let events = api.events();
     for body in [
         json!({"reader": "typer", "pin": "required", "timeout_s": 20}),
         json!({"reader": "typer", "timeout_s": 20,
@@ -310,6 +316,10 @@ fn gateway_gone_fails_pin_captures_at_once_and_keeps_nothing() {
                 .contains("never queued"),
             "{cap}"
         );
+        // The kiosk is told on the event stream, with the code.
+        events.wait_for("the failed event", |l| {
+            l.starts_with("data:") && l.contains("\"pin-needs-online\"") && l.contains(&id)
+        });
     }
     // Nothing held for them.
     assert_eq!(api.get("/v1/queue")["held"], 0);

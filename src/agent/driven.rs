@@ -380,6 +380,16 @@ impl Task {
                         PinOutcome::PinCancelled | PinOutcome::PinTimedOut => code,
                         _ => "pin-error",
                     };
+                    // The kiosk hears it on the event stream too, with the code.
+                    self.ctx.events.publish(LaneEvent::Failed {
+                        reader: Some(self.id.clone()),
+                        capture_id: Some(id.clone()),
+                        customer_id: None,
+                        code: code.to_string(),
+                        error: error.clone(),
+                        masked_pan: None,
+                        last4: None,
+                    });
                     let _ = captures.end_by_reader(&id, CaptureState::Failed, code, error);
                     return;
                 }

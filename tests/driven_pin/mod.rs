@@ -344,6 +344,37 @@ impl Api {
         })
     }
 
+    /// Opens `GET /v1/events` and collects its text on a thread until the stream ends.
+    pub fn events(&self) -> Collected {
+        let c = Collected::default();
+        let (sink, closed) = (c.0.clone(), c.1.clone());
+        let (url, token) = (format!("{}/v1/events", self.base), self.token.clone());
+        let (opened_tx, opened) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let r = reqwest::Client::new()
+                    .get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await;
+                let Ok(mut r) = r else { return };
+                let _ = opened_tx.send(r.status());
+                while let Ok(Some(chunk)) = r.chunk().await {
+                    let text = String::from_utf8_lossy(&chunk).into_owned();
+                    sink.lock().unwrap().extend(text.lines().map(String::from));
+                }
+            });
+            closed.store(true, Ordering::SeqCst);
+        });
+        let status = opened.recv_timeout(WAIT).expect("event stream opened");
+        assert_eq!(status, StatusCode::OK);
+        c
+    }
+
     pub fn wait_for(&self, what: &str, f: impl Fn(&Api) -> bool) {
         let end = Instant::now() + WAIT;
         while !f(self) {
