@@ -2,8 +2,8 @@
 //! gateway simulator run with `CARDLANE_LOG=trace` in both log formats; stdout, stderr and every
 //! file they leave (queue, WAL, simulator database) are searched for each fixture PAN and for
 //! clear track text. None may appear. PIN blocks (issue 17): `run` with a keypad `reader-sim`
-//! and `gateway-sim`, all at trace in both formats; every output and file is searched for the
-//! blocks' hex in upper and lower case.
+//! and `gateway-sim`, all at trace in both formats; every output, file, metric and event is
+//! searched for the blocks' hex in upper and lower case.
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -342,6 +342,7 @@ fn no_pin_block_at_trace_level() {
         let (mut agent, base) = agent(&config, &log);
         let api = Api::new(&base, dir.path());
         api.wait_for("reader idle", |a| a.reader("keypad")["state"] == "idle");
+        let events = api.events();
         let mut bodies = vec![json!({"reader": "keypad", "pin": "required", "timeout_s": 20})];
         for (block, ksn, format) in [(&block0, PAD_TDES_KSN, 0), (&block4, PAD_AES_KSN, 4)] {
             bodies.push(json!({"reader": "keypad", "timeout_s": 20,
@@ -353,6 +354,25 @@ fn no_pin_block_at_trace_level() {
             assert_eq!(cap["state"], "saved", "{fmt}: {cap}");
         }
         assert_eq!(gateway.customers().len(), 3);
+        // The API's own outputs: metrics, queue, readers and the event stream (which saw the
+        // three saves).
+        let metrics = api.text("/metrics");
+        assert!(metrics.contains("cardlane_"), "{metrics}");
+        events.wait_for("three saved events", |_| {
+            events
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("event: saved"))
+                .count()
+                >= 3
+        });
+        let api_text = format!(
+            "{metrics}\n{}\n{}\n{}",
+            api.get("/v1/queue"),
+            api.get("/v1/readers"),
+            events.text()
+        );
+        assert_absent(&format!("{fmt} api"), api_text.as_bytes(), &needles);
         assert!(agent.terminate().success());
         assert!(gateway.proc.terminate().success());
         let _ = sim.child.kill();

@@ -314,6 +314,21 @@ impl Api {
         })
     }
 
+    /// A text route (`/metrics`), 200 expected.
+    pub fn text(&self, path: &str) -> String {
+        self.rt.block_on(async {
+            let r = self
+                .http
+                .get(format!("{}{path}", self.base))
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), StatusCode::OK, "{path}");
+            r.text().await.unwrap()
+        })
+    }
+
     /// Any status (e.g. `/v1/health`'s 503).
     pub fn get_any(&self, path: &str) -> (StatusCode, Value) {
         self.rt.block_on(async {
