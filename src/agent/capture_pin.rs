@@ -78,6 +78,15 @@ fn is_hex(s: &str) -> bool {
 }
 
 impl KioskPin {
+    /// As [`KioskPin::from_json`], taking the posted value and zeroing its copy of the block.
+    pub fn take_json(mut v: serde_json::Value) -> Result<KioskPin, PinFieldError> {
+        let parsed = KioskPin::from_json(&v);
+        if let Some(serde_json::Value::String(block)) = v.get_mut("block") {
+            zeroize::Zeroize::zeroize(block);
+        }
+        parsed
+    }
+
     /// `{"block":HEX,"ksn":HEX,"format":0|1|3|4}`: hex only; 16 hex digits for the TDES formats
     /// 0, 1, 3 and 32 for format 4 (AES); a KSN of 20 hex digits (TDES) or 24 (AES); format 4
     /// needs an AES KSN.
@@ -275,6 +284,18 @@ mod tests {
             // The value is never echoed.
             assert!(!e.message.contains("041274EDCBA987"), "{}", e.message);
         }
+    }
+
+    #[test]
+    fn take_json_reads_what_from_json_reads() {
+        let good = json!({"block": BLOCK16, "ksn": TDES_KSN, "format": 0});
+        let want = KioskPin::from_json(&good).unwrap();
+        assert_eq!(KioskPin::take_json(good), Ok(want));
+        let bad = json!({"block": BLOCK16, "ksn": TDES_KSN, "format": 2});
+        assert_eq!(
+            KioskPin::take_json(bad.clone()),
+            Err(KioskPin::from_json(&bad).unwrap_err())
+        );
     }
 
     #[test]

@@ -355,7 +355,7 @@ fn parse_pin(
     let pin_block = match pin_block {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            KioskPin::from_json(&v)
+            KioskPin::take_json(v)
                 .map_err(|e| ApiError::unprocessable(&e.field, e.code, e.message))?,
         ),
     };
