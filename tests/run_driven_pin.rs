@@ -53,6 +53,7 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
     let dir = tempfile::tempdir().unwrap();
     let gateway = GatewaySim::start(dir.path(), "warn");
     let link = |n: &str| dir.path().join(n);
+    // The customer takes 4 s at the keypad: time to see waiting-for-pin and to DELETE during it.
     let typer = reader_sim(
         &link("typer"),
         "warn",
@@ -60,7 +61,7 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
             "--pin",
             PIN,
             "--pin-after",
-            "1500",
+            "4000",
             "--card",
             &card(VISA),
             "--card",
