@@ -35,6 +35,7 @@ impl Lane for FakeLane {
                 error: None,
                 protocol: None,
                 firmware: None,
+                pin_entry: false,
             },
             ReaderInfo {
                 id: "back".into(),
@@ -46,6 +47,7 @@ impl Lane for FakeLane {
                 error: None,
                 protocol: None,
                 firmware: None,
+                pin_entry: false,
             },
         ]
     }
@@ -430,6 +432,7 @@ async fn capture_flow_to_saved() {
                 token: Some("9876543210123456".into()),
                 masked_pan: MaskedPanText::from_pan_digits("4005571701111111"),
                 error: None,
+                error_code: None,
             },
         )
         .unwrap();

@@ -59,6 +59,13 @@ fn check_refuses_what_run_would_refuse() {
             Some("k"),
             "log.level",
         ),
+        // A reader the host does not drive cannot be asked for a PIN.
+        (
+            "serial:/dev/ttyUSB0@9600",
+            "profile = \"idtech-serial\"\npin_entry = true\n",
+            Some("k"),
+            "readers[0].pin_entry",
+        ),
     ] {
         let path = config(dir.path(), reader, extra);
         let out = check(&path, key);

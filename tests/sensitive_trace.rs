@@ -1,7 +1,9 @@
 //! design.md §2 at the most verbose level: `decode`, `replay` (both modes), `demo` and the
 //! gateway simulator run with `CARDLANE_LOG=trace` in both log formats; stdout, stderr and every
 //! file they leave (queue, WAL, simulator database) are searched for each fixture PAN and for
-//! clear track text. None may appear.
+//! clear track text. None may appear. PIN blocks (issue 17): `run` with a keypad `reader-sim`
+//! and `gateway-sim`, all at trace in both formats; every output, file, metric and event is
+//! searched for the blocks' hex in upper and lower case.
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -9,6 +11,7 @@ use serde_json::Value;
 
 mod common;
 use common::{wait_until, Lines, OutputWithin};
+mod driven_pin;
 
 const KEY: &str = "trace-test-key-42";
 
@@ -284,5 +287,109 @@ fn no_card_data_at_trace_level() {
         check_output("demo", &demo);
         assert!(demo.status.success(), "{demo:?}");
         check_dir(dir.path());
+    }
+}
+
+/// PIN blocks at trace: a keypad reader's block (`"pin":"required"`) and a kiosk PIN pad's
+/// (`"pin_block"`, formats 0 and 4) go through `run`, `reader-sim` and `gateway-sim`, all at
+/// `CARDLANE_LOG=trace`, in both log formats. The blocks' hex, upper and lower case, and the PAN
+/// appear in no output and no file they leave.
+#[test]
+fn no_pin_block_at_trace_level() {
+    use driven_pin::*;
+    use serde_json::json;
+    const PAN: &str = "4761739001010119";
+    const PIN: &str = "2580";
+    // reader-sim's PIN key: its default initial KSN, first entry (tests/reader_sim_pin.rs).
+    const READER_PIN_KSN: &str = "FFFF9876543211E00001";
+    const PAD_TDES_KSN: &str = "FFFF9876543212E00009";
+    const PAD_AES_KSN: &str = "123456789012345600000005";
+    // Format 0 has no random fill: this is the very block the reader sends. The simulator
+    // saving the customer below shows the block it got verifies under that KSN and PAN.
+    let reader_block = pad_block(TDES_BDK, READER_PIN_KSN, PIN, PAN, 0);
+    let block0 = pad_block(TDES_BDK, PAD_TDES_KSN, PIN, PAN, 0);
+    let block4 = pad_block(AES_BDK, PAD_AES_KSN, PIN, PAN, 4);
+    let needles: Vec<String> = [&reader_block, &block0, &block4]
+        .iter()
+        .flat_map(|b| [b.to_string(), b.to_lowercase()])
+        .chain([PAN.to_string()])
+        .collect();
+    // The search finds a block where it is.
+    assert!(std::panic::catch_unwind(|| assert_absent(
+        "self-test",
+        format!("x{}x", block4.to_lowercase()).as_bytes(),
+        &needles
+    ))
+    .is_err());
+    for fmt in ["human", "json"] {
+        let log = format!("trace/{fmt}");
+        let dir = tempfile::tempdir().unwrap();
+        let mut gateway = GatewaySim::start(dir.path(), &log);
+        let link = dir.path().join("keypad");
+        let card = format!("{PAN}:2812");
+        let mut sim = reader_sim(
+            &link,
+            &log,
+            &[
+                "--pin", PIN, "--card", &card, "--card", &card, "--card", &card,
+            ],
+        );
+        let config = write_config(
+            dir.path(),
+            &gateway.url,
+            &[ReaderEntry::neo2("keypad", &link)],
+        );
+        let (mut agent, base) = agent(&config, &log);
+        let api = Api::new(&base, dir.path());
+        api.wait_for("reader idle", |a| a.reader("keypad")["state"] == "idle");
+        let events = api.events();
+        let mut bodies = vec![json!({"reader": "keypad", "pin": "required", "timeout_s": 20})];
+        for (block, ksn, format) in [(&block0, PAD_TDES_KSN, 0), (&block4, PAD_AES_KSN, 4)] {
+            bodies.push(json!({"reader": "keypad", "timeout_s": 20,
+                "pin_block": {"block": block.to_lowercase(), "ksn": ksn, "format": format}}));
+        }
+        for body in bodies {
+            let id = api.arm(body);
+            let cap = api.until_done(&id);
+            assert_eq!(cap["state"], "saved", "{fmt}: {cap}");
+        }
+        assert_eq!(gateway.customers().len(), 3);
+        // The API's own outputs: metrics, queue, readers and the event stream (which saw the
+        // three saves).
+        let metrics = api.text("/metrics");
+        assert!(metrics.contains("cardlane_"), "{metrics}");
+        events.wait_for("three saved events", |_| {
+            events
+                .lines()
+                .iter()
+                .filter(|l| l.starts_with("event: saved"))
+                .count()
+                >= 3
+        });
+        let api_text = format!(
+            "{metrics}\n{}\n{}\n{}",
+            api.get("/v1/queue"),
+            api.get("/v1/readers"),
+            events.text()
+        );
+        assert_absent(&format!("{fmt} api"), api_text.as_bytes(), &needles);
+        assert!(agent.terminate().success());
+        assert!(gateway.proc.terminate().success());
+        let _ = sim.child.kill();
+        let _ = sim.child.wait();
+        // Trace really was on: the agent logged the swipes it searched.
+        assert!(agent.err.text().contains("TRACE"), "{fmt}: no trace lines");
+        for (label, p) in [
+            ("agent", &agent),
+            ("gateway-sim", &gateway.proc),
+            ("reader-sim", &sim),
+        ] {
+            assert_absent(
+                &format!("{fmt} {label}"),
+                p.all_output().as_bytes(),
+                &needles,
+            );
+        }
+        assert_absent_in_files(dir.path(), &needles);
     }
 }

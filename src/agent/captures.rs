@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::capture_pin::{KioskPin, PinNote, PinPolicy};
 use super::events::MaskedPanText;
 use crate::gateway::check_record::CheckOptions;
 use crate::protocol::neo2::Interfaces;
@@ -84,6 +85,8 @@ pub struct CaptureOutcome {
     pub masked_pan: Option<MaskedPanText>,
     /// Reason text for people; never card data.
     pub error: Option<String>,
+    /// Stable reason code of a failure (`pin-needs-online`, `queue-full`, …).
+    pub error_code: Option<String>,
 }
 
 /// The oldest capture waiting for a driven reader: what its transaction needs.
@@ -93,6 +96,19 @@ pub struct Pending {
     pub deadline: Instant,
     /// `None`: every interface the reader has.
     pub interfaces: Option<Interfaces>,
+    /// Ask the reader's keypad for the PIN after the read.
+    pub pin: Option<PinPolicy>,
+}
+
+/// What a card capture asks of its read beside the customer fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CardOptions {
+    /// A driven reader's transaction accepts only these (`None`: all it has).
+    pub interfaces: Option<Interfaces>,
+    /// `"pin"`: the reader's keypad takes the PIN after the read.
+    pub pin: Option<PinPolicy>,
+    /// `"pin_block"`: the kiosk's own PIN pad gave it.
+    pub pin_block: Option<KioskPin>,
 }
 
 /// A capture handed to the pipeline for one swipe.
@@ -103,6 +119,8 @@ pub struct ArmedCapture {
     pub customer: CustomerFields,
     /// A check capture (`"kind":"check"`): what the record needs beside the MICR line.
     pub check: Option<CheckOptions>,
+    /// A PIN block from the kiosk's PIN pad, for this capture's card read.
+    pub pin_block: Option<KioskPin>,
 }
 
 /// What `GET /v1/captures/{id}` shows.
@@ -121,6 +139,9 @@ pub struct CaptureStatus {
     /// `reader-declined`, `reader-error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_code: Option<String>,
+    /// For a capture with `"pin"` or `"pin_block"`: `entered`, `skipped` or `given`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin: Option<PinNote>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -179,6 +200,10 @@ struct Entry {
     error: Option<String>,
     error_code: Option<String>,
     interfaces: Option<Interfaces>,
+    pin: Option<PinPolicy>,
+    /// Dropped (zeroed) once the capture is final.
+    pin_block: Option<KioskPin>,
+    pin_note: Option<PinNote>,
 }
 
 impl Entry {
@@ -197,6 +222,7 @@ impl Entry {
             masked_pan: self.masked_pan.clone(),
             error: self.error.clone(),
             error_code: self.error_code.clone(),
+            pin: self.pin_note,
         }
     }
 
@@ -204,6 +230,7 @@ impl Entry {
         self.state = state;
         if state.is_final() {
             self.customer = None;
+            self.pin_block = None;
         }
     }
 }
@@ -272,6 +299,7 @@ impl Captures {
                     id: id.clone(),
                     deadline: e.deadline,
                     interfaces: e.interfaces,
+                    pin: e.pin,
                 })
         })
     }
@@ -378,6 +406,40 @@ impl Captures {
         self.arm_at(reader, customer, timeout, Instant::now(), interfaces)
     }
 
+    /// As [`Captures::arm`], with what the card read must bring (interfaces, PIN).
+    pub fn arm_card(
+        &self,
+        reader: Option<String>,
+        customer: CustomerFields,
+        timeout: Duration,
+        options: CardOptions,
+    ) -> Result<String, CaptureError> {
+        self.arm_entry(reader, customer, timeout, Instant::now(), None, options)
+    }
+
+    /// A driven reader read the card of capture `id` and takes it itself (after the PIN entry
+    /// its read waited for): `None` when the capture is no longer armed.
+    pub fn take_by_id(&self, id: &str) -> Option<ArmedCapture> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, Instant::now());
+        let e = inner.entries.get_mut(id).filter(|e| e.armed())?;
+        e.swiped = true;
+        Some(ArmedCapture {
+            id: id.to_string(),
+            reader: e.reader.clone(),
+            customer: e.customer.clone().unwrap_or_default(),
+            check: e.check.clone(),
+            pin_block: e.pin_block.clone(),
+        })
+    }
+
+    /// Records what became of the capture's PIN (shown as `pin`).
+    pub fn note_pin(&self, id: &str, note: PinNote) {
+        if let Some(e) = self.lock().entries.get_mut(id) {
+            e.pin_note = Some(note);
+        }
+    }
+
     /// Arms the next check (MICR read) on `reader`: card swipes pass it by, and a check read
     /// serves only check captures.
     pub fn arm_check(
@@ -387,7 +449,14 @@ impl Captures {
         timeout: Duration,
         check: CheckOptions,
     ) -> Result<String, CaptureError> {
-        self.arm_entry(reader, customer, timeout, Instant::now(), Some(check), None)
+        self.arm_entry(
+            reader,
+            customer,
+            timeout,
+            Instant::now(),
+            Some(check),
+            CardOptions::default(),
+        )
     }
 
     fn arm_at(
@@ -398,7 +467,11 @@ impl Captures {
         now: Instant,
         interfaces: Option<Interfaces>,
     ) -> Result<String, CaptureError> {
-        self.arm_entry(reader, customer, timeout, now, None, interfaces)
+        let options = CardOptions {
+            interfaces,
+            ..CardOptions::default()
+        };
+        self.arm_entry(reader, customer, timeout, now, None, options)
     }
 
     fn arm_entry(
@@ -408,7 +481,7 @@ impl Captures {
         timeout: Duration,
         now: Instant,
         check: Option<CheckOptions>,
-        interfaces: Option<Interfaces>,
+        options: CardOptions,
     ) -> Result<String, CaptureError> {
         let mut inner = self.lock();
         self.sweep(&mut inner, now);
@@ -440,7 +513,10 @@ impl Captures {
                 masked_pan: None,
                 error: None,
                 error_code: None,
-                interfaces,
+                interfaces: options.interfaces,
+                pin: options.pin,
+                pin_note: options.pin_block.as_ref().map(|_| PinNote::Given),
+                pin_block: options.pin_block,
             },
         );
         inner.order.push_back(id.clone());
@@ -472,8 +548,11 @@ impl Captures {
             let Some(e) = entries.get_mut(id) else {
                 continue;
             };
+            // A capture asking the keypad for a PIN is served only through its reader's PIN
+            // entry (`take_by_id`), never by a read that skipped it.
             if e.armed()
                 && e.check.is_some() == check
+                && e.pin.is_none()
                 && e.reader.as_deref().map_or(true, |r| r == reader)
             {
                 e.swiped = true;
@@ -482,6 +561,7 @@ impl Captures {
                     reader: e.reader.clone(),
                     customer: e.customer.clone().unwrap_or_default(),
                     check: e.check.clone(),
+                    pin_block: e.pin_block.clone(),
                 });
             }
         }
@@ -522,6 +602,7 @@ impl Captures {
         e.token = outcome.token.or(e.token.take());
         e.masked_pan = outcome.masked_pan.or(e.masked_pan.take());
         e.error = outcome.error;
+        e.error_code = outcome.error_code;
         e.finish(outcome.state);
         let status = e.status(id);
         self.trim(&mut inner);
@@ -594,6 +675,7 @@ impl Captures {
             masked_pan: row.masked_pan.as_deref().and_then(MaskedPanText::new),
             error: row.error,
             error_code: None,
+            pin: None,
         })
     }
 
@@ -727,6 +809,7 @@ mod tests {
             token: Some("1234567890".into()),
             masked_pan: MaskedPanText::new("400557******1111"),
             error: None,
+            error_code: None,
         }
     }
 
@@ -887,6 +970,7 @@ mod tests {
             token: None,
             masked_pan: None,
             error: Some("gateway unreachable".into()),
+            error_code: None,
         };
         c.complete(&id, queued).unwrap();
         assert_eq!(c.get(&id).unwrap().state, CaptureState::Queued);
@@ -1042,6 +1126,47 @@ mod tests {
         assert_eq!(CaptureState::TimedOut.as_str(), "timed-out");
         assert!(!CaptureState::Queued.is_final());
         assert!(CaptureState::Declined.is_final());
+    }
+
+    #[test]
+    fn a_pin_capture_is_served_only_through_its_readers_pin_entry() {
+        let c = Captures::new(4);
+        let pin = c
+            .arm_card(
+                Some("kiosk".into()),
+                fields("p"),
+                MIN,
+                CardOptions {
+                    pin: Some(PinPolicy::Required),
+                    ..CardOptions::default()
+                },
+            )
+            .unwrap();
+        // The driven reader sees it (and that it wants a PIN) ...
+        let p = c.pending_for("kiosk").unwrap();
+        assert_eq!(
+            (p.id.as_str(), p.pin),
+            (pin.as_str(), Some(PinPolicy::Required))
+        );
+        // ... but a read that did not go through the PIN entry never takes it.
+        assert!(c.take_for_swipe("kiosk").is_none());
+        let taken = c.take_by_id(&pin).unwrap();
+        assert_eq!(taken.customer["first_name"], "p");
+        assert!(c.take_by_id(&pin).is_none(), "taken once");
+        c.note_pin(&pin, PinNote::Skipped);
+        let json = serde_json::to_value(c.get(&pin).unwrap()).unwrap();
+        assert_eq!(json["pin"], "skipped", "{json}");
+        // A cancelled capture cannot be taken.
+        let other = c
+            .arm_card(
+                Some("kiosk".into()),
+                fields("q"),
+                MIN,
+                CardOptions::default(),
+            )
+            .unwrap();
+        c.cancel(&other).unwrap();
+        assert!(c.take_by_id(&other).is_none());
     }
 
     #[test]

@@ -93,6 +93,9 @@ pub struct ReaderConfig {
     /// When a driven reader (profile `protocol = "neo2"`) runs a transaction; ignored for
     /// readers that send by themselves.
     pub activate: ActivateMode,
+    /// Overrides the profile's `pin_entry` (a keypad on a driven NEO 2 reader); `None`: the
+    /// profile says.
+    pub pin_entry: Option<bool>,
 }
 
 /// `[[readers]] activate`: when the agent starts a transaction on a driven reader.
@@ -355,6 +358,7 @@ id = "kiosk"
 device = "serial:/dev/ttyACM0@115200"
 profile = "idtech-neo2-serial"              # a driven reader (protocol = "neo2")
 activate = "on-capture"                     # or "continuous": a transaction always running
+# pin_entry = true                          # keypad: the profile says; this overrides it
 
 [[readers]]
 device = "hid:0801:0011"                    # id defaults to the selector
@@ -787,7 +791,11 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
         let Value::Table(t) = item else {
             return Err(bad(&prefix, "must be a table"));
         };
-        let s = Section::new(&prefix, t, &["id", "device", "profile", "activate"])?;
+        let s = Section::new(
+            &prefix,
+            t,
+            &["id", "device", "profile", "activate", "pin_entry"],
+        )?;
         let device = match s.string("device")? {
             None => return Err(ConfigError::Missing(s.path("device"))),
             Some(d) if check_selector(d) => d.to_string(),
@@ -823,6 +831,10 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
                 ))
             }
         };
+        let pin_entry = match s.get("pin_entry") {
+            None => None,
+            Some(_) => Some(s.bool("pin_entry", false)?),
+        };
         if readers.iter().any(|r| r.device == device) {
             return Err(bad(&s.path("device"), "the same device is listed twice"));
         }
@@ -834,6 +846,7 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
             device,
             profile,
             activate,
+            pin_entry,
         });
     }
     Ok(readers)
@@ -1063,6 +1076,7 @@ on_swipe = "save"                            # a swipe with no capture armed: "s
                 device: "serial:/dev/ttyUSB0@9600".into(),
                 profile: None,
                 activate: ActivateMode::OnCapture,
+                pin_entry: None,
             }]
         );
         assert_eq!(c.lane.on_swipe, OnSwipe::Save);
@@ -1431,6 +1445,24 @@ poll_interval = "250ms"
         assert!(e.to_string().contains("readers[0].activate"), "{e}");
         let e = one("activate = 1").unwrap_err();
         assert!(e.to_string().contains("readers[0].activate"), "{e}");
+    }
+
+    #[test]
+    fn reader_pin_entry_overrides_only_when_given() {
+        let one = |v: &str| {
+            Config::from_toml_str(&format!("[[readers]]\ndevice = \"serial:/dev/ttyS0\"\n{v}"))
+        };
+        assert_eq!(one("").unwrap().readers[0].pin_entry, None);
+        assert_eq!(
+            one("pin_entry = true").unwrap().readers[0].pin_entry,
+            Some(true)
+        );
+        assert_eq!(
+            one("pin_entry = false").unwrap().readers[0].pin_entry,
+            Some(false)
+        );
+        let e = one("pin_entry = \"yes\"").unwrap_err();
+        assert!(e.to_string().contains("readers[0].pin_entry"), "{e}");
     }
 
     #[test]

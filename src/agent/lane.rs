@@ -240,6 +240,7 @@ impl AgentLane {
                     error: None,
                     protocol: None,
                     firmware: None,
+                    pin_entry: false,
                 },
             },
         );
@@ -251,6 +252,13 @@ impl AgentLane {
     pub fn set_protocol(&self, id: &str, protocol: &str) {
         if let Some(e) = self.lock().by_id.get_mut(id) {
             e.info.protocol = Some(protocol.to_string());
+        }
+    }
+
+    /// Shows whether the reader is asked for PINs (`pin_entry`) in `GET /v1/readers`.
+    pub fn set_pin_entry(&self, id: &str, pin_entry: bool) {
+        if let Some(e) = self.lock().by_id.get_mut(id) {
+            e.info.pin_entry = pin_entry;
         }
     }
 

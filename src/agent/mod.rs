@@ -1,5 +1,6 @@
 //! The pipeline, configuration, the local API for kiosks.
 pub mod api;
+pub mod capture_pin;
 pub mod captures;
 pub mod config;
 pub mod driven;

@@ -41,13 +41,17 @@ use zeroize::Zeroizing;
 pub use deliver::{deliver_result, GatewayDeliver};
 pub use ticket::{SwipeOutcome, SwipeTicket};
 
-use super::captures::{CaptureOutcome, CaptureState, Captures};
+use super::api::GatewayState;
+use super::captures::{ArmedCapture, CaptureOutcome, CaptureState, Captures};
 use super::events::{EventHub, LaneEvent, MaskedPanText};
+use super::lane::GatewayHealth;
 use super::metrics::Metrics;
 use crate::card::CardRead;
 use crate::device::profile::Profile;
 use crate::gateway::check_record::build_check_record;
-use crate::gateway::swipe::{build_record, LaneSettings, SwipeError, SwipeInput};
+use crate::gateway::swipe::{
+    build_record, LaneSettings, RecordPin, SwipeError, SwipeInput, SwipeRecord,
+};
 use crate::gateway::{CustomerFields, SecretString};
 use crate::parse;
 use crate::queue::{
@@ -90,8 +94,11 @@ pub struct Swipe {
     /// The reader's id or selector (what events and captures name).
     pub reader_id: String,
     pub profile: Option<Arc<Profile>>,
-    /// From a PIN pad, upper-case hex, under the PIN variant of the read's KSN.
-    pub pin_block: Option<SecretString>,
+    /// A keypad reader's or PIN pad's block, with its PIN key's KSN.
+    pub pin_block: Option<RecordPin>,
+    /// The capture this read serves, already taken by the reader's task (a keypad reader
+    /// takes its capture after the PIN entry); `None`: the pipeline looks one up.
+    pub capture: Option<ArmedCapture>,
 }
 
 impl Swipe {
@@ -105,6 +112,7 @@ impl Swipe {
             reader_id: reader_id.into(),
             profile,
             pin_block: None,
+            capture: None,
         }
     }
 }
@@ -116,6 +124,7 @@ impl std::fmt::Debug for Swipe {
             .field("reader_id", &self.reader_id)
             .field("profile", &self.profile.as_ref().map(|p| p.id.as_str()))
             .field("pin_block", &self.pin_block.as_ref().map(|_| "***"))
+            .field("capture", &self.capture.as_ref().map(|c| c.id.as_str()))
             .finish()
     }
 }
@@ -160,6 +169,9 @@ struct Shared {
     next_swipe: AtomicU64,
     closed: AtomicBool,
     online: Mutex<Vec<JoinHandle<()>>>,
+    /// What the agent last saw of the gateway (`run`): a PIN record is not even tried while
+    /// it is known to be unreachable.
+    gateway: std::sync::OnceLock<Arc<GatewayHealth>>,
 }
 
 struct Tasks {
@@ -235,6 +247,7 @@ impl Pipeline {
             next_swipe: AtomicU64::new(1),
             closed: AtomicBool::new(false),
             online: Mutex::new(Vec::new()),
+            gateway: std::sync::OnceLock::new(),
         });
         let (listener_stop, stop_rx) = watch::channel(false);
         let listener = tokio::spawn(listen(shared.clone(), upload_events, stop_rx));
@@ -259,6 +272,12 @@ impl Pipeline {
         self.shared.unreadable(reader, code);
     }
 
+    /// Gateway health as the agent sees it (deliveries and its probe): a record with a PIN
+    /// block fails at once, untried, while the gateway is known to be unreachable. Set once.
+    pub fn watch_gateway(&self, health: Arc<GatewayHealth>) {
+        let _ = self.shared.gateway.set(health);
+    }
+
     /// The uploader (pause state, `resume` after an authentication failure, events).
     pub fn uploader(&self) -> &Uploader {
         &self.shared.uploader
@@ -279,158 +298,44 @@ impl Pipeline {
             .await
     }
 
+    /// The steps of one swipe: decode, take its capture, announce it, build its record, then
+    /// send it online (PIN records) or hand it to the queue.
     async fn submit_inner(
         &self,
         swipe_id: u64,
-        swipe: Swipe,
+        mut swipe: Swipe,
         intake: Option<mpsc::Sender<Prepared>>,
     ) -> SwipeTicket {
         let sh = &self.shared;
         let (state_tx, rx) = watch::channel(SwipeOutcome::Pending);
         let mut ticket = SwipeTicket::new(swipe_id, rx);
         let Some(intake) = intake.filter(|_| !sh.closed.load(Ordering::Acquire)) else {
-            let _ = state_tx.send(SwipeOutcome::Failed {
-                code: "shutting-down".into(),
-                error: "the agent is shutting down; swipe again".into(),
-            });
+            let _ = state_tx.send(shutting_down());
             return ticket;
         };
-        let reader = swipe.reader_id.clone();
-        let micr_set = swipe.profile.as_deref().and_then(Profile::micr_decoding);
-        let read = match parse::decode_frame_as(&swipe.frame, micr_set) {
-            Ok(mut r) => {
-                parse::validate(&mut r);
-                r
-            }
-            Err(e) => {
-                sh.metrics.decode_error(e.code());
-                sh.metrics.record("unreadable");
-                sh.unreadable(&reader, e.code());
-                sh.events.publish(LaneEvent::Swipe {
-                    reader,
-                    format: None,
-                    entry_mode: None,
-                    masked_pan: None,
-                    last4: None,
-                    capture_id: None,
-                    error_code: Some(e.code().into()),
-                });
-                let _ = state_tx.send(SwipeOutcome::Unreadable {
-                    code: e.code().into(),
-                    error: e.to_string(),
-                });
-                return ticket;
-            }
+        let Some(read) = sh.decode(&swipe, &state_tx) else {
+            return ticket;
         };
-        let masked_pan = read
-            .masked_pan
-            .as_ref()
-            .and_then(|m| MaskedPanText::new(m.as_str()));
-        ticket.masked_pan = masked_pan.clone();
-        ticket.brand = read.brand.map(|b| b.code().to_string());
-        ticket.format = Some(read.format.as_str().to_string());
-        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
-        sh.metrics.swipe(&reader, read.format.as_str());
-        // A check read serves only check captures, a card read only card captures.
-        let capture = if read.check.is_some() {
-            sh.captures.take_for_check(&reader)
-        } else {
-            sh.captures.take_for_swipe(&reader)
-        };
-        // The account's last 4 stand in for a card's in events and tickets.
-        let last4 = read.last4.as_deref().map(String::from).or_else(|| {
-            read.check
-                .as_ref()
-                .and_then(|c| c.account.last4())
-                .map(String::from)
-        });
-        let entry_mode = read.entry_mode.map(|m| sh.cfg.lane.entry_modes.code(m));
-        sh.events.publish(LaneEvent::Swipe {
-            reader: reader.clone(),
-            format: Some(read.format.as_str().into()),
-            entry_mode: entry_mode.clone(),
-            masked_pan: masked_pan.clone(),
-            last4: last4.clone(),
-            capture_id: capture.as_ref().map(|c| c.id.clone()),
-            error_code: None,
-        });
-        tracing::info!(
-            format = read.format.as_str(),
-            masked_pan = masked_pan.as_ref().map(|m| m.as_str()),
-            capture = capture.as_ref().map(|c| c.id.as_str()),
-            "swipe decoded"
-        );
+        let capture = sh.take_capture(&mut swipe, &read);
+        let (masked_pan, last4) =
+            sh.announce(&swipe.reader_id, &read, capture.as_ref(), &mut ticket);
         // A check needs a kiosk capture (a name): `on_swipe = "save"` does nothing with one.
         if capture.is_none() && (!sh.cfg.save_unarmed || read.check.is_some()) {
             let _ = state_tx.send(SwipeOutcome::Ignored);
             return ticket;
         }
-        let capture_id = capture.as_ref().map(|c| c.id.clone());
-        let customer: Option<CustomerFields> = match &capture {
-            None => None,
-            Some(c) => {
-                match serde_json::from_value(serde_json::Value::Object(c.customer.clone())) {
-                    Ok(f) => Some(f),
-                    Err(_) => {
-                        let t = Tracker {
-                            swipe_id,
-                            tx: state_tx,
-                            reader,
-                            capture_id,
-                            customer_id: String::new(),
-                            masked_pan,
-                            last4,
-                        };
-                        sh.finish(
-                            t,
-                            SwipeOutcome::Rejected {
-                                reason: "the capture's customer fields are not Customer API fields"
-                                    .into(),
-                            },
-                        );
-                        return ticket;
-                    }
-                }
-            }
-        };
-        let check_options = capture.as_ref().and_then(|c| c.check.as_ref());
-        let built = match (read.check.as_deref(), check_options) {
-            (Some(check), Some(options)) => build_check_record(
-                check,
-                customer.as_ref(),
-                &sh.cfg.lane,
-                &sh.cfg.lane.check,
-                options,
-            ),
-            _ => build_record(SwipeInput {
-                read: &read,
-                frame: &swipe.frame,
-                profile: swipe.profile.as_deref(),
-                lane: &sh.cfg.lane,
-                customer: customer.as_ref(),
-                pin_block: swipe.pin_block.as_ref(),
-            }),
-        };
         let mut tracker = Tracker {
             swipe_id,
             tx: state_tx,
-            reader,
-            capture_id,
+            reader: swipe.reader_id.clone(),
+            capture_id: capture.as_ref().map(|c| c.id.clone()),
             customer_id: String::new(),
             masked_pan,
-            last4: last4.clone(),
+            last4,
         };
-        let record = match built {
+        let record = match sh.build(&mut swipe, &read, capture.as_ref()) {
             Ok(r) => r,
-            Err(e) => {
-                tracing::warn!(code = e.code(), "swipe gives no record");
-                let outcome = match e {
-                    SwipeError::Invalid(reason) => SwipeOutcome::Rejected { reason },
-                    other => SwipeOutcome::Failed {
-                        code: other.code().into(),
-                        error: other.to_string(),
-                    },
-                };
+            Err(outcome) => {
                 sh.finish(tracker, outcome);
                 return ticket;
             }
@@ -446,74 +351,50 @@ impl Pipeline {
             self.send_online(tracker, record.payload(), &read);
             return ticket;
         }
-        let payload = record.payload();
-        let slot = if sh.cfg.send_before_commit && record.fresh_customer_id {
-            sh.uploader.direct_slot()
-        } else {
-            None
-        };
-        let (stored, direct) = match slot {
-            Some(slot) => {
-                let (tx, rx) = oneshot::channel();
-                (Some(tx), Some((slot, rx, payload.clone())))
-            }
-            None => (None, None),
-        };
-        let prepared = Prepared {
-            swipe_id,
-            customer_id: record.customer_id.clone(),
-            record: NewRecord {
-                customer_id: record.customer_id.clone(),
-                masked_pan: record.masked_pan.clone(),
-                payload,
-                has_pin_block: false,
-                in_flight: direct.is_some(),
-            },
-            stored,
-        };
-        // Registered before the enqueue: the uploader may answer before the batcher returns.
-        lock(&sh.pending)
-            .entry(record.customer_id.clone())
-            .or_default()
-            .push_back(tracker);
-        if intake.send(prepared).await.is_err() {
-            if let Some(t) = sh.take_tracker(&record.customer_id, Some(swipe_id)) {
-                sh.finish(
-                    t,
-                    SwipeOutcome::Failed {
-                        code: "shutting-down".into(),
-                        error: "the agent is shutting down; swipe again".into(),
-                    },
-                );
-            }
-            return ticket;
-        }
-        if let Some((slot, stored, payload)) = direct {
-            sh.uploader
-                .send_direct(slot, record.customer_id.clone(), payload, stored);
-        }
+        sh.enqueue(tracker, &record, intake).await;
         ticket
     }
 
-    /// A PIN record: one online attempt; never written to disk.
+    /// A PIN record: one online attempt, never written to disk (design.md §2). When the
+    /// gateway cannot take it now (uploads paused, the gateway known to be unreachable, or the
+    /// attempt fails in transport) it fails at once with `pin-needs-online`: no retry, no queue.
     fn send_online(&self, tracker: Tracker, payload: Zeroizing<Vec<u8>>, _read: &CardRead) {
         let sh = self.shared.clone();
         let span = tracing::Span::current();
         let handle = tokio::spawn(
             async move {
-                let result = sh.deliver.deliver(&payload).await;
-                drop(payload);
-                let outcome = match result {
-                    DeliverResult::Final(answer) => final_outcome(answer),
-                    DeliverResult::Transient(_) | DeliverResult::AuthFailed(_) => {
-                        SwipeOutcome::Failed {
-                            code: "pin-offline".into(),
-                            error: "a record with a PIN block is never queued and the gateway \
-                                    did not answer: swipe again when it is reachable"
-                                .into(),
-                        }
-                    }
+                let unreachable = sh
+                    .gateway
+                    .get()
+                    .is_some_and(|h| h.state() == GatewayState::Unreachable);
+                let why = if sh.uploader.is_paused() {
+                    Some("uploads are paused (the gateway refused the key or is misconfigured)")
+                } else if unreachable {
+                    Some("the gateway is unreachable")
+                } else {
+                    None
                 };
+                let outcome = match why {
+                    Some(why) => pin_needs_online(why),
+                    None => match sh.deliver.deliver(&payload).await {
+                        DeliverResult::Final(answer) => final_outcome(answer),
+                        DeliverResult::Transient(_) => {
+                            pin_needs_online("the gateway did not answer")
+                        }
+                        DeliverResult::AuthFailed(_) => {
+                            pin_needs_online("the gateway refused the key or is misconfigured")
+                        }
+                    },
+                };
+                drop(payload);
+                if let SwipeOutcome::Failed { code, .. } = &outcome {
+                    tracing::warn!(
+                        swipe_id = tracker.swipe_id,
+                        capture = tracker.capture_id.as_deref(),
+                        code = code.as_str(),
+                        "a record with a PIN block goes online only; not saved, nothing kept"
+                    );
+                }
                 sh.finish(tracker, outcome);
             }
             .instrument(span),
@@ -546,6 +427,25 @@ impl Pipeline {
     }
 }
 
+/// The agent is stopping: the swipe is not taken.
+fn shutting_down() -> SwipeOutcome {
+    SwipeOutcome::Failed {
+        code: "shutting-down".into(),
+        error: "the agent is shutting down; swipe again".into(),
+    }
+}
+
+/// A PIN record the gateway cannot take now: failed, never queued.
+fn pin_needs_online(why: &str) -> SwipeOutcome {
+    SwipeOutcome::Failed {
+        code: "pin-needs-online".into(),
+        error: format!(
+            "{why}: a record with a PIN block is sent online only and never queued; \
+             take the card and PIN again when the gateway is reachable"
+        ),
+    }
+}
+
 /// A record the queue refused: the swipe is not taken.
 fn not_durable(e: &QueueError) -> SwipeOutcome {
     let code = match e {
@@ -567,6 +467,198 @@ fn final_outcome(answer: FinalAnswer) -> SwipeOutcome {
 }
 
 impl Shared {
+    /// Decodes and validates the frame; an unreadable one is reported (log, metrics, events,
+    /// ticket) and gives `None`.
+    fn decode(&self, swipe: &Swipe, state_tx: &watch::Sender<SwipeOutcome>) -> Option<CardRead> {
+        let micr_set = swipe.profile.as_deref().and_then(Profile::micr_decoding);
+        match parse::decode_frame_as(&swipe.frame, micr_set) {
+            Ok(mut r) => {
+                parse::validate(&mut r);
+                Some(r)
+            }
+            Err(e) => {
+                self.metrics.decode_error(e.code());
+                self.metrics.record("unreadable");
+                self.unreadable(&swipe.reader_id, e.code());
+                self.events.publish(LaneEvent::Swipe {
+                    reader: swipe.reader_id.clone(),
+                    format: None,
+                    entry_mode: None,
+                    masked_pan: None,
+                    last4: None,
+                    capture_id: None,
+                    error_code: Some(e.code().into()),
+                });
+                let _ = state_tx.send(SwipeOutcome::Unreadable {
+                    code: e.code().into(),
+                    error: e.to_string(),
+                });
+                None
+            }
+        }
+    }
+
+    /// The capture this read serves: the one its reader already took, else the oldest armed
+    /// one. A check read serves only check captures, a card read only card captures.
+    fn take_capture(&self, swipe: &mut Swipe, read: &CardRead) -> Option<ArmedCapture> {
+        match swipe.capture.take() {
+            Some(taken) => Some(taken),
+            None if read.check.is_some() => self.captures.take_for_check(&swipe.reader_id),
+            None => self.captures.take_for_swipe(&swipe.reader_id),
+        }
+    }
+
+    /// Fills the ticket, counts the swipe, publishes the `swipe` event and logs it (masked).
+    /// Returns the masked PAN and last 4 the outcome will carry.
+    fn announce(
+        &self,
+        reader: &str,
+        read: &CardRead,
+        capture: Option<&ArmedCapture>,
+        ticket: &mut SwipeTicket,
+    ) -> (Option<MaskedPanText>, Option<String>) {
+        let masked_pan = read
+            .masked_pan
+            .as_ref()
+            .and_then(|m| MaskedPanText::new(m.as_str()));
+        ticket.masked_pan = masked_pan.clone();
+        ticket.brand = read.brand.map(|b| b.code().to_string());
+        ticket.format = Some(read.format.as_str().to_string());
+        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
+        self.metrics.swipe(reader, read.format.as_str());
+        // The account's last 4 stand in for a card's in events and tickets.
+        let last4 = read.last4.as_deref().map(String::from).or_else(|| {
+            read.check
+                .as_ref()
+                .and_then(|c| c.account.last4())
+                .map(String::from)
+        });
+        let entry_mode = read.entry_mode.map(|m| self.cfg.lane.entry_modes.code(m));
+        self.events.publish(LaneEvent::Swipe {
+            reader: reader.to_string(),
+            format: Some(read.format.as_str().into()),
+            entry_mode,
+            masked_pan: masked_pan.clone(),
+            last4: last4.clone(),
+            capture_id: capture.map(|c| c.id.clone()),
+            error_code: None,
+        });
+        tracing::info!(
+            format = read.format.as_str(),
+            masked_pan = masked_pan.as_ref().map(|m| m.as_str()),
+            capture = capture.map(|c| c.id.as_str()),
+            "swipe decoded"
+        );
+        (masked_pan, last4)
+    }
+
+    /// The record for this read and its capture's fields (a check record for a check capture),
+    /// with the PIN block the reader or the kiosk's PIN pad gave; `Err` is the swipe's outcome.
+    fn build(
+        &self,
+        swipe: &mut Swipe,
+        read: &CardRead,
+        capture: Option<&ArmedCapture>,
+    ) -> Result<SwipeRecord, SwipeOutcome> {
+        let customer: Option<CustomerFields> = match capture {
+            None => None,
+            Some(c) => Some(
+                serde_json::from_value(serde_json::Value::Object(c.customer.clone())).map_err(
+                    |_| SwipeOutcome::Rejected {
+                        reason: "the capture's customer fields are not Customer API fields".into(),
+                    },
+                )?,
+            ),
+        };
+        let check_options = capture.and_then(|c| c.check.as_ref());
+        // The kiosk's PIN pad block goes with its capture's card read.
+        let pin = swipe.pin_block.take().or_else(|| {
+            let given = capture?.pin_block.as_ref()?;
+            Some(RecordPin {
+                block: SecretString::new(given.block.to_hex().as_str()),
+                ksn: Some(given.ksn.to_hex()),
+            })
+        });
+        let built = match (read.check.as_deref(), check_options) {
+            (Some(check), Some(options)) => build_check_record(
+                check,
+                customer.as_ref(),
+                &self.cfg.lane,
+                &self.cfg.lane.check,
+                options,
+            ),
+            _ => build_record(SwipeInput {
+                read,
+                frame: &swipe.frame,
+                profile: swipe.profile.as_deref(),
+                lane: &self.cfg.lane,
+                customer: customer.as_ref(),
+                pin_block: pin.as_ref(),
+            }),
+        };
+        built.map_err(|e| {
+            tracing::warn!(code = e.code(), "swipe gives no record");
+            match e {
+                SwipeError::Invalid(reason) => SwipeOutcome::Rejected { reason },
+                other => SwipeOutcome::Failed {
+                    code: other.code().into(),
+                    error: other.to_string(),
+                },
+            }
+        })
+    }
+
+    /// Hands the record to the batcher (durable = taken) and, when the uploader has a free
+    /// slot, starts its request while the commit is in flight (the direct lane).
+    async fn enqueue(
+        &self,
+        tracker: Tracker,
+        record: &SwipeRecord,
+        intake: mpsc::Sender<Prepared>,
+    ) {
+        let swipe_id = tracker.swipe_id;
+        let payload = record.payload();
+        let slot = if self.cfg.send_before_commit && record.fresh_customer_id {
+            self.uploader.direct_slot()
+        } else {
+            None
+        };
+        let (stored, direct) = match slot {
+            Some(slot) => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some((slot, rx, payload.clone())))
+            }
+            None => (None, None),
+        };
+        let prepared = Prepared {
+            swipe_id,
+            customer_id: record.customer_id.clone(),
+            record: NewRecord {
+                customer_id: record.customer_id.clone(),
+                masked_pan: record.masked_pan.clone(),
+                payload,
+                has_pin_block: false,
+                in_flight: direct.is_some(),
+            },
+            stored,
+        };
+        // Registered before the enqueue: the uploader may answer before the batcher returns.
+        lock(&self.pending)
+            .entry(record.customer_id.clone())
+            .or_default()
+            .push_back(tracker);
+        if intake.send(prepared).await.is_err() {
+            if let Some(t) = self.take_tracker(&record.customer_id, Some(swipe_id)) {
+                self.finish(t, shutting_down());
+            }
+            return;
+        }
+        if let Some((slot, stored, payload)) = direct {
+            self.uploader
+                .send_direct(slot, record.customer_id.clone(), payload, stored);
+        }
+    }
+
     /// Every unreadable read, on every transport: a log line with its reason code, the
     /// `cardlane_reads_unreadable_total{reader,code}` counter and the `swipe-unreadable` event.
     fn unreadable(&self, reader: &str, code: &str) {
@@ -650,6 +742,10 @@ impl Shared {
                     token: outcome.token(),
                     masked_pan: t.masked_pan.clone(),
                     error: outcome.error(),
+                    error_code: match outcome {
+                        SwipeOutcome::Failed { code, .. } => Some(code.clone()),
+                        _ => None,
+                    },
                 },
             );
         }
@@ -737,6 +833,7 @@ impl Shared {
                         token: outcome.token(),
                         masked_pan: None,
                         error: outcome.error(),
+                        error_code: None,
                     },
                 );
             }

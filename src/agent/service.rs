@@ -47,6 +47,8 @@ pub enum ServiceError {
     Profiles(#[from] ProfileError),
     #[error("readers[{index}].device: {reason}")]
     Reader { index: usize, reason: String },
+    #[error("readers[{index}].pin_entry: only a driven NEO 2 reader (profile protocol \"neo2\") can be asked for a PIN")]
+    PinEntry { index: usize },
     #[error("queue {path}: {error}")]
     Queue { path: String, error: QueueError },
     #[error("gateway: {0}")]
@@ -63,7 +65,7 @@ impl ServiceError {
         match self {
             ServiceError::Config(e) => e.code(),
             ServiceError::Profiles(e) => e.code(),
-            ServiceError::Reader { .. } => "reader-config",
+            ServiceError::Reader { .. } | ServiceError::PinEntry { .. } => "reader-config",
             ServiceError::Queue { error, .. } => error.code(),
             ServiceError::Gateway(_) => "gateway-config",
             ServiceError::Api(_) => "api-start",
@@ -308,7 +310,7 @@ impl Service {
         )?;
         metrics.watch_uploader(pipeline.uploader().health());
         lane.watch_uploader(pipeline.uploader().health());
-
+        pipeline.watch_gateway(health.clone());
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = vec![watch_upload_events(
             &pipeline,
@@ -638,6 +640,7 @@ fn start_driven(
         true,
     );
     lane.set_protocol(id, Protocol::Neo2.as_str());
+    lane.set_pin_entry(id, profile.as_ref().is_some_and(|p| p.pin_entry));
     spawn_driven(
         id.to_string(),
         selector,
@@ -661,8 +664,16 @@ fn resolve_readers(
             .device
             .parse()
             .map_err(|e: crate::device::selector::SelectorError| reader_err(e.to_string()))?;
-        let profile = resolve_profile(&selector, profiles, r.profile.as_deref())
+        let mut profile = resolve_profile(&selector, profiles, r.profile.as_deref())
             .map_err(|e| reader_err(e.to_string()))?;
+        // The reader's own setting wins over its profile's (a keypad fitted or not).
+        if let Some(pin_entry) = r.pin_entry {
+            match profile.as_mut() {
+                Some(p) if p.protocol == Protocol::Neo2 => p.pin_entry = pin_entry,
+                _ if !pin_entry => {}
+                _ => return Err(ServiceError::PinEntry { index }),
+            }
+        }
         selectors.push((r.id.clone(), selector, profile, r.activate));
     }
     Ok(selectors)

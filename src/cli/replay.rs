@@ -329,6 +329,7 @@ pub(crate) async fn submit_all(
                 reader_id: fixture.clone(),
                 profile: loaded.profile.clone(),
                 pin_block: None,
+                capture: None,
             };
             let ticket = tokio::select! {
                 t = pipeline.submit(swipe) => t,

@@ -187,6 +187,10 @@ pub struct Profile {
     /// Whether the host drives the reader with commands (default `none`).
     #[serde(default)]
     pub protocol: Protocol,
+    /// The reader has a keypad and answers NEO 2 `62-01` (PIN entry with its own PAN,
+    /// reader-protocols.md §1.6). A `[[readers]] pin_entry` in the configuration wins.
+    #[serde(default)]
+    pub pin_entry: bool,
     pub key_usage: KeyUsage,
     pub track_data: TrackData,
     /// POS entry mode to assume when a frame does not say (`90` swipe, …).
@@ -300,6 +304,13 @@ impl Profile {
                     "a driven reader needs a transport the host can write to (hid or serial; mms and magtek-v5: hid)",
                 )
             }
+        }
+        // PIN entry is a NEO 2 command: a reader the host does not drive cannot be asked.
+        if self.pin_entry && self.protocol != Protocol::Neo2 {
+            return bad(
+                "pin_entry",
+                "only a driven NEO 2 reader (protocol = \"neo2\") is asked for a PIN",
+            );
         }
         if self.framing == Framing::MagtekReport && self.report.is_none() {
             return bad("report.size", "magtek-report framing needs a report size");

@@ -138,8 +138,26 @@ pub struct SwipeInput<'a> {
     pub lane: &'a LaneSettings,
     /// Customer fields from an armed kiosk capture; they win over the names on the card.
     pub customer: Option<&'a CustomerFields>,
-    /// Upper-case hex PIN block from a PIN pad, under the PIN variant of the read's KSN.
-    pub pin_block: Option<&'a SecretString>,
+    /// A PIN block for the record (a keypad reader's or a PIN pad's).
+    pub pin_block: Option<&'a RecordPin>,
+}
+
+/// A PIN block for `card.pin_block`, with the KSN of the key it is under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordPin {
+    /// Upper-case hex.
+    pub block: SecretString,
+    /// The PIN key's KSN (upper-case hex), which then goes in `card.ksn` while the card data
+    /// keeps its own KSN inside `track_data`. `None`: the block is under the PIN variant of
+    /// the read's own KSN.
+    pub ksn: Option<String>,
+}
+
+impl RecordPin {
+    /// A block under the PIN variant of the read's own KSN.
+    pub fn same_ksn(block: SecretString) -> RecordPin {
+        RecordPin { block, ksn: None }
+    }
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -300,12 +318,17 @@ pub fn build_record(input: SwipeInput<'_>) -> Result<SwipeRecord, SwipeError> {
     customer.customer_id = Some(customer_id.clone());
     customer.action_code = Some("1".into());
 
+    let pin = input.pin_block.filter(|p| !p.block.is_empty());
     let card = CardRequest {
         track_data: Some(SecretString::new(track_data)),
-        ksn: read.ksn.as_ref().map(|k| k.to_hex()),
+        // A PIN key's own KSN wins: `card.ksn` is the PIN block's (customer-api.md: required
+        // with a PIN block), and whole-frame `track_data` carries the data key's KSN itself.
+        ksn: pin
+            .and_then(|p| p.ksn.clone())
+            .or_else(|| read.ksn.as_ref().map(|k| k.to_hex())),
         entry_mode: Some(entry_mode),
         expiration_date: read.expiry.as_deref().and_then(mmyy_from_yymm),
-        pin_block: input.pin_block.filter(|p| !p.is_empty()).cloned(),
+        pin_block: pin.map(|p| p.block.clone()),
         ..CardRequest::default()
     };
     let has_pin_block = card.pin_block.is_some();
@@ -452,7 +475,7 @@ mod tests {
         let profiles = Profiles::embedded().unwrap();
         let lane = lane(false);
         let frame = [0x02u8, 0x10, 0x20, 0x03];
-        let build = |read: &CardRead, p: Option<&Profile>, pin: Option<&SecretString>| {
+        let build = |read: &CardRead, p: Option<&Profile>, pin: Option<&RecordPin>| {
             build_record(SwipeInput {
                 read,
                 frame: &frame,
@@ -475,7 +498,7 @@ mod tests {
 
         // MagTek: the Track 1 ciphertext, not the frame.
         let mt = encrypted_read(Format::MagtekHid);
-        let pin = SecretString::new("0412AC89ABCDEF67");
+        let pin = RecordPin::same_ksn(SecretString::new("0412AC89ABCDEF67"));
         let rec = build(&mt, profiles.get("magtek-dynamag-hid"), Some(&pin));
         let card = rec.request.card.as_ref().unwrap();
         assert_eq!(
@@ -483,6 +506,21 @@ mod tests {
             "123456789ABCDEF0"
         );
         assert_eq!(rec.request.device_code.as_deref(), Some("MAGTEK"));
+        assert!(rec.has_pin_block);
+        // A keypad's PIN key has its own KSN: it is `card.ksn`, while the whole frame in
+        // `track_data` keeps the card data's.
+        let keypad = RecordPin {
+            block: SecretString::new("0412AC89ABCDEF67"),
+            ksn: Some("FFFF9876543211E00001".into()),
+        };
+        let rec = build(&idt, profiles.get("idtech-securemag-hid"), Some(&keypad));
+        let card = rec.request.card.as_ref().unwrap();
+        assert_eq!(card.ksn.as_deref(), Some("FFFF9876543211E00001"));
+        assert_eq!(card.track_data.as_ref().unwrap().expose(), "02102003");
+        assert_eq!(
+            card.pin_block.as_ref().map(|p| p.expose()),
+            Some("0412AC89ABCDEF67")
+        );
         assert!(rec.has_pin_block);
         // Without a profile, the MagTek default is the encrypted track too.
         let rec = build(&mt, None, None);

@@ -33,6 +33,16 @@ impl ApiError {
         }
     }
 
+    /// 422 naming the field, with its own reason code: well-formed JSON the agent cannot act on.
+    pub fn unprocessable(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

@@ -82,6 +82,8 @@ pub enum ReaderState {
     Idle,
     /// A driven reader running a transaction.
     WaitingForCard,
+    /// A keypad reader waiting for the customer's PIN (after a read).
+    WaitingForPin,
     /// A driven reader's transaction is being cancelled (awaiting the cancel's answer).
     Cancelling,
     /// A driven reader stopped answering; its port is being reopened.
@@ -107,6 +109,9 @@ pub struct ReaderInfo {
     pub protocol: Option<String>,
     /// A driven reader's firmware version, once read.
     pub firmware: Option<String>,
+    /// A keypad reader the agent asks for the PIN when a capture says `"pin"` (the profile's
+    /// `pin_entry`, or the reader's own setting).
+    pub pin_entry: bool,
 }
 
 impl ReaderState {
@@ -117,6 +122,7 @@ impl ReaderState {
             ReaderState::Connected
                 | ReaderState::Idle
                 | ReaderState::WaitingForCard
+                | ReaderState::WaitingForPin
                 | ReaderState::Cancelling
         )
     }

@@ -40,6 +40,7 @@ fn operation(op: Op) -> Value {
                 "202": json_ok("Armed, waiting for a swipe", "Capture"),
                 "400": error_ref("A bad field; `error.field` names it"),
                 "409": error_ref("Too many captures already waiting for this reader"),
+                "422": error_ref("`pin` or `pin_block` refused: `error.code` says why (bad-pin, pin-not-supported, pin-conflict, bad-pin-block, bad-pin-ksn, bad-pin-format), `error.field` names the field"),
                 "413": error_ref(&format!("Body over {BODY_LIMIT} bytes")),
             }),
         ),
@@ -121,8 +122,9 @@ fn schemas() -> Value {
         "Reader": {"type": "object", "required": ["id", "device", "state"], "properties": {
             "id": {"type": "string"}, "device": {"type": "string"},
             "profile": nullable_string, "transport": nullable_string,
-            "state": {"type": "string", "enum": ["connected", "disconnected", "error", "idle", "waiting-for-card", "cancelling", "unresponsive"],
-                "description": "Listen-only readers: connected, disconnected, error. Driven readers (protocol neo2): idle, waiting-for-card, cancelling, unresponsive, error, disconnected"},
+            "state": {"type": "string", "enum": ["connected", "disconnected", "error", "idle", "waiting-for-card", "waiting-for-pin", "cancelling", "unresponsive"],
+                "description": "Listen-only readers: connected, disconnected, error. Driven readers (protocol neo2): idle, waiting-for-card, waiting-for-pin (a keypad reader's PIN entry), cancelling, unresponsive, error, disconnected"},
+            "pin_entry": {"type": "boolean", "description": "A keypad reader that takes `\"pin\"` captures (the profile's pin_entry or [[readers]] pin_entry)"},
             "configured": {"type": "boolean"}, "error": nullable_string,
             "protocol": {"type": "string", "nullable": true, "enum": ["none", "neo2", "mms", "magtek-v5", null]},
             "firmware": nullable_string}},
@@ -143,14 +145,23 @@ fn schemas() -> Value {
             "check": {"type": "object", "additionalProperties": false, "description": "With kind check: what a MICR line cannot carry; [lane.check] or the check's type fills what is absent", "properties": {
                 "account_type": {"type": "string", "description": "0 checking, 1 saving, 2 business (or the names)"},
                 "sec_code": {"type": "string", "description": "0 CCD, 1 PPD, 2 WEB, 3 TEL, 4 BOC, 5 ARC (or the names); the check number is sent only with BOC and ARC"},
-                "bank_name": {"type": "string"}}}}},
+                "bank_name": {"type": "string"}}},
+            "pin": {"type": "string", "enum": ["required", "optional"],
+                "description": "After the read, the reader's keypad takes the PIN (62-01 with the reader's own PAN). Needs `reader` naming a driven reader with pin_entry; not with kind check. required: no PIN, no record (pin-cancelled, pin-timed-out); optional: saved without one. timeout_s covers card and PIN. Sent online only: failed with pin-needs-online when the gateway cannot be reached."},
+            "pin_block": {"type": "object", "additionalProperties": false, "required": ["block", "ksn", "format"],
+                "description": "A block from the kiosk's own PIN pad for this capture's card read; not with `pin`, not with kind check. Sent online only (pin-needs-online), never queued.",
+                "properties": {
+                    "block": {"type": "string", "pattern": "^([0-9A-Fa-f]{16}|[0-9A-Fa-f]{32})$", "description": "Encrypted ISO 9564 block: 16 hex digits for formats 0, 1, 3 (TDES), 32 for format 4 (AES)"},
+                    "ksn": {"type": "string", "pattern": "^([0-9A-Fa-f]{20}|[0-9A-Fa-f]{24})$", "description": "The PIN pad key's KSN: 20 hex digits (TDES DUKPT) or 24 (AES DUKPT, required for format 4)"},
+                    "format": {"type": "integer", "enum": [0, 1, 3, 4]}}}}},
         "Capture": {"type": "object", "required": ["id", "state"], "properties": {
             "id": {"type": "string"},
             "state": {"type": "string", "enum": ["waiting", "saved", "queued", "declined", "rejected", "failed", "timed-out", "cancelled"]},
             "reader": nullable_string, "swiped": {"type": "boolean"},
             "customer_id": nullable_string, "token": nullable_string,
             "masked_pan": nullable_string, "error": nullable_string,
-            "error_code": {"type": "string", "description": "Set when a driven reader ended the capture: reader-timed-out, reader-declined, reader-error"}}},
+            "error_code": {"type": "string", "description": "Why a capture failed or ended: reader-timed-out, reader-declined, reader-error, pin-cancelled, pin-timed-out, pin-error, pin-needs-online, queue-full, …"},
+            "pin": {"type": "string", "enum": ["entered", "skipped", "given"], "description": "With pin or pin_block: entered on the reader, skipped (optional, none came), given by the kiosk"}}},
         "Queue": {"type": "object", "properties": {
             "held": {"type": "integer"}, "oldest_age_s": {"type": "integer"},
             "records": {"type": "array", "items": {"type": "object", "properties": {

@@ -18,9 +18,11 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::error::ApiError;
 use super::guard::read_body;
+use super::lane::ReaderInfo;
 use super::lane::{HealthStatus, Lane};
 use super::AppState;
-use crate::agent::captures::{CaptureError, CaptureStatus};
+use crate::agent::capture_pin::{KioskPin, PinPolicy};
+use crate::agent::captures::{CaptureError, CaptureStatus, CardOptions};
 use crate::agent::metrics;
 use crate::gateway::check_record::CheckOptions;
 use crate::protocol::neo2::Interfaces;
@@ -169,6 +171,8 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
             "interfaces",
             "kind",
             "check",
+            "pin",
+            "pin_block",
         ]
         .contains(&k.as_str())
     }) {
@@ -182,7 +186,7 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         } else {
             ApiError::field(
                 "body",
-                "the body has an unknown field (expected reader, customer, timeout_s, interfaces, kind, check)",
+                "the body has an unknown field (expected reader, customer, timeout_s, interfaces, kind, check, pin, pin_block)",
             )
         });
     }
@@ -268,10 +272,27 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
             }
         },
     };
+    let (pin, pin_block) = parse_pin(
+        body.remove("pin"),
+        body.remove("pin_block"),
+        reader
+            .as_deref()
+            .and_then(|id| known.iter().find(|r| r.id == id)),
+        check_options.is_some(),
+    )?;
     let captures = &state.api.captures;
     let id = match check_options {
         Some(c) => captures.arm_check(reader, customer, timeout, c),
-        None => captures.arm_with_interfaces(reader, customer, timeout, interfaces),
+        None => captures.arm_card(
+            reader,
+            customer,
+            timeout,
+            CardOptions {
+                interfaces,
+                pin,
+                pin_block,
+            },
+        ),
     }
     .map_err(capture_error)?;
     let status = state
@@ -310,6 +331,60 @@ fn parse_interfaces(v: Option<Value>) -> Result<Option<Interfaces>, ApiError> {
     Interfaces::parse_list(&names.join(","))
         .map(Some)
         .ok_or_else(bad)
+}
+
+/// `"pin":"required"|"optional"` (a keypad reader named in `reader`) or `"pin_block":{…}` (the
+/// kiosk's PIN pad), never both, never on a check: 422 with a reason code naming the field.
+fn parse_pin(
+    pin: Option<Value>,
+    pin_block: Option<Value>,
+    reader: Option<&ReaderInfo>,
+    check: bool,
+) -> Result<(Option<PinPolicy>, Option<KioskPin>), ApiError> {
+    let pin = match pin {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if PinPolicy::parse(&s).is_some() => PinPolicy::parse(&s),
+        Some(_) => {
+            return Err(ApiError::unprocessable(
+                "pin",
+                "bad-pin",
+                "`pin` must be \"required\" or \"optional\"",
+            ))
+        }
+    };
+    let pin_block = match pin_block {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            KioskPin::take_json(v)
+                .map_err(|e| ApiError::unprocessable(&e.field, e.code, e.message))?,
+        ),
+    };
+    if pin.is_some() && pin_block.is_some() {
+        return Err(ApiError::unprocessable(
+            "pin_block",
+            "pin-conflict",
+            "give `pin` (the reader's keypad) or `pin_block` (the kiosk's PIN pad), not both",
+        ));
+    }
+    if check && (pin.is_some() || pin_block.is_some()) {
+        let field = if pin.is_some() { "pin" } else { "pin_block" };
+        return Err(ApiError::unprocessable(
+            field,
+            "pin-not-supported",
+            "a check capture takes no PIN",
+        ));
+    }
+    if pin.is_some() {
+        let keypad = reader.is_some_and(|r| r.pin_entry && r.protocol.as_deref() == Some("neo2"));
+        if !keypad {
+            return Err(ApiError::unprocessable(
+                "pin",
+                "pin-not-supported",
+                "`pin` needs `reader` naming a driven reader with a keypad (pin_entry in GET /v1/readers)",
+            ));
+        }
+    }
+    Ok((pin, pin_block))
 }
 
 fn capture_error(e: CaptureError) -> ApiError {

@@ -170,13 +170,91 @@ async fn unreadable_and_clear_refused() {
 async fn pin_record_offline_fails_at_once_and_is_never_queued() {
     let r = rig(DeliverResult::Transient("connect failed".into()), true);
     let mut swipe = Swipe::new(sample04(), "usb", None);
-    swipe.pin_block = Some(SecretString::new("0412AC89ABCDEF67"));
+    swipe.pin_block = Some(RecordPin::same_ksn(SecretString::new("0412AC89ABCDEF67")));
     let mut t = r.pipeline.submit(swipe).await;
     let out = t.settle(WAIT).await;
-    assert_eq!(out.code(), "pin-offline", "{out:?}");
+    assert_eq!(out.code(), "pin-needs-online", "{out:?}");
     assert_eq!(r.fake.calls.load(Ordering::SeqCst), 1);
     r.pipeline.shutdown().await;
     assert_eq!(r.queue.stats().unwrap().held, 0);
+}
+
+#[tokio::test]
+async fn pin_record_with_the_gateway_known_down_fails_untried() {
+    let r = rig(saved("T-1"), true);
+    let health = Arc::new(GatewayHealth::new());
+    health.probed(false);
+    r.pipeline.watch_gateway(health.clone());
+    let mut events = r.events.subscribe();
+    let mut swipe = Swipe::new(sample04(), "usb", None);
+    swipe.pin_block = Some(RecordPin::same_ksn(SecretString::new("0412AC89ABCDEF67")));
+    let out = r.pipeline.submit(swipe).await.settle(WAIT).await;
+    assert_eq!(out.code(), "pin-needs-online", "{out:?}");
+    // Not even tried, not queued; the failure is published with its code.
+    assert_eq!(r.fake.calls.load(Ordering::SeqCst), 0);
+    assert_eq!(r.queue.stats().unwrap().held, 0);
+    let failed = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(LaneEvent::Failed { code, .. }) = events.recv().await {
+                return code;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed, "pin-needs-online");
+    // Reachable again: the same record is sent (and saved).
+    health.probed(true);
+    let mut swipe = Swipe::new(sample04(), "usb", None);
+    swipe.pin_block = Some(RecordPin::same_ksn(SecretString::new("0412AC89ABCDEF67")));
+    let out = r.pipeline.submit(swipe).await.settle(WAIT).await;
+    assert_eq!(out.code(), "saved", "{out:?}");
+    assert_eq!(r.fake.calls.load(Ordering::SeqCst), 1);
+    r.pipeline.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_kiosk_pin_block_goes_with_its_captures_read_under_its_own_ksn() {
+    use crate::agent::capture_pin::KioskPin;
+    use crate::agent::captures::CardOptions;
+    let r = rig(saved("T-7"), true);
+    let kiosk = KioskPin::from_json(&serde_json::json!({
+        "block": "041274edcba9876f", "ksn": "FFFF9876543211E00007", "format": 0}))
+    .unwrap();
+    let id = r
+        .captures
+        .arm_card(
+            None,
+            Default::default(),
+            Duration::from_secs(60),
+            CardOptions {
+                pin_block: Some(kiosk),
+                ..CardOptions::default()
+            },
+        )
+        .unwrap();
+    let out = r
+        .pipeline
+        .submit(Swipe::new(sample04(), "usb", None))
+        .await
+        .settle(WAIT)
+        .await;
+    assert_eq!(out.code(), "saved", "{out:?}");
+    {
+        let seen = lock(&r.fake.seen);
+        let card = seen[0].card.as_ref().unwrap();
+        assert_eq!(
+            card.pin_block.as_ref().map(|p| p.expose()),
+            Some("041274EDCBA9876F")
+        );
+        assert_eq!(card.ksn.as_deref(), Some("FFFF9876543211E00007"));
+    }
+    // Sent online, never queued.
+    assert_eq!(r.queue.stats().unwrap().held, 0);
+    let status = r.captures.get(&id).unwrap();
+    assert_eq!(status.state, CaptureState::Saved);
+    assert_eq!(status.pin, Some(crate::agent::capture_pin::PinNote::Given));
+    r.pipeline.shutdown().await;
 }
 
 #[tokio::test]

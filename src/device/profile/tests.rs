@@ -234,6 +234,33 @@ fn driven_reader_profiles_and_protocol_key() {
 }
 
 #[test]
+fn pin_entry_is_for_keypad_neo2_profiles_only() {
+    let p = embedded();
+    // reader-protocols.md §1.6: keypad NEO 2 readers (VP3600 class) take 62-01; the serial
+    // profile (any NEO 2 reader) and the vendor-wide HID match may be one. The VP3300 has none.
+    for (id, want) in [
+        ("idtech-neo2-serial", true),
+        ("idtech-vp3350-hid", true),
+        ("idtech-vp3300-hid", false),
+        ("idtech-securemag-hid", false),
+        ("magtek-dynamag-hid", false),
+    ] {
+        assert_eq!(p.get(id).map(|p| p.pin_entry), Some(want), "{id}");
+    }
+    // Only a reader the host drives can be asked for a PIN.
+    let swiper = EMBEDDED
+        .iter()
+        .find(|(f, _)| *f == "idtech-securemag-hid.toml")
+        // First, so that it is a top-level key and not one of the last table's.
+        .map(|(_, t)| format!("pin_entry = true\n{t}"))
+        .unwrap();
+    match Profile::from_toml("swiper.toml", &swiper) {
+        Err(ProfileError::Invalid { key, .. }) => assert_eq!(key, "pin_entry"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn micr_profiles_load_and_are_validated() {
     use crate::parse::micr::SymbolSet;
     let p = embedded();
