@@ -152,6 +152,11 @@ pub fn decrypt_read(
                     at = end;
                 }
             }
+            EncTarget::MagtekTlv { pad } => {
+                let [t1, t2] = super::magtek_emv::decrypted_tracks(&pt, pad)?;
+                tracks[0] = t1;
+                tracks[1] = t2;
+            }
             EncTarget::Tag { tag, value_len } => {
                 let v = chip_value(tag, value_len, &pt);
                 match tag {
