@@ -82,3 +82,33 @@ fn container_found_after_unknown_leading_bytes() {
     }
     assert_eq!(notify::find_container(&[0x01, 0x02, 0x03]), None);
 }
+
+/// The same container as an eDynamo sends it: input report 02 parts of a 0304 transaction
+/// result (signature-required byte first), joined, classified, decoded.
+#[test]
+fn v5_result_notification_to_the_card() {
+    use cardlane::protocol::magtek_v5::notify::{self as v5, V5Notice};
+    let container = fixture_bytes("magtek_emv_batch_contactless.hex");
+    let mut data = vec![0x00];
+    data.extend(&container);
+    let reports = v5::reports(v5::RESULT, &data, 55, 64);
+    assert!(reports.len() >= 4);
+    let mut a = v5::NoticeAssembler::new();
+    let mut done = None;
+    for r in &reports {
+        if let Some(x) = a.push(r) {
+            done = Some(x);
+        }
+    }
+    let (id, d) = done.unwrap();
+    let V5Notice::CardData {
+        batch,
+        container: got,
+    } = v5::classify(id, &d)
+    else {
+        panic!("not card data");
+    };
+    assert!(batch);
+    assert_eq!(got.as_slice(), &container[..]);
+    assert_eq!(decode_frame(&got).unwrap().last4.as_deref(), Some("0119"));
+}
