@@ -6,6 +6,8 @@ pub mod commands;
 pub mod message;
 pub mod notify;
 pub mod packet;
+pub mod session;
+pub mod sim;
 
 pub use commands::{Start, CANCEL, CLOSE, START};
 pub use message::{Message, MessageError, MsgType, Status};
