@@ -435,7 +435,7 @@ impl Service {
         };
         for (id, selector, profile, activate) in selectors {
             let protocol = profile.as_ref().map_or(Protocol::None, |p| p.protocol);
-            if protocol == Protocol::Neo2 {
+            if matches!(protocol, Protocol::Neo2 | Protocol::Mms) {
                 // The agent drives it: transactions on captures (or always), not listen-only.
                 tasks.push(start_driven(
                     &lane,
@@ -563,7 +563,8 @@ fn start_driven(
         selector.transport_name(),
         true,
     );
-    lane.set_protocol(id, Protocol::Neo2.as_str());
+    let protocol = profile.as_ref().map_or(Protocol::Neo2, |p| p.protocol);
+    lane.set_protocol(id, protocol.as_str());
     spawn_driven(
         id.to_string(),
         selector,
