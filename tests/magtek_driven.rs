@@ -139,7 +139,7 @@ fn dynaflex_chip_read_through_the_fake_hid_transport_is_saved_once() {
     assert!(reports.iter().all(|r| r.len() == 64));
     let mut text = String::from(
         "# cardlane capture v1\n# profile: magtek-dynaflex-hid\n# transport: hid\n\
-         # source: tests/magtek_driven.rs, simulated DynaFlex, ANSI test BDK\n",
+         # source: synthetic: protocol::mms::sim over the fake HID transport (tests/magtek_driven.rs, WRITE_DYNAFLEX_CAPTURE=FILE); ANSI test BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00001, data key (OWF)\n",
     );
     for r in &reports {
         text.push_str(&format!("+1ms hex {}\n", hex::encode_upper(r)));
@@ -154,6 +154,10 @@ fn dynaflex_chip_read_through_the_fake_hid_transport_is_saved_once() {
         reports.len()
     );
     assert_eq!(frames[0].bytes.as_slice(), &frame[..]);
+    if let Ok(path) = std::env::var("WRITE_DYNAFLEX_CAPTURE") {
+        // How fixtures/captures/magtek-dynaflex-hid.capture was made.
+        std::fs::write(path, &text).unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let capture = dir.path().join("dynaflex.capture");
     std::fs::write(&capture, text).unwrap();
