@@ -231,3 +231,49 @@ fn a_dynaflex_that_ignores_every_message_is_unresponsive() {
     });
     r.shutdown();
 }
+
+/// `reader-sim` with a DynaFlex profile: in-process over the fake HID transport, one read per
+/// `--card`, KSN counting up, the reader's received requests on standard error.
+#[test]
+fn reader_sim_magtek_mode_reads_each_card() {
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args([
+            "reader-sim",
+            "--profile",
+            "magtek-dynaflex-hid",
+            "--interface",
+            "contact",
+        ])
+        .args([
+            "--card",
+            "5413330089020011:2912",
+            "--card",
+            "4761739001010119:2512",
+        ])
+        .args(["--present-after", "20"])
+        .output_within();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["ready"], true);
+    for (l, last4, ksn) in [
+        (&lines[1], "0011", "FFFF9876543210E00001"),
+        (&lines[2], "0119", "FFFF9876543210E00002"),
+    ] {
+        assert_eq!(l["format"], "magtek-emv");
+        assert_eq!(l["last4"], last4);
+        assert_eq!(l["ksn"], ksn);
+        assert_eq!(l["entry_mode"], "05");
+    }
+    assert!(!stdout.contains("5413330089020011") && !stdout.contains("4761739001010119"));
+    let received: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["received"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(received, ["DF01", "1001", "1008", "1001", "1008"]);
+}
