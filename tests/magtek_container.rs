@@ -498,3 +498,46 @@ fn print_fixtures() {
     println!("arqc {}", hex::encode_upper(build(&arqc_contact())));
     println!("batch {}", hex::encode_upper(build(&batch_contactless())));
 }
+
+/// A reader set to the PIN variant (not the spec's data key) still decrypts, and says so; an
+/// explicit --variant is taken as given.
+#[test]
+fn other_key_variants_are_tried_and_named() {
+    let mut s = arqc_contact();
+    let ct = encrypt_reader_data(
+        &h(BDK),
+        &h(KSN1),
+        ReaderKey::Pin,
+        ReaderCipher::Tdes,
+        None,
+        &s.secret,
+    )
+    .unwrap();
+    s.ciphertext = Some(ct.to_vec());
+    let r = decode_frame(&build(&s)).unwrap();
+    let dec = BdkDecryptor::new(&h(BDK)).unwrap();
+    let d = decrypt_read(&r, &dec, None).unwrap();
+    assert_eq!(d.to_json()["key_variant"], "pin");
+    assert_eq!(d.to_json()["decrypted"]["2"], T2_TEXT);
+    let e = decrypt_read(&r, &dec, Some(cardlane::card::KeyVariant::Data)).unwrap_err();
+    assert_eq!(e.code(), "decrypt-failed");
+}
+
+/// Without 57 or 9F6B inside, the PAN and expiry make the Track 2 text; a masked Track 2 whose
+/// reader masks with another character still gives the masked PAN and last 4.
+#[test]
+fn pan_and_expiry_only_and_other_mask_characters() {
+    let mut s = arqc_contact();
+    s.secret = tlv(
+        "FC",
+        &tlv(
+            "F2",
+            &[tlv("5A", &h("5413330089020011")), tlv("5F24", &h("251231"))].concat(),
+        ),
+    );
+    s.clear = tlv("DFDF4D", b";541333XXXXXX0011=2512XXXXXXXXXXXXXXXX?");
+    let r = decode_frame(&build(&s)).unwrap();
+    assert_eq!(r.to_json()["masked_pan"], "541333******0011");
+    assert_eq!(r.to_json()["last4"], "0011");
+    assert_eq!(decrypted_t2(&build(&s)), ";5413330089020011=2512?");
+}

@@ -120,6 +120,7 @@ pub fn decrypt_read(
         .unwrap_or(KeyVariant::Data);
     let cipher = read.cipher.unwrap_or(CipherKind::Tdes);
     let mut tracks: [Option<String>; 3] = Default::default();
+    let mut used = variant;
     for block in &read.enc_blocks {
         let pt = dec
             .decrypt(ksn, variant, cipher, &block.data)
@@ -153,7 +154,22 @@ pub fn decrypt_read(
                 }
             }
             EncTarget::MagtekTlv { pad } => {
-                let [t1, t2] = super::magtek_emv::decrypted_tracks(&pt, pad)?;
+                let mut got = super::magtek_emv::decrypted_tracks(&pt, pad);
+                // The spec names the data key; a reader set otherwise (bare variant, PIN
+                // variant) still decrypts, and the JSON says which key did.
+                if got.is_err() && variant_override.is_none() {
+                    for v in [KeyVariant::DataVariant, KeyVariant::Pin] {
+                        let Ok(pt2) = dec.decrypt(ksn, v, cipher, &block.data) else {
+                            continue;
+                        };
+                        if let Ok(t) = super::magtek_emv::decrypted_tracks(&pt2, pad) {
+                            got = Ok(t);
+                            used = v;
+                            break;
+                        }
+                    }
+                }
+                let [t1, t2] = got?;
                 tracks[0] = t1;
                 tracks[1] = t2;
             }
@@ -182,7 +198,7 @@ pub fn decrypt_read(
     let secret = tracks.map(|t| t.map(SecretText::new));
     out.fill_from_clear(&secret);
     out.decrypted = Some(secret);
-    out.key_variant = Some(variant);
+    out.key_variant = Some(used);
     // Shown tracks now come from the clear, under the same rule as masked_pan.
     super::tracks::remask_shown(&mut out);
     Ok(out)

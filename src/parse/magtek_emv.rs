@@ -12,6 +12,7 @@
 //! Where the spec is silent this module decides, and says so:
 //! - the length prefix counts the bytes after it: the F9 object, padding and MAC; a prefix that
 //!   counts the F9 object alone is accepted too (padding and MAC then follow it, or are absent);
+//!   one that counts its own two bytes is not (it cannot be told from a container cut 2 short);
 //! - padding is 0 to 7 zero bytes; the MAC is the last 4 bytes and is not checked by `decode`
 //!   (what it covers and the DFDF55 codes are not public): [`Container::mac_input`] gives the
 //!   bytes a checker would MAC;
@@ -351,11 +352,15 @@ fn masked_track2(v: &[u8]) -> Option<String> {
         let text = String::from_utf8_lossy(v);
         let body = text.trim_start_matches(';');
         let body = body.split('?').next().unwrap_or("");
-        let ok = body.contains('=')
-            && body
-                .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'=' | b'*'));
-        return ok.then(|| format!(";{body}?"));
+        let (pan, rest) = body.split_once('=')?;
+        // Masked positions may be any printable character: shown as `*`.
+        let star = |s: &str| -> String {
+            s.chars()
+                .map(|c| if c.is_ascii_digit() { c } else { '*' })
+                .collect()
+        };
+        let ok = !pan.is_empty() && pan.len() <= 19;
+        return ok.then(|| format!(";{}={}?", star(pan), star(rest)));
     }
     chip_track2(v, false)
 }
@@ -454,7 +459,17 @@ pub fn decrypted_tracks(plain: &[u8], pad: u8) -> Result<[Option<String>; 2], Pa
     let find = |t: u32| all.iter().find(|x| x.tag == t).map(|x| x.value);
     let t2 = find(0x57)
         .or_else(|| find(0x9F6B))
-        .and_then(|v| chip_track2(v, false));
+        .and_then(|v| chip_track2(v, false))
+        .or_else(|| {
+            // No Track 2 equivalent: the PAN (5A) and expiry (5F24) as Track 2 text.
+            let pan = hex::encode_upper(find(0x5A)?);
+            let pan = pan.trim_end_matches('F');
+            let exp = hex::encode_upper(find(0x5F24)?);
+            let yymm = exp.get(..4)?;
+            ((12..=19).contains(&pan.len())
+                && pan.bytes().chain(yymm.bytes()).all(|b| b.is_ascii_digit()))
+            .then(|| format!(";{pan}={yymm}?"))
+        });
     let t1 = find(0x56).and_then(super::tracks::chip_track1);
     Ok([t1, t2])
 }
