@@ -6,6 +6,7 @@ pub mod commands;
 pub mod extended;
 pub mod feature;
 pub mod notify;
+pub mod session;
 
 pub use commands::{CardTypes, DateTime, StartEmv};
 pub use extended::{ExtAnswer, ExtAssembler, ExtError};
