@@ -143,6 +143,8 @@ fn no_card_data_at_trace_level() {
             ("decode/good/micr_magtek_format_0000.txt", false),
             ("decode/good/micr_business_status.txt", false),
             ("decode/good/micr_stx_etx_lrc.hex", true),
+            ("decode/good/magtek_emv_arqc_contact.hex", true),
+            ("decode/good/magtek_emv_batch_contactless.hex", true),
         ] {
             let f = fixture(file);
             let mut args = vec!["decode"];
@@ -210,6 +212,8 @@ fn no_card_data_at_trace_level() {
         // Encrypted captures of 4111111111111111 (keyboard ID TECH, iDynamo), decrypted by the sim.
         let enc1 = fixture("captures/idtech-securemag-kb.capture");
         let enc2 = fixture("captures/magtek-idynamo-kb.capture");
+        // A DynaFlex chip read (5413330089020011): an EMV container in MMS packets.
+        let enc3 = fixture("captures/magtek-dynaflex-hid.capture");
         let replay = run(
             fmt,
             dir.path(),
@@ -225,6 +229,7 @@ fn no_card_data_at_trace_level() {
                 &clear,
                 &enc1,
                 &enc2,
+                &enc3,
             ],
         );
         check_output("replay --gateway", &replay);
@@ -233,10 +238,10 @@ fn no_card_data_at_trace_level() {
             "{}",
             String::from_utf8_lossy(&replay.stdout)
         );
-        // Two clear swipes, one clear track file, two encrypted captures (one swipe each):
+        // Two clear swipes, one clear track file, three encrypted captures (one read each):
         // all reached the simulator, so its trace log covers real requests.
         let saved = json_lines(&replay);
-        assert_eq!(saved.len(), 5, "{saved:?}");
+        assert_eq!(saved.len(), 6, "{saved:?}");
         assert!(saved.iter().all(|l| l["outcome"] == "saved"), "{saved:?}");
         // Gateway down: everything goes through the queue file.
         let down = run(

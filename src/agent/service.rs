@@ -552,7 +552,7 @@ fn start_readers(
     };
     for (id, selector, profile, activate) in selectors {
         let protocol = profile.as_ref().map_or(Protocol::None, |p| p.protocol);
-        if protocol == Protocol::Neo2 {
+        if matches!(protocol, Protocol::Neo2 | Protocol::Mms) {
             // The agent drives it: transactions on captures (or always), not listen-only.
             tasks.push(start_driven(
                 &lane,
@@ -639,7 +639,8 @@ fn start_driven(
         selector.transport_name(),
         true,
     );
-    lane.set_protocol(id, Protocol::Neo2.as_str());
+    let protocol = profile.as_ref().map_or(Protocol::Neo2, |p| p.protocol);
+    lane.set_protocol(id, protocol.as_str());
     lane.set_pin_entry(id, profile.as_ref().is_some_and(|p| p.pin_entry));
     spawn_driven(
         id.to_string(),

@@ -15,6 +15,8 @@ pub enum Format {
     Vivotech2,
     Tracks,
     EmvTlv,
+    /// A MagTek EMV data container (ARQC or batch data, "DynaPro format").
+    MagtekEmv,
     /// A check's MICR line: `CardRead::check` holds the fields, the card fields stay empty.
     Micr,
 }
@@ -29,6 +31,7 @@ impl Format {
             Format::Vivotech2 => "vivotech2",
             Format::Tracks => "tracks",
             Format::EmvTlv => "emv-tlv",
+            Format::MagtekEmv => "magtek-emv",
             Format::Micr => "micr",
         }
     }
@@ -166,6 +169,8 @@ pub enum EncTarget {
     /// A chip tag (57, 5A, 56, 9F6B, DFEF4D). `whole_tlv`: the plaintext is tag+length+value
     /// (VP3300/NEO 2) rather than the value only (Augusta keyboard mode); `None` = find out.
     Tag { tag: u32, value_len: Option<usize> },
+    /// A MagTek container's DFDF59: nested TLV (`FC { F2 { … } }`) then `pad` pad bytes.
+    MagtekTlv { pad: u8 },
 }
 
 /// Ciphertext as the reader sent it.

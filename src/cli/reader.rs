@@ -187,12 +187,12 @@ fn with_reader(
     };
     let profile =
         match profile {
-            Some(p) if p.protocol == Protocol::Neo2 => p,
+            Some(p) if matches!(p.protocol, Protocol::Neo2 | Protocol::Mms) => p,
             Some(p) => {
                 return Ok(error_line(
                     "not-driven",
                     format_args!(
-                        "profile `{}` has protocol `{}`: cardlane drives NEO 2 readers only",
+                        "profile `{}` has protocol `{}`: cardlane drives NEO 2 and MMS readers",
                         p.id,
                         p.protocol.as_str()
                     ),

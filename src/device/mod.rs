@@ -5,6 +5,7 @@
 //! backoff and reports attach/detach/error events over a tokio channel.
 
 pub mod enumerate;
+pub mod fake_hid;
 pub mod framer;
 pub mod manager;
 pub mod profile;

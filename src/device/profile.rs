@@ -42,6 +42,8 @@ pub enum Framing {
     Stream,
     /// Keyboard text up to CR, with an inter-character time-out.
     Text,
+    /// MagTek MMS packets over 64-byte reports (DynaFlex): card data from transaction updates.
+    MmsPacket,
 }
 
 /// Whether, and how, the host drives the reader (design.md §3 "Driving readers").
@@ -257,7 +259,10 @@ impl Profile {
                 }
                 if !matches!(
                     self.framing,
-                    Framing::IdtechReport | Framing::ContinuationReport | Framing::MagtekReport
+                    Framing::IdtechReport
+                        | Framing::ContinuationReport
+                        | Framing::MagtekReport
+                        | Framing::MmsPacket
                 ) {
                     return bad("framing", "a HID reader needs a report framing");
                 }
@@ -456,6 +461,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "magtek-dynamag-hid.toml",
     "magtek-dynamag-kb.toml",
     "magtek-edynamo-hid.toml",
+    "magtek-dynaflex-hid.toml",
     "magtek-idynamo-kb.toml",
     "magtek-sureswipe-hid.toml",
     "generic-keyboard-wedge.toml",

@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 use super::profile::Profile;
 use super::selector::Selector;
 use super::transport::{Duplex, HidTransport, SerialTransport, TransportError};
-use crate::protocol::neo2::hid::{self, Reassembler};
-use crate::protocol::neo2::{
-    Activate, Event, PinRequest, Session, SessionConfig, SessionError, State,
-};
+use crate::protocol::neo2::hid;
+use crate::protocol::neo2::{Activate, Event, PinRequest, SessionConfig, SessionError, State};
+use any::AnySession;
+pub use any::DrivenProtocol;
+
+mod any;
 
 /// An open port of a driven reader.
 pub struct Port {
@@ -67,6 +69,10 @@ pub struct DriverConfig {
     pub poll_interval: Duration,
     /// On shutdown, how long a running transaction's cancel may take.
     pub shutdown_grace: Duration,
+    /// The protocol (`DrivenReader::spawn` takes it from the profile).
+    pub protocol: DrivenProtocol,
+    /// MMS: the start request's template (options, currency…).
+    pub mms_start: crate::protocol::mms::Start,
 }
 
 impl Default for DriverConfig {
@@ -77,6 +83,8 @@ impl Default for DriverConfig {
             backoff_max: Duration::from_secs(5),
             poll_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(3),
+            protocol: DrivenProtocol::Neo2,
+            mms_start: crate::protocol::mms::Start::default(),
         }
     }
 }
@@ -140,6 +148,13 @@ impl DrivenReader {
         config: DriverConfig,
         on_event: impl FnMut(DriverEvent) + Send + 'static,
     ) -> DrivenReader {
+        let mut config = config;
+        if profile
+            .as_ref()
+            .is_some_and(|p| p.protocol == super::profile::Protocol::Mms)
+        {
+            config.protocol = DrivenProtocol::Mms;
+        }
         let connect = move || open_port(&selector, profile.as_ref());
         DrivenReader::spawn_with(connect, config, on_event)
     }
@@ -295,8 +310,11 @@ impl Driver {
 
     /// Runs the session while the port works. `fresh` is set once the reader got ready.
     fn connected(&mut self, mut port: Port, fresh: &mut bool) -> Ended {
-        let mut session = Session::new(self.config.session.clone(), Instant::now());
-        let mut reassembler = Reassembler::new();
+        let mut session = AnySession::new(
+            self.config.protocol,
+            &self.config.session,
+            &self.config.mms_start,
+        );
         let mut shutdown_by: Option<Instant> = None;
         session.open(Instant::now());
         loop {
@@ -352,14 +370,7 @@ impl Driver {
                 .min(self.config.poll_interval);
             match port.io.read_chunk(wait) {
                 Ok(Some(chunk)) => {
-                    let now = Instant::now();
-                    if port.hid {
-                        if let Some(frame) = reassembler.push(&chunk.bytes) {
-                            session.handle_bytes(now, &frame);
-                        }
-                    } else {
-                        session.handle_bytes(now, &chunk.bytes);
-                    }
+                    session.handle_chunk(Instant::now(), port.hid, &chunk.bytes);
                 }
                 Ok(None) => {}
                 Err(e) => {
@@ -381,7 +392,7 @@ impl Driver {
     }
 
     /// Hands the session's events out; returns the last state it entered, if any.
-    fn drain(&mut self, session: &mut Session, fresh: &mut bool) -> Option<State> {
+    fn drain(&mut self, session: &mut AnySession, fresh: &mut bool) -> Option<State> {
         let mut last = None;
         while let Some(e) = session.poll_event() {
             match &e {
@@ -396,14 +407,10 @@ impl Driver {
 }
 
 /// Writes every frame the session has for the port.
-fn flush(session: &mut Session, port: &mut Port) -> Result<(), TransportError> {
-    while let Some(frame) = session.poll_transmit() {
-        if port.hid {
-            for report in hid::segment(&frame) {
-                port.io.write_unit(&report)?;
-            }
-        } else {
-            port.io.write_unit(&frame)?;
+fn flush(session: &mut AnySession, port: &mut Port) -> Result<(), TransportError> {
+    while let Some(units) = session.poll_units(port.hid) {
+        for u in units {
+            port.io.write_unit(&u)?;
         }
     }
     Ok(())

@@ -244,7 +244,7 @@ fn device_code(read: &CardRead, profile: Option<&Profile>) -> Option<String> {
     match (vendor.as_deref(), read.format) {
         (Some(v), _) if v.contains("MAGTEK") => Some("MAGTEK".into()),
         (Some(v), _) if v.contains("ID TECH") || v.contains("IDTECH") => Some("IDTECH".into()),
-        (_, Format::MagtekHid | Format::MagtekKb) => Some("MAGTEK".into()),
+        (_, Format::MagtekHid | Format::MagtekKb | Format::MagtekEmv) => Some("MAGTEK".into()),
         (
             _,
             Format::IdtechOriginal | Format::IdtechEnhanced | Format::Vivotech2 | Format::EmvTlv,

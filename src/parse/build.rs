@@ -382,6 +382,45 @@ pub fn vivotech2_msr(msr_frame: &[u8], ksn: Option<&Ksn>, cipher: CipherKind) ->
     vivotech2(0x02, 0x00, &data)
 }
 
+/// A MagTek EMV container (reader-protocols.md §3.3), for the simulator. `clear` are the clear
+/// tags under `70`/`F0` (TLV-encoded), `ciphertext` the DFDF59 bytes the caller made (TDES-CBC
+/// of `FC { F2 { … } }` padded with `pad_count` zero bytes); the MAC is supplied too. The
+/// prefix counts the F9 object, the zero padding (to whole 8-byte blocks from the prefix on)
+/// and the MAC.
+pub struct MagtekContainer<'a> {
+    pub batch: bool,
+    pub serial: &'a [u8],
+    pub clear: &'a [u8],
+    pub ciphertext: &'a [u8],
+    pub ksn: &'a [u8],
+    pub pad_count: u8,
+    pub mac: [u8; 4],
+}
+
+pub fn magtek_container(c: &MagtekContainer<'_>) -> Vec<u8> {
+    let mut f8 = tlv(0xDFDF59, c.ciphertext);
+    f8.extend(tlv(0xDFDF56, c.ksn));
+    f8.extend(tlv(0xDFDF57, &[0x00]));
+    f8.extend(tlv(0xDFDF58, &[c.pad_count]));
+    let mut inner = c.clear.to_vec();
+    inner.extend(tlv(0xF8, &f8));
+    let mut f9 = tlv(0xDFDF54, c.ksn);
+    f9.extend(tlv(0xDFDF55, &[0x00]));
+    f9.extend(tlv(0xDFDF25, c.serial));
+    f9.extend(tlv(0xFA, &tlv(if c.batch { 0xF0 } else { 0x70 }, &inner)));
+    let f9 = tlv(0xF9, &f9);
+    let pad = (8 - (2 + f9.len()) % 8) % 8;
+    let total = f9.len() + pad + 4;
+    let mut out = u16::try_from(total)
+        .unwrap_or(u16::MAX)
+        .to_be_bytes()
+        .to_vec();
+    out.extend(f9);
+    out.resize(out.len() + pad, 0);
+    out.extend(c.mac);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

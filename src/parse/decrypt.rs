@@ -123,6 +123,7 @@ pub fn decrypt_read(
         .unwrap_or(KeyVariant::Data);
     let cipher = read.cipher.unwrap_or(CipherKind::Tdes);
     let mut tracks: [Option<SecretText>; 3] = Default::default();
+    let mut used = variant;
     for block in &read.enc_blocks {
         let pt = dec
             .decrypt(ksn, variant, cipher, &block.data)
@@ -155,6 +156,26 @@ pub fn decrypt_read(
                     at = end;
                 }
             }
+            EncTarget::MagtekTlv { pad } => {
+                let mut got = super::magtek_emv::decrypted_tracks(&pt, pad);
+                // The spec names the data key; a reader set otherwise (bare variant, PIN
+                // variant) still decrypts, and the JSON says which key did.
+                if got.is_err() && variant_override.is_none() {
+                    for v in [KeyVariant::DataVariant, KeyVariant::Pin] {
+                        let Ok(pt2) = dec.decrypt(ksn, v, cipher, &block.data) else {
+                            continue;
+                        };
+                        if let Ok(t) = super::magtek_emv::decrypted_tracks(&pt2, pad) {
+                            got = Ok(t);
+                            used = v;
+                            break;
+                        }
+                    }
+                }
+                let [t1, t2] = got?;
+                tracks[0] = t1.map(SecretText::from);
+                tracks[1] = t2.map(SecretText::from);
+            }
             EncTarget::Tag { tag, value_len } => {
                 let v = chip_value(tag, value_len, &pt);
                 match tag {
@@ -180,7 +201,7 @@ pub fn decrypt_read(
     let secret = tracks;
     out.fill_from_clear(&secret);
     out.decrypted = Some(secret);
-    out.key_variant = Some(variant);
+    out.key_variant = Some(used);
     // Shown tracks now come from the clear, under the same rule as masked_pan.
     super::tracks::remask_shown(&mut out);
     Ok(out)

@@ -1,5 +1,5 @@
 //! Format detection and splitting an input into frames.
-use super::{emv, idtech, magtek, magtek_clear, micr, tracks, vivo, ParseError};
+use super::{emv, idtech, magtek, magtek_clear, magtek_emv, micr, tracks, vivo, ParseError};
 use crate::card::swar;
 use crate::card::CardRead;
 
@@ -174,6 +174,10 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     if vivo::is_vivo(input) {
         return vivo::decode(input);
     }
+    // Before ID TECH: a container of 512+ bytes has 0x02 as its first length byte.
+    if magtek_emv::looks_like_container(input) {
+        return magtek_emv::decode(input);
+    }
     if input.first() == Some(&0x02) {
         return idtech::decode_binary(input);
     }
@@ -211,7 +215,15 @@ pub fn split_frames(input: &[u8]) -> Vec<&[u8]> {
                 let (frame, tail) = rest.split_at(n);
                 out.push(frame);
                 // Fixed-size reports are zero-filled after the frame.
-                let skip = tail.iter().take_while(|&&b| b == 0).count();
+                let mut skip = tail.iter().take_while(|&&b| b == 0).count();
+                // A MagTek container's length prefix may itself start with a zero byte.
+                if skip > 0
+                    && tail
+                        .get(skip - 1..)
+                        .is_some_and(|t| magtek_emv::frame_len(t).is_some())
+                {
+                    skip -= 1;
+                }
                 rest = tail.get(skip..).unwrap_or_default();
             }
             None => {
@@ -225,6 +237,9 @@ pub fn split_frames(input: &[u8]) -> Vec<&[u8]> {
 
 /// Length of the binary frame at the start of `b`, when its header says.
 fn frame_len(b: &[u8]) -> Option<usize> {
+    if let Some(n) = magtek_emv::frame_len(b) {
+        return Some(n);
+    }
     if b.first() == Some(&0x02) {
         let l = usize::from(u16::from_le_bytes([*b.get(1)?, *b.get(2)?]));
         return Some(l + 6);

@@ -19,6 +19,8 @@ pub enum ParseError {
     UnknownFormat,
     #[error("decryption failed ({0})")]
     DecryptFailed(String),
+    #[error("malformed MagTek EMV container ({0})")]
+    BadContainer(&'static str),
     #[error("malformed track data ({0})")]
     BadTrack(&'static str),
     #[error("unreadable MICR character ({0})")]
@@ -42,6 +44,7 @@ impl ParseError {
             ParseError::BadHex => "bad-hex",
             ParseError::UnknownFormat => "unknown-format",
             ParseError::DecryptFailed(_) => "decrypt-failed",
+            ParseError::BadContainer(_) => "bad-container",
             ParseError::BadTrack(_) => "bad-track",
             ParseError::MicrUnreadable(_) => "micr-unreadable",
             ParseError::BadRouting(_) => "bad-routing",

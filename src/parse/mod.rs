@@ -8,6 +8,7 @@ mod error;
 pub mod idtech;
 pub mod magtek;
 pub mod magtek_clear;
+pub mod magtek_emv;
 pub mod micr;
 pub mod tlv;
 pub mod tracks;

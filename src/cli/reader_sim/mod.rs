@@ -14,6 +14,7 @@
 //!
 //! When the host closes the PTY, the simulated reader resets (as after a power cycle).
 mod card;
+mod magtek;
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -38,9 +39,10 @@ pub struct Args {
     /// Reader profile (a `protocol = "neo2"` profile).
     #[arg(long, value_name = "ID")]
     profile: String,
-    /// Where to link the PTY's device (a symlink, replaced if present).
+    /// Where to link the PTY's device (a symlink, replaced if present). Not used by MagTek MMS
+    /// profiles, which run in-process over a fake HID transport.
     #[arg(long, value_name = "PATH")]
-    link: PathBuf,
+    link: Option<PathBuf>,
     /// Base derivation key the reader's keys come from (default: the ANSI test BDK).
     #[arg(long, value_name = "HEX", env = "CARDLANE_BDK")]
     bdk: Option<String>,
@@ -79,6 +81,9 @@ pub struct Args {
     /// How long after the PIN request the customer finishes (types or cancels).
     #[arg(long, value_name = "MS", default_value_t = 300)]
     pin_after: u64,
+    /// MMS profiles: the host's time-out for each transaction, in seconds.
+    #[arg(long, value_name = "S", default_value_t = 20)]
+    mms_timeout: u64,
     /// Firmware version string the reader reports.
     #[arg(long, default_value = "NEO2 SIM v1.00.000")]
     firmware: String,
@@ -146,9 +151,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: no profile with id `{}`", args.profile);
         return Ok(ExitCode::from(2));
     };
-    if profile.protocol != Protocol::Neo2 {
+    if !matches!(profile.protocol, Protocol::Neo2 | Protocol::Mms) {
         eprintln!(
-            "error: reader-sim speaks NEO 2: profile `{}` has protocol `{}`",
+            "error: reader-sim speaks NEO 2 and MMS: profile `{}` has protocol `{}`",
             profile.id,
             profile.protocol.as_str()
         );
@@ -165,6 +170,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|k| !k.is_aes())
         .ok_or_else(|| anyhow::anyhow!("--ksn must be 20 hex digits"))?;
 
+    if profile.protocol == Protocol::Mms {
+        return magtek::run(magtek::MmsRun {
+            bdk: &bdk,
+            ksn: base_ksn.as_bytes(),
+            cards: &args.cards,
+            interface: args.interface,
+            present_after: Duration::from_millis(args.present_after),
+            no_card: args.no_card,
+            timeout: Duration::from_secs(args.mms_timeout),
+        });
+    }
+    let Some(link) = args.link.clone() else {
+        eprintln!("error: --link PATH is required for a NEO 2 profile");
+        return Ok(ExitCode::from(2));
+    };
     let pin_base_ksn = Ksn::from_hex(&args.pin_ksn)
         .filter(|k| !k.is_aes())
         .ok_or_else(|| anyhow::anyhow!("--pin-ksn must be 20 hex digits"))?;
@@ -186,15 +206,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The host opens the device by path; the sim keeps only the master, so it sees the host
     // close (a hang-up) and reopen.
     drop(slave);
-    let _ = std::fs::remove_file(&args.link);
-    std::os::unix::fs::symlink(&pty, &args.link)
-        .with_context(|| format!("linking {}", args.link.display()))?;
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(&pty, &link)
+        .with_context(|| format!("linking {}", link.display()))?;
     master
         .set_timeout(Duration::from_millis(20))
         .context("PTY timeout")?;
     println!(
         "{}",
-        serde_json::json!({"ready": true, "link": args.link, "pty": pty, "profile": profile.id})
+        serde_json::json!({"ready": true, "link": link, "pty": pty, "profile": profile.id})
     );
     let _ = std::io::stdout().flush();
 

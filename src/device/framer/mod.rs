@@ -6,6 +6,7 @@
 //! reports), a fixed-size report engine (MagTek HID layout) and a text engine (keyboard wedge).
 //! Time is passed in by the caller (`Duration` since the stream started), so replays are exact.
 
+mod mms;
 mod report;
 mod stream;
 mod text;
@@ -134,6 +135,7 @@ impl FramerOptions {
 }
 
 enum Engine {
+    Mms(mms::MmsEngine),
     Stream(stream::StreamEngine),
     Report(report::ReportEngine),
     Text(text::TextEngine),
@@ -159,6 +161,7 @@ impl Framer {
                 options.report_size,
                 options.stall_timeout,
             )),
+            Framing::MmsPacket => Engine::Mms(mms::MmsEngine::default()),
             Framing::Text => Engine::Text(text::TextEngine::new(
                 options.char_timeout,
                 options.prefix.clone(),
@@ -196,6 +199,7 @@ impl Framer {
         let data = self.strip_report_id(chunk);
         let mut out = Vec::new();
         match &mut self.engine {
+            Engine::Mms(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Stream(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Report(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Text(e) => e.push(data, at, &mut out, &mut self.stats),
@@ -207,6 +211,7 @@ impl Framer {
     pub fn poll(&mut self, now: Duration) -> Vec<Frame> {
         let mut out = Vec::new();
         match &mut self.engine {
+            Engine::Mms(_) => {}
             Engine::Stream(e) => e.poll(now, &mut out, &mut self.stats),
             Engine::Report(e) => e.poll(now, &mut self.stats),
             Engine::Text(e) => e.poll(now, &mut out),
@@ -217,6 +222,7 @@ impl Framer {
     /// When `poll` should next be called if no input arrives (None: nothing pending).
     pub fn deadline(&self) -> Option<Duration> {
         match &self.engine {
+            Engine::Mms(_) => None,
             Engine::Stream(e) => e.deadline(),
             Engine::Report(e) => e.deadline(),
             Engine::Text(e) => e.deadline(),
@@ -227,6 +233,7 @@ impl Framer {
     pub fn finish(&mut self, at: Duration) -> Vec<Frame> {
         let mut out = Vec::new();
         match &mut self.engine {
+            Engine::Mms(_) => {}
             Engine::Stream(e) => e.finish(&mut out, &mut self.stats),
             Engine::Report(e) => e.finish(&mut self.stats),
             Engine::Text(e) => e.finish(&mut out),

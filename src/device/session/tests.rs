@@ -3,6 +3,7 @@ use std::sync::{Arc, Mutex};
 
 use super::*;
 use crate::device::transport::{Chunk, ChunkKind, Transport, Writer};
+use crate::protocol::neo2::hid::Reassembler;
 use crate::protocol::neo2::{Deframed, Deframer, Response, Status};
 
 #[derive(Default)]

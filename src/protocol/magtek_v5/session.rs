@@ -1,0 +1,362 @@
+//! The eDynamo/tDynamo session (sans-io), with the NEO 2 session's events and rules, over V5
+//! extended commands. Feature reports are synchronous on the host (set, then get the result),
+//! so the session asks its driver for actions: `Action::Set(report)` (set it, then get the
+//! result and hand it to `handle_feature`) and `Action::Get` (get the next `0B` part).
+//! Notifications (input report 2) go to `handle_input`.
+//!
+//! - Open: set date and time (`030C`, needed after every power-up), then ready.
+//! - Start EMV (`0300`) with the reader's time-out beyond the host's; ARQC (`0303`) or
+//!   transaction result (`0304`) data ends the transaction with a read, and the session
+//!   follows an ARQC with a cancel (`0304`): a card-on-file save needs no cryptogram.
+//! - Cancel refused (non-zero result: a card was already presented): wait for the card data or
+//!   the reader's end-of-transaction status, bounded by the host deadline.
+//! - A feature result the driver could not get (`feature_failed`) makes the reader unresponsive.
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use super::commands::{self, CardTypes, DateTime, StartEmv};
+use super::extended::{ExtAnswer, ExtAssembler};
+use super::notify::{classify, NoticeAssembler, V5Notice, EVENT_HOST_CANCELLED, EVENT_TIMED_OUT};
+use crate::parse;
+use crate::protocol::neo2::{
+    Activate, Event, Outcome, SessionConfig, SessionError, State, Status, Warning,
+};
+
+/// What the driver does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Set this feature report, then get the result and pass it to `handle_feature`.
+    Set(Vec<u8>),
+    /// Get the next part of a multi-part answer.
+    Get,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Clock,
+    Start,
+    Cancel(Why),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Why {
+    User,
+    HostTimeout,
+    AfterRead,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Starting,
+    Started,
+    Cancelling(Why),
+    CancelRefused,
+}
+
+struct Tx {
+    phase: Phase,
+    deadline: Instant,
+    outcome_sent: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct V5Config {
+    pub session: SessionConfig,
+    pub card_types: CardTypes,
+    pub start: StartEmv,
+}
+
+pub struct Session {
+    config: V5Config,
+    state: State,
+    /// The command whose answer is being read, and the reports still to set for it.
+    in_flight: Option<Purpose>,
+    pending_sets: VecDeque<Vec<u8>>,
+    answer: ExtAssembler,
+    notes: NoticeAssembler,
+    tx: Option<Tx>,
+    actions: VecDeque<Action>,
+    events: VecDeque<Event>,
+}
+
+impl Session {
+    pub fn new(config: V5Config) -> Session {
+        Session {
+            config,
+            state: State::Closed,
+            in_flight: None,
+            pending_sets: VecDeque::new(),
+            answer: ExtAssembler::new(),
+            notes: NoticeAssembler::new(),
+            tx: None,
+            actions: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn in_transaction(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// The port opened: set the reader's clock (`wall`: the time now).
+    pub fn open(&mut self, wall: DateTime) {
+        self.tx = None;
+        self.actions.clear();
+        self.set_state(State::Opening);
+        self.send(Purpose::Clock, wall.reports());
+    }
+
+    pub fn closed(&mut self) {
+        self.end_with(Outcome::Disconnected);
+        self.tx = None;
+        self.in_flight = None;
+        self.actions.clear();
+        self.set_state(State::Closed);
+    }
+
+    fn send(&mut self, purpose: Purpose, reports: Vec<Vec<u8>>) {
+        self.in_flight = Some(purpose);
+        self.pending_sets = reports.into();
+        if let Some(first) = self.pending_sets.pop_front() {
+            self.actions.push_back(Action::Set(first));
+        }
+    }
+
+    pub fn activate(&mut self, now: Instant, req: Activate) -> Result<(), SessionError> {
+        match self.state {
+            State::Idle if self.tx.is_none() => {}
+            State::WaitingForCard | State::Cancelling => {
+                return Err(SessionError::Busy(self.state))
+            }
+            s => return Err(SessionError::NotReady(s)),
+        }
+        let reader_timeout = req.timeout + self.config.session.reader_timeout_margin;
+        let start = StartEmv {
+            timeout_s: u8::try_from(reader_timeout.as_secs().max(1)).unwrap_or(u8::MAX),
+            card_types: self.config.card_types.mask(req.interfaces),
+            ..self.config.start.clone()
+        };
+        self.tx = Some(Tx {
+            phase: Phase::Starting,
+            deadline: now + req.timeout,
+            outcome_sent: false,
+        });
+        self.set_state(State::WaitingForCard);
+        self.send(Purpose::Start, start.reports());
+        Ok(())
+    }
+
+    pub fn cancel(&mut self, _now: Instant) -> Result<(), SessionError> {
+        match self.tx.as_ref().map(|t| t.phase) {
+            None => Err(SessionError::NothingToCancel),
+            Some(Phase::Cancelling(_) | Phase::CancelRefused) => Ok(()),
+            Some(_) => {
+                self.send_cancel(Why::User);
+                Ok(())
+            }
+        }
+    }
+
+    fn send_cancel(&mut self, why: Why) {
+        if let Some(t) = self.tx.as_mut() {
+            t.phase = Phase::Cancelling(why);
+        }
+        self.set_state(State::Cancelling);
+        self.send(Purpose::Cancel(why), commands::cancel());
+    }
+
+    /// The result of the last `Set` (or `Get`), as got.
+    pub fn handle_feature(&mut self, now: Instant, report: &[u8]) {
+        if let Some(next) = self.pending_sets.pop_front() {
+            // A chunk of a long command was taken; set the next one.
+            self.actions.push_back(Action::Set(next));
+            return;
+        }
+        match self.answer.push(report) {
+            Ok(None) => self.actions.push_back(Action::Get),
+            Ok(Some(a)) => {
+                if let Some(p) = self.in_flight.take() {
+                    self.on_answer(now, p, &a);
+                }
+            }
+            Err(_) => {
+                self.events
+                    .push_back(Event::Warning(Warning::Garbage { len: report.len() }));
+                if let Some(p) = self.in_flight.take() {
+                    self.on_answer(
+                        now,
+                        p,
+                        &ExtAnswer {
+                            code: 0xFFFF,
+                            data: Default::default(),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The driver could not set or get a feature report (no answer): the reader is gone.
+    pub fn feature_failed(&mut self) {
+        self.end_with(Outcome::Disconnected);
+        self.tx = None;
+        self.in_flight = None;
+        self.actions.clear();
+        self.set_state(State::Unresponsive);
+    }
+
+    fn on_answer(&mut self, now: Instant, p: Purpose, a: &ExtAnswer) {
+        match p {
+            Purpose::Clock => {
+                if !a.is_ok() {
+                    self.events.push_back(Event::Warning(Warning::OpenStep {
+                        command: "030C".into(),
+                        status: Status::Failed,
+                    }));
+                }
+                self.set_state(State::Idle);
+                self.events.push_back(Event::Ready { firmware: None });
+            }
+            Purpose::Start => {
+                if a.is_ok() {
+                    if let Some(t) = self.tx.as_mut() {
+                        t.phase = Phase::Started;
+                    }
+                } else {
+                    self.end_with(Outcome::ReaderError {
+                        status: Status::Failed,
+                    });
+                    self.finish();
+                }
+            }
+            Purpose::Cancel(why) => {
+                self.events.push_back(Event::CancelAnswered {
+                    status: if a.is_ok() {
+                        Status::Ok
+                    } else {
+                        Status::Failed
+                    },
+                });
+                if !a.is_ok() && why != Why::AfterRead {
+                    // "Card already presented": its data ends the transaction.
+                    if let Some(t) = self.tx.as_mut() {
+                        t.phase = Phase::CancelRefused;
+                        t.deadline = now + self.config.session.response_timeout * 4;
+                    }
+                    return;
+                }
+                match why {
+                    Why::User => self.end_with(Outcome::Cancelled),
+                    Why::HostTimeout => self.end_with(Outcome::TimedOut),
+                    Why::AfterRead => {}
+                }
+                self.finish();
+            }
+        }
+    }
+
+    /// One input report (report id first).
+    pub fn handle_input(&mut self, now: Instant, report: &[u8]) {
+        let Some((id, data)) = self.notes.push(report) else {
+            return;
+        };
+        match classify(id, &data) {
+            V5Notice::Display(text) if !text.is_empty() => {
+                self.events.push_back(Event::Prompt(text))
+            }
+            V5Notice::CardData { container, .. } => {
+                let Some(phase) = self
+                    .tx
+                    .as_ref()
+                    .filter(|t| !t.outcome_sent)
+                    .map(|t| t.phase)
+                else {
+                    return;
+                };
+                let outcome = match parse::decode_frame(&container) {
+                    Ok(read) => Outcome::Read {
+                        read: Box::new(read),
+                        frame: zeroize::Zeroizing::new(container.to_vec()),
+                    },
+                    Err(e) => Outcome::Unreadable { code: e.code() },
+                };
+                self.end_with(outcome);
+                match phase {
+                    Phase::Cancelling(_) => {}
+                    Phase::CancelRefused => self.finish(),
+                    _ => self.send_cancel(Why::AfterRead),
+                }
+            }
+            V5Notice::Status { event, .. } => {
+                let Some(t) = self.tx.as_ref() else { return };
+                if matches!(t.phase, Phase::Started | Phase::CancelRefused)
+                    && matches!(event, EVENT_TIMED_OUT | EVENT_HOST_CANCELLED)
+                {
+                    self.end_with(if event == EVENT_TIMED_OUT {
+                        Outcome::TimedOut
+                    } else {
+                        Outcome::Cancelled
+                    });
+                    self.finish();
+                }
+            }
+            _ => {}
+        }
+        let _ = now;
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let Some(t) = self.tx.as_ref() else { return };
+        if now < t.deadline {
+            return;
+        }
+        match t.phase {
+            Phase::Started => self.send_cancel(Why::HostTimeout),
+            Phase::CancelRefused => {
+                self.end_with(Outcome::TimedOut);
+                self.finish();
+            }
+            _ => {}
+        }
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.tx
+            .as_ref()
+            .filter(|t| matches!(t.phase, Phase::Started | Phase::CancelRefused))
+            .map(|t| t.deadline)
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn finish(&mut self) {
+        self.tx = None;
+        self.set_state(State::Idle);
+    }
+
+    fn end_with(&mut self, o: Outcome) {
+        if let Some(t) = self.tx.as_mut() {
+            if !t.outcome_sent {
+                t.outcome_sent = true;
+                self.events.push_back(Event::Outcome(o));
+            }
+        }
+    }
+
+    fn set_state(&mut self, s: State) {
+        if self.state != s {
+            self.state = s;
+            self.events.push_back(Event::State(s));
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! The eDynamo/tDynamo session (sans-io) against answers written from the spec: the clock set on
+//! open, the spec's start and cancel reports, an ARQC notification (the ARQC fixture) read and
+//! followed by a cancel, and a refused cancel that waits for the card data. No sleeps.
+use std::time::{Duration, Instant};
+
+use cardlane::protocol::magtek_v5::commands::DateTime;
+use cardlane::protocol::magtek_v5::extended::answer_parts;
+use cardlane::protocol::magtek_v5::notify::{reports, ARQC};
+use cardlane::protocol::magtek_v5::session::{Action, Session, V5Config};
+use cardlane::protocol::neo2::{Activate, Event, Interfaces, Outcome, State};
+
+fn container() -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/decode/good/magtek_emv_arqc_contact.hex");
+    let text = std::fs::read_to_string(p).unwrap();
+    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    hex::decode(hex.trim()).unwrap()
+}
+
+/// Answers every Set with result `code` (one 0A part); returns the sets' extended command ids.
+fn answer_all(s: &mut Session, now: Instant, code: u16) -> Vec<u16> {
+    let mut cmds = Vec::new();
+    while let Some(a) = s.poll_action() {
+        let Action::Set(r) = a else {
+            panic!("unexpected get")
+        };
+        assert_eq!(r[0], 0x49);
+        cmds.push(u16::from_be_bytes([r[4], r[5]]));
+        for part in answer_parts(code, &[]) {
+            s.handle_feature(now, &part);
+        }
+    }
+    cmds
+}
+
+fn events(s: &mut Session) -> Vec<Event> {
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+fn ready(now: Instant) -> Session {
+    let mut s = Session::new(V5Config::default());
+    s.open(DateTime::from_unix(1_796_408_577));
+    assert_eq!(
+        s.poll_action()
+            .map(|a| matches!(a, Action::Set(ref r) if r[4..6] == [0x03, 0x0C])),
+        Some(true)
+    );
+    for part in answer_parts(0, &[]) {
+        s.handle_feature(now, &part);
+    }
+    assert!(events(&mut s).contains(&Event::Ready { firmware: None }));
+    s
+}
+
+#[test]
+fn arqc_read_then_cancel() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    s.activate(
+        now,
+        Activate {
+            interfaces: Interfaces::ALL,
+            timeout: Duration::from_secs(30),
+        },
+    )
+    .unwrap();
+    assert_eq!(answer_all(&mut s, now, 0), [0x0300]);
+    assert_eq!(s.state(), State::WaitingForCard);
+    for r in reports(ARQC, &container(), 55, 64) {
+        s.handle_input(now, &r);
+    }
+    let ev = events(&mut s);
+    let read = ev.iter().find_map(|e| match e {
+        Event::Outcome(Outcome::Read { read, .. }) => Some(read.clone()),
+        _ => None,
+    });
+    assert_eq!(read.unwrap().last4.as_deref(), Some("0011"));
+    // The session ends the transaction with 0304.
+    assert_eq!(answer_all(&mut s, now, 0), [0x0304]);
+    assert_eq!(s.state(), State::Idle);
+}
+
+#[test]
+fn refused_cancel_waits_for_the_card_and_host_timeout() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    s.activate(
+        now,
+        Activate {
+            interfaces: Interfaces::ALL,
+            timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    answer_all(&mut s, now, 0);
+    s.cancel(now).unwrap();
+    // Refused (non-zero result): a card was already presented.
+    assert_eq!(answer_all(&mut s, now, 0x0001), [0x0304]);
+    assert!(!events(&mut s)
+        .iter()
+        .any(|e| matches!(e, Event::Outcome(_))));
+    for r in reports(ARQC, &container(), 55, 64) {
+        s.handle_input(now, &r);
+    }
+    assert!(events(&mut s)
+        .iter()
+        .any(|e| matches!(e, Event::Outcome(Outcome::Read { .. }))));
+    assert_eq!(s.state(), State::Idle);
+    // Host time-out: a cancel, answered, ends timed out.
+    s.activate(
+        now,
+        Activate {
+            interfaces: Interfaces::ALL,
+            timeout: Duration::from_secs(5),
+        },
+    )
+    .unwrap();
+    answer_all(&mut s, now, 0);
+    let at = s.poll_timeout().unwrap();
+    s.handle_timeout(at);
+    assert_eq!(answer_all(&mut s, at, 0), [0x0304]);
+    assert!(events(&mut s).contains(&Event::Outcome(Outcome::TimedOut)));
+    // No feature result: unresponsive.
+    s.feature_failed();
+    assert_eq!(s.state(), State::Unresponsive);
+}
