@@ -79,6 +79,9 @@ pub struct ApiConfig {
     /// Captures that may wait on one reader (or on "any reader") at once; one more is refused
     /// with 409. Below the limit a capture waits its turn (FIFO).
     pub max_waiting_captures: usize,
+    /// Browser origins (`scheme://host[:port]`, exact) allowed to call the API from a page
+    /// (CORS). Empty: no CORS headers at all, so no other origin's page can read an answer.
+    pub allowed_origins: Vec<String>,
 }
 
 /// One `[[readers]]` entry.
@@ -264,6 +267,7 @@ impl Default for ApiConfig {
             capture_timeout: Duration::from_secs(60),
             max_capture_timeout: Duration::from_secs(600),
             max_waiting_captures: 4,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -344,6 +348,7 @@ allow_remote = false
 capture_timeout = "60s"                     # when a capture gives no timeout_s
 max_capture_timeout = "10m"
 max_waiting_captures = 4                    # per reader; one more gets 409
+allowed_origins = []                        # kiosk pages allowed to call the API (CORS), e.g. "http://localhost:8080"
 
 [[readers]]
 id = "front"
@@ -720,6 +725,7 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         "capture_timeout",
         "max_capture_timeout",
         "max_waiting_captures",
+        "allowed_origins",
     ])?;
     let d = ApiConfig::default();
     let allow_remote = s.bool("allow_remote", d.allow_remote)?;
@@ -762,7 +768,64 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         capture_timeout,
         max_capture_timeout,
         max_waiting_captures: usize::try_from(waiting).unwrap_or(d.max_waiting_captures),
+        allowed_origins: parse_origins(&s)?,
     })
+}
+
+/// `api.allowed_origins`: a list of exact origins as browsers send them in `Origin`
+/// (`http://kiosk.local:8080`: scheme, host, optional port; no path, no trailing `/`).
+fn parse_origins(s: &Section<'_>) -> Result<Vec<String>> {
+    let path = s.path("allowed_origins");
+    let items = match s.get("allowed_origins") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(bad(&path, "must be a list of origins")),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let Value::String(text) = item else {
+            return Err(bad(&at, "must be a string"));
+        };
+        if !is_origin(text) {
+            return Err(bad(
+                &at,
+                "not an origin (scheme://host[:port], e.g. \"http://localhost:8080\", no path)",
+            ));
+        }
+        out.push(text.clone());
+    }
+    Ok(out)
+}
+
+fn is_origin(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    // `[v6]:port` keeps its colons inside the brackets.
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+    let port_ok = port.map_or(true, |p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
 }
 
 /// Selectors of design.md §3; the device module parses them fully.
@@ -1170,6 +1233,41 @@ poll_interval = "250ms"
         assert_eq!(c.devices.profiles_dir, Some("/etc/cardlane/devices".into()));
         assert!(!c.devices.hotplug);
         assert_eq!(c.devices.poll_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn allowed_origins_are_exact_origins() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.api.allowed_origins.is_empty(), "none by default");
+        let c = Config::from_toml_str(
+            "[api]\nallowed_origins = [\"http://localhost:8080\", \"https://kiosk.example\", \"http://[::1]:3000\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.api.allowed_origins,
+            [
+                "http://localhost:8080",
+                "https://kiosk.example",
+                "http://[::1]:3000"
+            ]
+        );
+        for bad in [
+            "\"http://localhost:8080\"",
+            "[\"http://localhost:8080/\"]",
+            "[\"http://localhost:8080/app\"]",
+            "[\"localhost:8080\"]",
+            "[\"ftp://host\"]",
+            "[\"http://host:0\"]",
+            "[\"http://host:99999\"]",
+            "[\"*\"]",
+            "[\"http://\"]",
+            "[1]",
+        ] {
+            let e = Config::from_toml_str(&format!("[api]\nallowed_origins = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("api.allowed_origins"), "{bad}: {e}");
+        }
     }
 
     #[test]

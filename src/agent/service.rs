@@ -498,6 +498,7 @@ impl Service {
                     captures.clone(),
                     events.clone(),
                     metrics.clone(),
+                    Some(Arc::new(PipelineFlush(pipeline.clone()))),
                 )
                 .await?,
             )
@@ -542,6 +543,27 @@ impl Service {
             }
         }
         Ok(())
+    }
+}
+
+/// The console's flush button: the uploader's manual flush.
+struct PipelineFlush(Arc<Pipeline>);
+
+impl api::QueueFlush for PipelineFlush {
+    fn flush(&self) -> futures_util::future::BoxFuture<'static, Result<api::FlushSummary, String>> {
+        let pipeline = self.0.clone();
+        Box::pin(async move {
+            let r = pipeline
+                .uploader()
+                .flush_now()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(api::FlushSummary {
+                sent: r.sent,
+                failed: r.failed,
+                remaining: r.remaining,
+            })
+        })
     }
 }
 
