@@ -15,6 +15,10 @@ pub struct Args {
     /// The agent's configuration (for `[api] listen` and `token_file`).
     #[arg(long, env = "CARDLANE_CONFIG")]
     config: Option<PathBuf>,
+    /// The agent's API address (`127.0.0.1:7878` or `http://…`), when it is not `[api] listen`
+    /// (e.g. the agent was started with port 0).
+    #[arg(long)]
+    api: Option<String>,
 }
 
 /// Where to reach a listener: an unspecified address (all interfaces) is reached on loopback.
@@ -56,7 +60,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let token = token::load_or_create(&config.api.token_file)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("reading the API token")?;
-    let addr = reachable(config.api.listen);
+    let addr = match &args.api {
+        None => reachable(config.api.listen),
+        Some(text) => {
+            let bare = text.trim_start_matches("http://").trim_end_matches('/');
+            match bare.parse::<SocketAddr>() {
+                Ok(a) => reachable(a),
+                Err(_) => {
+                    eprintln!("error: --api {text}: not an address like 127.0.0.1:7878");
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

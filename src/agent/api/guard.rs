@@ -98,17 +98,20 @@ pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         })
 }
 
-/// The request comes from a page of this very origin. Browsers send `Sec-Fetch-Site` with
-/// every request and pages cannot set it; one that does not gets the `Origin` check.
+/// The request comes from a page of this very origin. Browsers send `Sec-Fetch-Site` to
+/// loopback and HTTPS origins, and pages cannot set it. Over plain HTTP to another host
+/// (`allow_remote`) it is absent: then an `Origin` (which browsers send with every cross-origin
+/// request and every POST) must name this host, and a request with neither is a same-origin
+/// GET, or one that SameSite=Strict kept the cookie from.
 pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
     if let Some(site) = headers.get("sec-fetch-site") {
         return site.as_bytes() == b"same-origin";
     }
     let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok());
-    match (host, origin) {
-        (Some(h), Some(o)) => o.strip_prefix("http://").is_some_and(|rest| rest == h),
-        _ => false,
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(o)) => host.is_some_and(|h| o.strip_prefix("http://") == Some(h)),
+        Some(Err(_)) => false,
     }
 }
 
@@ -224,6 +227,10 @@ mod tests {
             ("host", "127.0.0.1:7878"),
             ("origin", "http://127.0.0.1:8080"),
         ])));
-        assert!(!same_origin(&headers(&[("host", "127.0.0.1:7878")])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7878"),
+            ("origin", "null"),
+        ])));
+        assert!(same_origin(&headers(&[("host", "10.0.0.5:7878")])));
     }
 }

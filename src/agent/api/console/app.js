@@ -80,7 +80,7 @@ function start() {
 // --- what the page shows ------------------------------------------------------------
 
 function showHealth(h) {
-  badge($('status'), h.status, h.status);
+  badge($('status'), 'lane: ' + h.status, h.status);
   const gw = h.gateway || 'unknown';
   badge($('gateway'), 'gateway: ' + gw, gw === 'reachable' ? 'ok' : 'down');
   const reasons = $('reasons');
