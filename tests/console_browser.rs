@@ -290,6 +290,26 @@ fn console_in_a_real_browser() {
     let text = b.eval(&page, "document.body.innerText");
     no_pan("the console", text.as_str().unwrap());
 
+    // Test read: Arm waits for a card on the chosen reader, Cancel ends it.
+    b.eval(
+        &page,
+        "document.getElementById('test-reader').value = 'front'; document.getElementById('test-arm').click(); true",
+    );
+    b.wait_for(
+        &page,
+        "the armed capture",
+        "/^capture \\S+: waiting$/.test(document.getElementById('test-state').textContent) && !document.getElementById('test-cancel').disabled",
+    );
+    b.eval(
+        &page,
+        "document.getElementById('test-cancel').click(); true",
+    );
+    b.wait_for(
+        &page,
+        "the cancelled capture",
+        "document.getElementById('test-state').textContent.endsWith(': cancelled') && !document.getElementById('test-arm').disabled",
+    );
+
     // Kiosk pages: fetch with the bearer token from another origin.
     let kiosk = b.new_page();
     let call = format!(
