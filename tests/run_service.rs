@@ -579,9 +579,16 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     assert_eq!(second["first_name"], "JOHN", "{second}");
     assert_eq!(gateway.customers().len(), 2);
 
-    // Metrics followed; the queue is empty again.
+    // Metrics followed; the queue is empty again. The uploader counts a record saved after
+    // it deleted the row, so the wait is on the count itself (an empty queue came first once
+    // on a loaded machine, and the count read then was 1).
     api.wait_for("queue drained", Duration::from_secs(10), |a| {
         a.json("/v1/health")["queue"]["held"] == 0
+    });
+    api.wait_for("both saved in the metrics", Duration::from_secs(10), |a| {
+        a.get("/metrics")
+            .1
+            .contains("cardlane_records_total{outcome=\"saved\"} 2")
     });
     let (_, metrics) = api.get("/metrics");
     assert!(

@@ -68,7 +68,16 @@ pub fn split_attribution(data: &[u8]) -> Result<(Option<u8>, Vec<Tlv<'_>>), Pars
 /// (or a container that may hold it) stays an error.
 pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
     let strict = match split_attribution(input) {
-        Ok((attr, tlvs)) => return from_tlv(&tlvs, attr, Format::EmvTlv),
+        Ok((attr, tlvs)) => {
+            let r = from_tlv(&tlvs, attr, Format::EmvTlv)?;
+            // Bytes that happen to parse as TLV with one known tag (an ID TECH frame whose STX
+            // was changed) are no card read unless something in them names a card.
+            return if names_a_card(&r) {
+                Ok(r)
+            } else {
+                Err(ParseError::UnknownFormat)
+            };
+        }
         Err(e) => e,
     };
     if !matches!(strict, ParseError::Truncated(_) | ParseError::BadLength(_)) {
@@ -105,6 +114,18 @@ pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
         return Ok(r);
     }
     Err(strict)
+}
+
+/// Whether a read carries anything of a card: a PAN (masked or last 4), track data, a KSN or
+/// ciphertext.
+fn names_a_card(r: &CardRead) -> bool {
+    r.masked_pan.is_some()
+        || r.last4.is_some()
+        || r.ksn.is_some()
+        || r.encrypted
+        || !r.enc_blocks.is_empty()
+        || r.clear.iter().any(Option::is_some)
+        || r.tracks.iter().any(|t| t.status != TrackStatus::Absent)
 }
 
 /// Whether the object a stream was cut in may hold card data. A cut inside the tag bytes hides
@@ -382,6 +403,20 @@ fn looks_clear(tag: u32, v: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::parse::build::tlv as enc_tlv;
+
+    /// Seen in a proptest run: an ID TECH frame with its STX changed to 03 parsed as an
+    /// attribution byte plus TLV holding only 9F39, and came out as an empty `07` read.
+    #[test]
+    fn tlv_that_names_no_card_is_no_read() {
+        let mut b = vec![0x03];
+        b.extend(enc_tlv(0x9F39, &[0x07]));
+        assert_eq!(decode_bare(&b).unwrap_err(), ParseError::UnknownFormat);
+        // The same entry mode beside a masked PAN is a read.
+        b.extend(enc_tlv(0x5A, &hex::decode("4761739001010010").unwrap()));
+        let r = decode_bare(&b).unwrap();
+        assert_eq!(r.entry_mode, Some(EntryMode::ContactlessChip));
+        assert_eq!(r.last4.as_deref(), Some("0010"));
+    }
 
     #[test]
     fn clear_tlv_reads() {
