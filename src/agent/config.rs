@@ -26,6 +26,42 @@ pub struct Config {
     pub lane: LaneConfig,
     pub log: LogConfig,
     pub devices: DevicesConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OTLP/HTTP export of a span per read and of the metrics, to an OpenTelemetry
+/// collector. Off by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    pub enabled: bool,
+    /// The collector's OTLP/HTTP base URL; `/v1/traces` and `/v1/metrics` are appended.
+    pub endpoint: String,
+    /// `service.instance.id`: this agent among the fleet's (default: the lane, else the host name).
+    pub instance_id: Option<String>,
+    /// `cardlane.lane` and `cardlane.store` resource attributes.
+    pub lane: Option<String>,
+    pub store: Option<String>,
+    /// How often metrics are sent.
+    pub metrics_interval: Duration,
+    /// Read spans waiting for the exporter at most; more are dropped and counted.
+    pub buffer: usize,
+    /// One export's time limit.
+    pub timeout: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318".into(),
+            instance_id: None,
+            lane: None,
+            store: None,
+            metrics_interval: Duration::from_secs(60),
+            buffer: 1024,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[gateway]`: where records go and how hard to try.
@@ -391,6 +427,16 @@ level = "info"                              # CARDLANE_LOG wins
 # profiles_dir = "/etc/cardlane/devices"    # extra reader profiles
 hotplug = true
 poll_interval = "1s"
+
+[telemetry]
+enabled = false                             # OTLP/HTTP export of read spans and metrics
+endpoint = "http://127.0.0.1:4318"          # the collector; /v1/traces and /v1/metrics appended
+# instance_id = "store-12-lane-3"           # service.instance.id (default: lane, else host name)
+# lane = "3"                                # cardlane.lane resource attribute
+# store = "12"                              # cardlane.store resource attribute
+metrics_interval = "60s"
+buffer = 1024                               # read spans waiting at most; more are dropped, counted
+timeout = "5s"
 "#;
 
 impl Config {
@@ -421,7 +467,14 @@ impl Config {
             "",
             &table,
             &[
-                "gateway", "queue", "api", "readers", "lane", "log", "devices",
+                "gateway",
+                "queue",
+                "api",
+                "readers",
+                "lane",
+                "log",
+                "devices",
+                "telemetry",
             ],
         )?;
         let config = Config {
@@ -432,6 +485,7 @@ impl Config {
             lane: parse_lane(root.table("lane")?)?,
             log: parse_log(root.table("log")?)?,
             devices: parse_devices(root.table("devices")?)?,
+            telemetry: parse_telemetry(root.table("telemetry")?)?,
         };
         Ok(config)
     }
@@ -769,6 +823,50 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         max_capture_timeout,
         max_waiting_captures: usize::try_from(waiting).unwrap_or(d.max_waiting_captures),
         allowed_origins: parse_origins(&s)?,
+    })
+}
+
+fn parse_telemetry(s: Section<'_>) -> Result<TelemetryConfig> {
+    let s = s.allow(&[
+        "enabled",
+        "endpoint",
+        "instance_id",
+        "lane",
+        "store",
+        "metrics_interval",
+        "buffer",
+        "timeout",
+    ])?;
+    let d = TelemetryConfig::default();
+    let endpoint = match s.string("endpoint")? {
+        None => d.endpoint,
+        Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+            e.trim_end_matches('/').to_string()
+        }
+        Some(_) => {
+            return Err(bad(
+                &s.path("endpoint"),
+                "must be an http:// or https:// URL (the collector's OTLP/HTTP port)",
+            ))
+        }
+    };
+    let text = |key: &str| -> Result<Option<String>> {
+        Ok(s.string(key)?.filter(|v| !v.is_empty()).map(str::to_string))
+    };
+    Ok(TelemetryConfig {
+        enabled: s.bool("enabled", d.enabled)?,
+        endpoint,
+        instance_id: text("instance_id")?,
+        lane: text("lane")?,
+        store: text("store")?,
+        metrics_interval: s.duration(
+            "metrics_interval",
+            d.metrics_interval,
+            Duration::from_millis(100),
+        )?,
+        buffer: usize::try_from(s.uint("buffer", d.buffer as u64, 1, 1_000_000)?)
+            .unwrap_or(d.buffer),
+        timeout: s.duration("timeout", d.timeout, Duration::from_millis(100))?,
     })
 }
 

@@ -8,3 +8,4 @@ pub mod lane;
 pub mod metrics;
 pub mod pipeline;
 pub mod service;
+pub mod telemetry;

@@ -24,6 +24,7 @@ use crate::agent::events::EventHub;
 use crate::agent::lane::{probe_target, run_probe, AgentLane, GatewayHealth, ObservedDeliver};
 use crate::agent::metrics::Metrics;
 use crate::agent::pipeline::{GatewayDeliver, Pipeline, PipelineConfig, Swipe};
+use crate::agent::telemetry::Telemetry;
 use crate::device::enumerate::{enumerate, hidraw_ids, resolve_profile, SelectorConnector};
 use crate::device::manager::{spawn_reader, spawn_watcher, DeviceEvent, ManagerConfig, Stop};
 use crate::device::profile::Protocol;
@@ -247,6 +248,7 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     pub captures: Arc<Captures>,
     pub queue: Arc<Queue>,
+    telemetry: Option<Arc<Telemetry>>,
     /// Held until the service is dropped.
     _queue_lock: QueueLock,
 }
@@ -380,6 +382,23 @@ impl Service {
         lane.watch_uploader(pipeline.uploader().health());
         let (stop, stop_rx) = watch::channel(false);
         let mut tasks = Vec::new();
+
+        // Fleet telemetry: read spans and metrics to the collector, off the read path.
+        let telemetry = if config.telemetry.enabled {
+            let ids: Vec<String> = config.readers.iter().map(|r| r.id.clone()).collect();
+            let t = Arc::new(
+                Telemetry::start(&config.telemetry, &ids, metrics.clone())
+                    .map_err(|e| ServiceError::Thread(e.to_string()))?,
+            );
+            tasks.push(tokio::spawn(crate::agent::telemetry::follow(
+                events.clone(),
+                t.clone(),
+                stop_rx.clone(),
+            )));
+            Some(t)
+        } else {
+            None
+        };
 
         // Upload events that matter to health beyond what deliveries show.
         let mut up_events = pipeline.uploader().subscribe();
@@ -517,6 +536,7 @@ impl Service {
             metrics,
             captures,
             queue,
+            telemetry,
             _queue_lock: queue_lock,
         })
     }
@@ -541,6 +561,10 @@ impl Service {
             if let Err(e) = api.shutdown().await {
                 tracing::warn!(error = %e, "api did not stop cleanly");
             }
+        }
+        // Its follower task has ended with the others: this is the last handle.
+        if let Some(t) = self.telemetry.take().and_then(|t| Arc::try_unwrap(t).ok()) {
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
         }
         Ok(())
     }
