@@ -49,6 +49,8 @@ enum Command {
     Reader(cli::reader::Args),
     /// A simulated driven reader (NEO 2) on a PTY.
     ReaderSim(cli::reader_sim::Args),
+    /// Prints a one-time sign-in URL for the browser console of the running agent.
+    ConsoleUrl(cli::console_url::Args),
 }
 
 fn init_tracing(format: &str, default_level: &str) {
@@ -96,6 +98,7 @@ fn main() -> ExitCode {
         Command::Queue(a) => cli::queue::run(a),
         Command::Reader(a) => cli::reader::run(a),
         Command::ReaderSim(a) => cli::reader_sim::run(a),
+        Command::ConsoleUrl(a) => cli::console_url::run(a),
     };
     match result {
         Ok(code) => code,

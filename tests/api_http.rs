@@ -63,6 +63,7 @@ impl Lane for FakeLane {
                 age_s: 75,
                 last_error: Some("gateway unreachable".into()),
                 masked_pan: MaskedPanText::new("400557******1111"),
+                next_attempt_in_s: Some(30),
             }],
         }
     }
@@ -838,6 +839,11 @@ async fn openapi_lists_exactly_the_routes_served() {
         ("GET", "/v1/queue"),
         ("GET", "/metrics"),
         ("GET", "/v1/openapi.json"),
+        // The console and browser kiosks (issue 16).
+        ("POST", "/v1/events/ticket"),
+        ("POST", "/v1/queue/flush"),
+        ("GET", "/v1/reads"),
+        ("POST", "/v1/console/code"),
     ]
     .into_iter()
     .map(|(m, p)| (m.to_string(), p.to_string()))

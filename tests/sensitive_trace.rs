@@ -398,3 +398,167 @@ fn no_pin_block_at_trace_level() {
         assert_absent_in_files(dir.path(), &needles);
     }
 }
+
+/// Clear tracks typed by a wedge head on a PTY: the fixture PANs of `CAPTURE` above.
+const WEDGE_SWIPES: [&str; 2] = [
+    "%B4111111111111111^TEST/VISA^29121010000000000000?;4111111111111111=29121010000000000?\r",
+    "%B5555555555554444^DOE/JANE^30011010000000000000?;5555555555554444=30011010000000000?\r",
+];
+
+/// The console's answers (page, script, style, and every API route it calls, with its session
+/// cookie; the event stream it reads) and the agent's trace log, while two swipes wait in the
+/// queue (gateway down): none holds a PAN or clear track text.
+#[test]
+fn no_card_data_in_the_console() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, slave) = serialport::TTYPort::pair().expect("openpty");
+    let pts = serialport::SerialPort::name(&slave).unwrap();
+    drop(slave);
+    let config = dir.path().join("cardlane.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[gateway]\nbase_url = \"http://127.0.0.1:9\"\n[queue]\npath = \"{}\"\n\
+             [api]\nlisten = \"127.0.0.1:0\"\ntoken_file = \"{}\"\n\
+             [[readers]]\nid = \"front\"\ndevice = \"serial:{pts}@9600\"\n\
+             profile = \"generic-keyboard-wedge\"\n[lane]\nallow_clear_text = true\n\
+             [devices]\nhotplug = false\n",
+            dir.path().join("queue.db").display(),
+            dir.path().join("api-token").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("agent.log")).unwrap();
+    let mut agent = Command::new(bin())
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("CARDLANE_LOG", "trace")
+        .env("CARDLANE_API_KEY", KEY)
+        .env_remove("CARDLANE_QUEUE_KEY")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut out = Lines::new(agent.stdout.take().unwrap());
+    let agent = KillOnDrop(agent);
+    let ready = out.until("the ready line", |l| l.starts_with("ready: api on "));
+    let api = ready.trim_start_matches("ready: api on ").to_string();
+    let token = std::fs::read_to_string(dir.path().join("api-token")).unwrap();
+    let token = token.trim().to_string();
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap();
+    // Sign in as the console does: a one-time code for the session cookie.
+    let cookie = rt.block_on(async {
+        let code: Value = http
+            .post(format!("{api}/v1/console/code"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let r = http
+            .post(format!("{api}/console/session"))
+            .header("sec-fetch-site", "same-origin")
+            .json(&serde_json::json!({"code": code["code"]}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let set = r.headers()["set-cookie"].to_str().unwrap();
+        set.split(';').next().unwrap().to_string()
+    });
+    let get = |path: &str| -> String {
+        rt.block_on(async {
+            let r = http
+                .get(format!("{api}{path}"))
+                .header("cookie", &cookie)
+                .header("sec-fetch-site", "same-origin")
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.text().await.unwrap()
+        })
+    };
+    let deadline = Instant::now() + common::WAIT;
+    while !get("/v1/readers").contains("\"connected\"") {
+        assert!(Instant::now() < deadline, "the PTY reader never connected");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // The event stream the console reads, collected while both cards are swiped.
+    let mut stream = rt.block_on(async {
+        http.get(format!("{api}/v1/events"))
+            .header("cookie", &cookie)
+            .header("sec-fetch-site", "same-origin")
+            .send()
+            .await
+            .unwrap()
+    });
+    let mut events = String::new();
+    rt.block_on(async {
+        // The stream's first chunk (`: connected`) means it is subscribed.
+        let c = stream.chunk().await.unwrap().unwrap();
+        events.push_str(&String::from_utf8_lossy(&c));
+    });
+    for s in WEDGE_SWIPES {
+        master.write_all(s.as_bytes()).unwrap();
+        master.flush().unwrap();
+    }
+    rt.block_on(async {
+        tokio::time::timeout(common::WAIT, async {
+            while events.matches("event: queued").count() < 2 {
+                let c = stream.chunk().await.unwrap().unwrap();
+                events.push_str(&String::from_utf8_lossy(&c));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("two queued events: {events}"))
+    });
+    drop(stream);
+    check("console event stream", events.as_bytes());
+
+    let mut seen_masked = String::new();
+    for path in [
+        "/",
+        "/console/signin",
+        "/console/app.js",
+        "/console/app.css",
+        "/v1/health",
+        "/v1/readers",
+        "/v1/queue",
+        "/v1/reads",
+        "/metrics",
+    ] {
+        let body = get(path);
+        check(&format!("console GET {path}"), body.as_bytes());
+        seen_masked.push_str(&body);
+    }
+    // The search covered the reads themselves: the queue and the last reads show both cards,
+    // masked.
+    for masked in ["411111******1111", "555555******4444"] {
+        assert!(
+            seen_masked.matches(masked).count() >= 2,
+            "{masked} not in the console's answers"
+        );
+        assert!(events.contains(masked), "{masked} not in the events");
+    }
+    drop(agent);
+    let log = std::fs::read(dir.path().join("agent.log")).unwrap();
+    assert!(!log.is_empty(), "no trace output");
+    check("agent trace log", &log);
+    check_dir(dir.path());
+}

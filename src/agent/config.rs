@@ -26,6 +26,42 @@ pub struct Config {
     pub lane: LaneConfig,
     pub log: LogConfig,
     pub devices: DevicesConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// `[telemetry]`: OTLP/HTTP export of a span per read and of the metrics, to an OpenTelemetry
+/// collector. Off by default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    pub enabled: bool,
+    /// The collector's OTLP/HTTP base URL; `/v1/traces` and `/v1/metrics` are appended.
+    pub endpoint: String,
+    /// `service.instance.id`: this agent among the fleet's (default: the lane, else the host name).
+    pub instance_id: Option<String>,
+    /// `cardlane.lane` and `cardlane.store` resource attributes.
+    pub lane: Option<String>,
+    pub store: Option<String>,
+    /// How often metrics are sent.
+    pub metrics_interval: Duration,
+    /// Read spans waiting for the exporter at most; more are dropped and counted.
+    pub buffer: usize,
+    /// One export's time limit.
+    pub timeout: Duration,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        TelemetryConfig {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318".into(),
+            instance_id: None,
+            lane: None,
+            store: None,
+            metrics_interval: Duration::from_secs(60),
+            buffer: 1024,
+            timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 /// `[gateway]`: where records go and how hard to try.
@@ -79,6 +115,9 @@ pub struct ApiConfig {
     /// Captures that may wait on one reader (or on "any reader") at once; one more is refused
     /// with 409. Below the limit a capture waits its turn (FIFO).
     pub max_waiting_captures: usize,
+    /// Browser origins (`scheme://host[:port]`, exact) allowed to call the API from a page
+    /// (CORS). Empty: no CORS headers at all, so no other origin's page can read an answer.
+    pub allowed_origins: Vec<String>,
 }
 
 /// One `[[readers]]` entry.
@@ -267,6 +306,7 @@ impl Default for ApiConfig {
             capture_timeout: Duration::from_secs(60),
             max_capture_timeout: Duration::from_secs(600),
             max_waiting_captures: 4,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -347,6 +387,7 @@ allow_remote = false
 capture_timeout = "60s"                     # when a capture gives no timeout_s
 max_capture_timeout = "10m"
 max_waiting_captures = 4                    # per reader; one more gets 409
+allowed_origins = []                        # kiosk pages allowed to call the API (CORS), e.g. "http://localhost:8080"
 
 [[readers]]
 id = "front"
@@ -390,6 +431,16 @@ level = "info"                              # CARDLANE_LOG wins
 # profiles_dir = "/etc/cardlane/devices"    # extra reader profiles
 hotplug = true
 poll_interval = "1s"
+
+[telemetry]
+enabled = false                             # OTLP/HTTP export of read spans and metrics
+endpoint = "http://127.0.0.1:4318"          # the collector; /v1/traces and /v1/metrics appended
+# instance_id = "store-12-lane-3"           # service.instance.id (default: lane, else host name)
+# lane = "3"                                # cardlane.lane resource attribute
+# store = "12"                              # cardlane.store resource attribute
+metrics_interval = "60s"
+buffer = 1024                               # read spans waiting at most; more are dropped, counted
+timeout = "5s"
 "#;
 
 impl Config {
@@ -420,7 +471,14 @@ impl Config {
             "",
             &table,
             &[
-                "gateway", "queue", "api", "readers", "lane", "log", "devices",
+                "gateway",
+                "queue",
+                "api",
+                "readers",
+                "lane",
+                "log",
+                "devices",
+                "telemetry",
             ],
         )?;
         let config = Config {
@@ -431,6 +489,7 @@ impl Config {
             lane: parse_lane(root.table("lane")?)?,
             log: parse_log(root.table("log")?)?,
             devices: parse_devices(root.table("devices")?)?,
+            telemetry: parse_telemetry(root.table("telemetry")?)?,
         };
         Ok(config)
     }
@@ -724,6 +783,7 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         "capture_timeout",
         "max_capture_timeout",
         "max_waiting_captures",
+        "allowed_origins",
     ])?;
     let d = ApiConfig::default();
     let allow_remote = s.bool("allow_remote", d.allow_remote)?;
@@ -766,7 +826,108 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         capture_timeout,
         max_capture_timeout,
         max_waiting_captures: usize::try_from(waiting).unwrap_or(d.max_waiting_captures),
+        allowed_origins: parse_origins(&s)?,
     })
+}
+
+fn parse_telemetry(s: Section<'_>) -> Result<TelemetryConfig> {
+    let s = s.allow(&[
+        "enabled",
+        "endpoint",
+        "instance_id",
+        "lane",
+        "store",
+        "metrics_interval",
+        "buffer",
+        "timeout",
+    ])?;
+    let d = TelemetryConfig::default();
+    let endpoint = match s.string("endpoint")? {
+        None => d.endpoint,
+        Some(e) if e.starts_with("http://") || e.starts_with("https://") => {
+            e.trim_end_matches('/').to_string()
+        }
+        Some(_) => {
+            return Err(bad(
+                &s.path("endpoint"),
+                "must be an http:// or https:// URL (the collector's OTLP/HTTP port)",
+            ))
+        }
+    };
+    let text = |key: &str| -> Result<Option<String>> {
+        Ok(s.string(key)?.filter(|v| !v.is_empty()).map(str::to_string))
+    };
+    Ok(TelemetryConfig {
+        enabled: s.bool("enabled", d.enabled)?,
+        endpoint,
+        instance_id: text("instance_id")?,
+        lane: text("lane")?,
+        store: text("store")?,
+        metrics_interval: s.duration(
+            "metrics_interval",
+            d.metrics_interval,
+            Duration::from_millis(100),
+        )?,
+        buffer: usize::try_from(s.uint("buffer", d.buffer as u64, 1, 1_000_000)?)
+            .unwrap_or(d.buffer),
+        timeout: s.duration("timeout", d.timeout, Duration::from_millis(100))?,
+    })
+}
+
+/// `api.allowed_origins`: a list of exact origins as browsers send them in `Origin`
+/// (`http://kiosk.local:8080`: scheme, host, optional port; no path, no trailing `/`).
+fn parse_origins(s: &Section<'_>) -> Result<Vec<String>> {
+    let path = s.path("allowed_origins");
+    let items = match s.get("allowed_origins") {
+        None => return Ok(Vec::new()),
+        Some(Value::Array(items)) => items,
+        Some(_) => return Err(bad(&path, "must be a list of origins")),
+    };
+    let mut out = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = format!("{path}[{i}]");
+        let Value::String(text) = item else {
+            return Err(bad(&at, "must be a string"));
+        };
+        if !is_origin(text) {
+            return Err(bad(
+                &at,
+                "not an origin (scheme://host[:port], e.g. \"http://localhost:8080\", no path)",
+            ));
+        }
+        out.push(text.clone());
+    }
+    Ok(out)
+}
+
+fn is_origin(text: &str) -> bool {
+    let Some(rest) = text
+        .strip_prefix("http://")
+        .or_else(|| text.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    // `[v6]:port` keeps its colons inside the brackets.
+    let (host, port) = match rest.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, "")) => (h, None),
+            Some((h, p)) => match p.strip_prefix(':') {
+                Some(p) => (h, Some(p)),
+                None => return false,
+            },
+            None => return false,
+        },
+        None => match rest.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (rest, None),
+        },
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:".contains(&b));
+    let port_ok = port.map_or(true, |p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    host_ok && port_ok
 }
 
 /// Selectors of design.md §3; the device module parses them fully.
@@ -1184,6 +1345,41 @@ poll_interval = "250ms"
         assert_eq!(c.devices.profiles_dir, Some("/etc/cardlane/devices".into()));
         assert!(!c.devices.hotplug);
         assert_eq!(c.devices.poll_interval, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn allowed_origins_are_exact_origins() {
+        let c = Config::from_toml_str("").unwrap();
+        assert!(c.api.allowed_origins.is_empty(), "none by default");
+        let c = Config::from_toml_str(
+            "[api]\nallowed_origins = [\"http://localhost:8080\", \"https://kiosk.example\", \"http://[::1]:3000\"]",
+        )
+        .unwrap();
+        assert_eq!(
+            c.api.allowed_origins,
+            [
+                "http://localhost:8080",
+                "https://kiosk.example",
+                "http://[::1]:3000"
+            ]
+        );
+        for bad in [
+            "\"http://localhost:8080\"",
+            "[\"http://localhost:8080/\"]",
+            "[\"http://localhost:8080/app\"]",
+            "[\"localhost:8080\"]",
+            "[\"ftp://host\"]",
+            "[\"http://host:0\"]",
+            "[\"http://host:99999\"]",
+            "[\"*\"]",
+            "[\"http://\"]",
+            "[1]",
+        ] {
+            let e = Config::from_toml_str(&format!("[api]\nallowed_origins = {bad}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("api.allowed_origins"), "{bad}: {e}");
+        }
     }
 
     #[test]

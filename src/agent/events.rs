@@ -5,6 +5,9 @@
 //! refuses text showing more than 10 digits (first 6 + last 4), so a PAN cannot slip into the
 //! event stream even by mistake.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
 use serde::Serialize;
 use tokio::sync::broadcast;
 
@@ -149,6 +152,16 @@ impl LaneEvent {
         }
     }
 
+    /// A read or its outcome (not a reader coming, going or prompting).
+    pub fn is_read(&self) -> bool {
+        !matches!(
+            self,
+            LaneEvent::ReaderAttached { .. }
+                | LaneEvent::ReaderDetached { .. }
+                | LaneEvent::ReaderPrompt { .. }
+        )
+    }
+
     /// The event as one JSON object (what an SSE `data:` line carries).
     pub fn to_json(&self) -> String {
         // Serializing plain strings and options cannot fail; fall back to the bare kind.
@@ -161,18 +174,39 @@ impl LaneEvent {
 #[derive(Clone)]
 pub struct EventHub {
     tx: broadcast::Sender<LaneEvent>,
+    /// The last reads and their outcomes, for the console's "last reads".
+    recent: Arc<Mutex<VecDeque<LaneEvent>>>,
 }
+
+/// Read events [`EventHub::recent`] keeps.
+pub const RECENT_READS: usize = 20;
 
 impl EventHub {
     /// `capacity`: events buffered per subscriber before it starts missing some.
     pub fn new(capacity: usize) -> EventHub {
         let (tx, _) = broadcast::channel(capacity.max(1));
-        EventHub { tx }
+        EventHub {
+            tx,
+            recent: Arc::new(Mutex::new(VecDeque::with_capacity(RECENT_READS))),
+        }
     }
 
     /// Sends to current subscribers; returns how many there were.
     pub fn publish(&self, event: LaneEvent) -> usize {
+        if event.is_read() {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            if recent.len() >= RECENT_READS {
+                recent.pop_front();
+            }
+            recent.push_back(event.clone());
+        }
         self.tx.send(event).unwrap_or(0)
+    }
+
+    /// The last [`RECENT_READS`] read events (swipes and their outcomes), oldest first.
+    pub fn recent(&self) -> Vec<LaneEvent> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().cloned().collect()
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<LaneEvent> {
@@ -276,5 +310,28 @@ mod tests {
         assert_eq!(b.recv().await.unwrap(), ev);
         drop((a, b));
         assert_eq!(hub.publish(ev), 0);
+        assert!(hub.recent().is_empty(), "a reader event is not a read");
+    }
+
+    #[test]
+    fn recent_keeps_the_last_reads_only() {
+        let hub = EventHub::new(4);
+        for i in 0..RECENT_READS + 3 {
+            hub.publish(LaneEvent::SwipeUnreadable {
+                reader: "r".into(),
+                code: format!("c{i}"),
+            });
+            hub.publish(LaneEvent::ReaderPrompt {
+                reader: "r".into(),
+                text: "PRESENT CARD".into(),
+            });
+        }
+        let recent = hub.recent();
+        assert_eq!(recent.len(), RECENT_READS);
+        // Oldest first; the three oldest of 23 were dropped.
+        assert!(matches!(&recent[0], LaneEvent::SwipeUnreadable { code, .. } if code == "c3"));
+        assert!(
+            matches!(&recent[RECENT_READS - 1], LaneEvent::SwipeUnreadable { code, .. } if code == "c22")
+        );
     }
 }

@@ -21,7 +21,7 @@ use crate::agent::metrics::Metrics;
 use crate::device::manager::DeviceEvent;
 use crate::gateway::record::CustomerFields;
 use crate::gateway::validate::validate_customer_fields;
-use crate::queue::{Deliver, DeliverFuture, DeliverResult, Queue, UploaderHealth};
+use crate::queue::{Deliver, DeliverFuture, DeliverResult, Queue, RecordState, UploaderHealth};
 
 /// The keys a kiosk may post inside `customer` (the Customer API `customer` object).
 pub const CUSTOMER_KEYS: [&str; 15] = [
@@ -390,6 +390,7 @@ impl Lane for AgentLane {
             }
         };
         let oldest = records.iter().map(|r| r.age).max().unwrap_or_default();
+        let now_ms = q.now_ms();
         QueueInfo {
             held: u64::try_from(records.len()).unwrap_or(u64::MAX),
             oldest_age_s: oldest.as_secs(),
@@ -403,6 +404,9 @@ impl Lane for AgentLane {
                     last_error: r.last_error,
                     // The queue stores a masked PAN; re-check it so nothing wider leaks out.
                     masked_pan: r.masked_pan.as_deref().and_then(MaskedPanText::new),
+                    next_attempt_in_s: (r.state == RecordState::Pending).then(|| {
+                        u64::try_from(r.next_attempt_ms.saturating_sub(now_ms) / 1000).unwrap_or(0)
+                    }),
                 })
                 .collect(),
         }

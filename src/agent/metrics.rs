@@ -32,6 +32,8 @@ struct Inner {
     uploader: Option<std::sync::Arc<crate::queue::UploaderHealth>>,
     /// Local API connections or streams refused by a cap, by reason.
     api_refused: BTreeMap<String, u64>,
+    /// `Some` once `[telemetry]` export runs: what it dropped, by kind.
+    telemetry_dropped: Option<BTreeMap<String, u64>>,
 }
 
 /// The registry; cheap to share behind an `Arc`.
@@ -106,6 +108,24 @@ impl Metrics {
     pub fn api_refused(&self, reason: &str) {
         let mut i = self.lock();
         let n = i.api_refused.entry(reason.to_string()).or_default();
+        *n = n.saturating_add(1);
+    }
+
+    /// Telemetry export runs: `cardlane_telemetry_dropped_total` is shown from now on.
+    pub fn telemetry_enabled(&self) {
+        let mut i = self.lock();
+        let d = i.telemetry_dropped.get_or_insert_with(BTreeMap::new);
+        d.entry("span".to_string()).or_default();
+    }
+
+    /// Telemetry dropped an item (`span`) because its buffer was full.
+    pub fn telemetry_dropped(&self, kind: &str) {
+        let mut i = self.lock();
+        let n = i
+            .telemetry_dropped
+            .get_or_insert_with(BTreeMap::new)
+            .entry(kind.to_string())
+            .or_default();
         *n = n.saturating_add(1);
     }
 
@@ -266,6 +286,22 @@ impl Metrics {
                 &[("reason", reason)],
                 *n as f64,
             );
+        }
+        if let Some(dropped) = &i.telemetry_dropped {
+            family(
+                &mut out,
+                "cardlane_telemetry_dropped_total",
+                "counter",
+                "Telemetry items dropped because the exporter's buffer was full, by kind.",
+            );
+            for (kind, n) in dropped {
+                sample(
+                    &mut out,
+                    "cardlane_telemetry_dropped_total",
+                    &[("kind", kind)],
+                    *n as f64,
+                );
+            }
         }
         if let Some(u) = &i.uploader {
             let st = u.status();

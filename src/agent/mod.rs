@@ -9,3 +9,4 @@ pub mod lane;
 pub mod metrics;
 pub mod pipeline;
 pub mod service;
+pub mod telemetry;

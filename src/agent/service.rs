@@ -24,6 +24,7 @@ use crate::agent::events::EventHub;
 use crate::agent::lane::{probe_target, run_probe, AgentLane, GatewayHealth, ObservedDeliver};
 use crate::agent::metrics::Metrics;
 use crate::agent::pipeline::{GatewayDeliver, Pipeline, PipelineConfig, Swipe};
+use crate::agent::telemetry::Telemetry;
 use crate::device::enumerate::{enumerate, hidraw_ids, resolve_profile, SelectorConnector};
 use crate::device::manager::{spawn_reader, spawn_watcher, DeviceEvent, ManagerConfig, Stop};
 use crate::device::profile::Protocol;
@@ -249,6 +250,7 @@ pub struct Service {
     pub metrics: Arc<Metrics>,
     pub captures: Arc<Captures>,
     pub queue: Arc<Queue>,
+    telemetry: Option<Arc<Telemetry>>,
     /// Held until the service is dropped.
     _queue_lock: QueueLock,
 }
@@ -317,6 +319,7 @@ impl Service {
             health.clone(),
             stop_rx.clone(),
         )];
+        let telemetry = start_telemetry(&config, &events, &metrics, &stop_rx, &mut tasks)?;
         if let Some(target) = probe_target(&config.gateway.base_url) {
             tasks.push(tokio::spawn(run_probe(
                 target,
@@ -348,6 +351,7 @@ impl Service {
                     captures.clone(),
                     events.clone(),
                     metrics.clone(),
+                    Some(Arc::new(PipelineFlush(pipeline.clone()))),
                 )
                 .await?,
             )
@@ -366,6 +370,7 @@ impl Service {
             metrics,
             captures,
             queue,
+            telemetry,
             _queue_lock: queue_lock,
         })
     }
@@ -391,7 +396,56 @@ impl Service {
                 tracing::warn!(error = %e, "api did not stop cleanly");
             }
         }
+        // Its follower task has ended with the others: this is the last handle.
+        if let Some(t) = self.telemetry.take().and_then(|t| Arc::try_unwrap(t).ok()) {
+            let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+        }
         Ok(())
+    }
+}
+
+/// Fleet telemetry when configured: read spans and metrics to the collector, off the read path.
+fn start_telemetry(
+    config: &Config,
+    events: &Arc<EventHub>,
+    metrics: &Arc<Metrics>,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<Option<Arc<Telemetry>>, ServiceError> {
+    if !config.telemetry.enabled {
+        return Ok(None);
+    }
+    let ids: Vec<String> = config.readers.iter().map(|r| r.id.clone()).collect();
+    let t = Arc::new(
+        Telemetry::start(&config.telemetry, &ids, metrics.clone())
+            .map_err(|e| ServiceError::Thread(e.to_string()))?,
+    );
+    tasks.push(tokio::spawn(crate::agent::telemetry::follow(
+        events.clone(),
+        t.clone(),
+        stop_rx.clone(),
+    )));
+    Ok(Some(t))
+}
+
+/// The console's flush button: the uploader's manual flush.
+struct PipelineFlush(Arc<Pipeline>);
+
+impl api::QueueFlush for PipelineFlush {
+    fn flush(&self) -> futures_util::future::BoxFuture<'static, Result<api::FlushSummary, String>> {
+        let pipeline = self.0.clone();
+        Box::pin(async move {
+            let r = pipeline
+                .uploader()
+                .flush_now()
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(api::FlushSummary {
+                sent: r.sent,
+                failed: r.failed,
+                remaining: r.remaining,
+            })
+        })
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per command; each has `Args` (clap) and `run(Args) -> anyhow::Result<ExitCode>`.
 pub mod bench;
 pub mod capture;
+pub mod console_url;
 pub mod decode;
 pub mod demo;
 pub mod devices;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::{Body, HttpBody as _};
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{header, HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -23,13 +23,29 @@ const DRAIN_CAP: usize = 4 * 1024 * 1024;
 const DRAIN_TIME: Duration = Duration::from_secs(2);
 
 pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let authorized = req
+    let path = req.uri().path();
+    let bearer_ok = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| bearer(v.as_bytes()))
         .is_some_and(|t| state.api.token.verify(t));
+    let authorized = if is_public(req.method(), path) || bearer_ok {
+        true
+    } else if let Some(ticket) = event_ticket(&req) {
+        // An `EventSource` cannot send a header: a ticket from `POST /v1/events/ticket`
+        // opens one stream, once.
+        state.api.access.tickets.accept(ticket.as_bytes())
+    } else {
+        // The console's session cookie, for the console's own pages only: a request that
+        // another site's page made (even with the cookie, which SameSite=Strict already
+        // withholds) is refused, as is minting sign-in codes from a session.
+        !BEARER_ONLY.contains(&path)
+            && same_origin(req.headers())
+            && session_cookie(req.headers())
+                .is_some_and(|s| state.api.access.sessions.accept(s.as_bytes()))
+    };
     if !authorized {
-        // The path only: never headers, which may hold a (wrong) token.
+        // The path only: never headers or query, which may hold a (wrong) token or ticket.
         tracing::warn!(path = %req.uri().path(), "local API: request without a valid token refused");
         return refuse(req.into_body(), ApiError::unauthorized()).await;
     }
@@ -42,6 +58,62 @@ pub(crate) async fn guard(State(state): State<AppState>, req: Request, next: Nex
         return refuse(req.into_body(), ApiError::too_large(BODY_LIMIT)).await;
     }
     next.run(req).await
+}
+
+/// The console's static files and its sign-in exchange: served to anyone (they hold no lane
+/// data; the page asks the API for everything once signed in).
+fn is_public(method: &Method, path: &str) -> bool {
+    let get = *method == Method::GET || *method == Method::HEAD;
+    (get && super::console::PUBLIC_GET.contains(&path))
+        || (*method == Method::POST && super::console::PUBLIC_POST.contains(&path))
+}
+
+/// Routes that take the bearer token only (not a console session).
+const BEARER_ONLY: [&str; 1] = ["/v1/console/code"];
+
+/// The cookie that carries a console session.
+pub(crate) const SESSION_COOKIE: &str = "cardlane_session";
+
+/// `GET /v1/events?ticket=…`'s ticket.
+fn event_ticket(req: &Request) -> Option<&str> {
+    if req.method() != Method::GET || req.uri().path() != "/v1/events" {
+        return None;
+    }
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ticket="))
+        .filter(|t| !t.is_empty())
+}
+
+/// The session cookie's value, if the request carries one.
+pub(crate) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| {
+            let (name, value) = c.trim().split_once('=')?;
+            (name == SESSION_COOKIE && !value.is_empty()).then_some(value)
+        })
+}
+
+/// The request comes from a page of this very origin. Browsers send `Sec-Fetch-Site` to
+/// loopback and HTTPS origins, and pages cannot set it. Over plain HTTP to another host
+/// (`allow_remote`) it is absent: then an `Origin` (which browsers send with every cross-origin
+/// request and every POST) must name this host, and a request with neither is a same-origin
+/// GET, or one that SameSite=Strict kept the cookie from.
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
+    }
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    match headers.get(header::ORIGIN).map(|o| o.to_str()) {
+        None => true,
+        Some(Ok(o)) => host.is_some_and(|h| o.strip_prefix("http://") == Some(h)),
+        Some(Err(_)) => false,
+    }
 }
 
 /// The token of `Bearer <token>` (scheme case-insensitive).
@@ -117,7 +189,7 @@ fn push_wiped(buf: &mut Zeroizing<Vec<u8>>, data: &[u8]) {
 
 #[cfg(test)]
 mod tests {
-    use super::{bearer, push_wiped};
+    use super::*;
     use zeroize::Zeroizing;
 
     #[test]
@@ -145,5 +217,56 @@ mod tests {
         assert_eq!(bearer(b"Bearer "), None);
         assert_eq!(bearer(b"Bearer"), None);
         assert_eq!(bearer(b""), None);
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn session_cookie_among_others() {
+        let h = headers(&[("cookie", "a=1; cardlane_session=abc; b=2")]);
+        assert_eq!(session_cookie(&h), Some("abc"));
+        let h = headers(&[("cookie", "a=1"), ("cookie", "cardlane_session=def")]);
+        assert_eq!(session_cookie(&h), Some("def"));
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "cardlane_session=")])),
+            None
+        );
+        assert_eq!(
+            session_cookie(&headers(&[("cookie", "xcardlane_session=1")])),
+            None
+        );
+        assert_eq!(session_cookie(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn same_origin_by_fetch_metadata_or_origin() {
+        assert!(same_origin(&headers(&[("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "same-site")])));
+        assert!(!same_origin(&headers(&[("sec-fetch-site", "cross-site")])));
+        // Fetch metadata wins over a matching Origin.
+        assert!(!same_origin(&headers(&[
+            ("sec-fetch-site", "none"),
+            ("host", "127.0.0.1:7878"),
+            ("origin", "http://127.0.0.1:7878"),
+        ])));
+        assert!(same_origin(&headers(&[
+            ("host", "127.0.0.1:7878"),
+            ("origin", "http://127.0.0.1:7878"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7878"),
+            ("origin", "http://127.0.0.1:8080"),
+        ])));
+        assert!(!same_origin(&headers(&[
+            ("host", "127.0.0.1:7878"),
+            ("origin", "null"),
+        ])));
+        assert!(same_origin(&headers(&[("host", "10.0.0.5:7878")])));
     }
 }

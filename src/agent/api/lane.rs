@@ -146,6 +146,9 @@ pub struct QueueRecordInfo {
     pub age_s: u64,
     pub last_error: Option<String>,
     pub masked_pan: Option<MaskedPanText>,
+    /// Seconds until the uploader tries it again (0: due now); absent once it failed for good.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_attempt_in_s: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -5,15 +5,20 @@
 //! GET    /v1/health         GET /v1/readers      GET /v1/queue
 //! POST   /v1/captures       GET|DELETE /v1/captures/{id}
 //! GET    /v1/events (SSE)   GET /metrics         GET /v1/openapi.json
+//! POST   /v1/events/ticket  POST /v1/queue/flush GET /v1/reads
+//! POST   /v1/console/code   GET / (the console, see [`console`])
 //! ```
 //! The agent plugs in through [`Lane`]; captures go through the shared
 //! [`Captures`] registry, events through the [`EventHub`].
 
+pub mod console;
+mod cors;
 mod error;
 mod guard;
 mod lane;
 mod openapi;
 mod routes;
+mod secrets;
 mod server;
 pub mod token;
 
@@ -36,6 +41,7 @@ pub use lane::{
 };
 pub use openapi::document as openapi_document;
 pub use routes::Op;
+pub use secrets::{CODE_TTL, SESSION_TTL, TICKET_TTL};
 pub use server::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 pub use token::ApiToken;
 
@@ -79,6 +85,26 @@ pub struct ApiState {
     token: Arc<ApiToken>,
     /// One permit per open `GET /v1/events` stream.
     pub(crate) event_streams: Arc<tokio::sync::Semaphore>,
+    /// Sign-in codes, console sessions, event-stream tickets.
+    pub(crate) access: Arc<secrets::Access>,
+    /// `[api] allowed_origins`: pages that may call the API (CORS).
+    pub allowed_origins: Arc<Vec<String>>,
+    /// What `POST /v1/queue/flush` runs; `None`: the route answers 503.
+    pub flush: Option<Arc<dyn QueueFlush>>,
+}
+
+/// A manual flush of the durable queue (the console's button): every record held is sent
+/// once now, whatever its backoff says.
+pub trait QueueFlush: Send + Sync + 'static {
+    fn flush(&self) -> futures_util::future::BoxFuture<'static, Result<FlushSummary, String>>;
+}
+
+/// What a manual flush did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct FlushSummary {
+    pub sent: u64,
+    pub failed: u64,
+    pub remaining: u64,
 }
 
 /// Event streams open at once; each holds a connection and a broadcast receiver.
@@ -101,7 +127,22 @@ impl ApiState {
             settings,
             token: Arc::new(token),
             event_streams: Arc::new(tokio::sync::Semaphore::new(MAX_EVENT_STREAMS)),
+            access: Arc::new(secrets::Access::default()),
+            allowed_origins: Arc::new(Vec::new()),
+            flush: None,
         }
+    }
+
+    /// Pages of these exact origins may call the API (CORS).
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> ApiState {
+        self.allowed_origins = Arc::new(origins);
+        self
+    }
+
+    /// Lets `POST /v1/queue/flush` flush the queue.
+    pub fn with_flush(mut self, flush: Arc<dyn QueueFlush>) -> ApiState {
+        self.flush = Some(flush);
+        self
     }
 }
 
@@ -112,6 +153,8 @@ impl std::fmt::Debug for ApiState {
             .field("events", &self.events)
             .field("settings", &self.settings)
             .field("token", &self.token)
+            .field("access", &self.access)
+            .field("allowed_origins", &self.allowed_origins)
             .finish()
     }
 }
@@ -134,12 +177,18 @@ fn build_router(state: AppState) -> Router {
         router = router.route(path, mr);
     }
     router
+        .merge(console::routes())
         .fallback(|| async {
             ApiError::not_found("no-route", "no such route (see GET /v1/openapi.json)")
         })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             guard::guard,
+        ))
+        // Outside the guard: a CORS preflight carries no token.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            cors::cors,
         ))
         .with_state(state)
 }
@@ -215,6 +264,7 @@ pub async fn start(
     captures: Arc<Captures>,
     events: EventHub,
     metrics: Arc<Metrics>,
+    flush: Option<Arc<dyn QueueFlush>>,
 ) -> Result<ServerHandle, StartError> {
     let token = token::load_or_create(&config.token_file)?;
     let bind_err = |e: std::io::Error| StartError::Bind {
@@ -224,14 +274,18 @@ pub async fn start(
     let listener = bind(config.listen, config.allow_remote)
         .await
         .map_err(bind_err)?;
-    let state = ApiState::new(
+    let mut state = ApiState::new(
         lane,
         captures,
         events,
         metrics,
         token,
         ApiSettings::from(config),
-    );
+    )
+    .with_allowed_origins(config.allowed_origins.clone());
+    if let Some(f) = flush {
+        state = state.with_flush(f);
+    }
     serve(listener, state).map_err(bind_err)
 }
 
@@ -280,7 +334,7 @@ mod tests {
             )
         };
         let (l, c, e, m) = parts();
-        let handle = start(&config, l, c, e, m).await.unwrap();
+        let handle = start(&config, l, c, e, m, None).await.unwrap();
         assert!(config.token_file.exists());
         let addr = handle.local_addr();
         // The port is taken now: a second start names the address.
@@ -289,7 +343,7 @@ mod tests {
             listen: addr,
             ..config.clone()
         };
-        match start(&busy, l, c, e, m).await.unwrap_err() {
+        match start(&busy, l, c, e, m, None).await.unwrap_err() {
             StartError::Bind { addr: a, .. } => assert_eq!(a, addr),
             other => panic!("{other:?}"),
         }
@@ -345,6 +399,7 @@ mod tests {
                 Arc::new(Captures::new(1)),
                 EventHub::default(),
                 Arc::new(Metrics::new()),
+                None,
             )
             .await
             .unwrap();

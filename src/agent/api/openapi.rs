@@ -90,6 +90,29 @@ fn operation(op: Op) -> Value {
                 "content": {"application/json": {"schema": {"type": "object"}}}
             }}),
         ),
+        Op::EventsTicket => (
+            "createEventsTicket",
+            "A single-use ticket, valid 30 s, that opens one event stream as `GET /v1/events?ticket=…` (a browser's EventSource cannot send the bearer token).",
+            json!({"200": json_ok("The ticket", "EventsTicket")}),
+        ),
+        Op::QueueFlush => (
+            "flushQueue",
+            "Sends every record the queue holds once now, whatever its backoff says.",
+            json!({
+                "200": json_ok("What the flush did", "FlushReport"),
+                "503": error_ref("The queue cannot be read"),
+            }),
+        ),
+        Op::Reads => (
+            "listReads",
+            "The last 20 reads and their outcomes, newest first (card data masked).",
+            json!({"200": json_ok("Reads", "Reads")}),
+        ),
+        Op::ConsoleCode => (
+            "createConsoleCode",
+            "A one-time console sign-in code, valid 60 s (bearer token only: `cardlane console-url` prints it as a URL).",
+            json!({"200": json_ok("The code and the sign-in path", "ConsoleCode")}),
+        ),
     };
     if let Some(r) = responses.as_object_mut() {
         r.insert("401".into(), error_ref("Missing or wrong bearer token"));
@@ -100,6 +123,13 @@ fn operation(op: Op) -> Value {
             obj.insert(
                 "parameters".into(),
                 json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]),
+            );
+        }
+        if op == Op::Events {
+            obj.insert(
+                "parameters".into(),
+                json!([{"name": "ticket", "in": "query", "required": false, "schema": {"type": "string"},
+                    "description": "From POST /v1/events/ticket, instead of the Authorization header"}]),
             );
         }
         if op == Op::ArmCapture {
@@ -167,7 +197,15 @@ fn schemas() -> Value {
             "records": {"type": "array", "items": {"type": "object", "properties": {
                 "customer_id": {"type": "string"}, "state": {"type": "string"},
                 "attempts": {"type": "integer"}, "age_s": {"type": "integer"},
-                "last_error": nullable_string, "masked_pan": nullable_string}}}}},
+                "last_error": nullable_string, "masked_pan": nullable_string,
+                "next_attempt_in_s": {"type": "integer", "description": "Seconds until the next attempt (0: due); absent once failed for good"}}}}}},
+        "EventsTicket": {"type": "object", "required": ["ticket", "expires_in_s"], "properties": {
+            "ticket": {"type": "string"}, "expires_in_s": {"type": "integer"}}},
+        "FlushReport": {"type": "object", "required": ["sent", "failed", "remaining"], "properties": {
+            "sent": {"type": "integer"}, "failed": {"type": "integer"}, "remaining": {"type": "integer"}}},
+        "Reads": {"type": "object", "properties": {"reads": {"type": "array", "items": {"$ref": "#/components/schemas/LaneEvent"}}}},
+        "ConsoleCode": {"type": "object", "required": ["code", "path", "expires_in_s"], "properties": {
+            "code": {"type": "string"}, "path": {"type": "string"}, "expires_in_s": {"type": "integer"}}},
         "LaneEvent": {"type": "object", "required": ["type"], "properties": {
             "type": {"type": "string", "enum": ["reader-attached", "reader-detached", "swipe", "saved", "queued", "failed", "reader-prompt"]},
             "text": {"type": "string", "description": "reader-prompt: the reader's own prompt, e.g. PRESENT CARD"},

@@ -39,10 +39,14 @@ pub enum Op {
     Queue,
     Metrics,
     OpenApi,
+    EventsTicket,
+    QueueFlush,
+    Reads,
+    ConsoleCode,
 }
 
 impl Op {
-    pub const ALL: [Op; 9] = [
+    pub const ALL: [Op; 13] = [
         Op::Health,
         Op::Readers,
         Op::ArmCapture,
@@ -52,11 +56,15 @@ impl Op {
         Op::Queue,
         Op::Metrics,
         Op::OpenApi,
+        Op::EventsTicket,
+        Op::QueueFlush,
+        Op::Reads,
+        Op::ConsoleCode,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Op::ArmCapture => Method::POST,
+            Op::ArmCapture | Op::EventsTicket | Op::QueueFlush | Op::ConsoleCode => Method::POST,
             Op::CancelCapture => Method::DELETE,
             _ => Method::GET,
         }
@@ -73,6 +81,10 @@ impl Op {
             Op::Queue => "/v1/queue",
             Op::Metrics => "/metrics",
             Op::OpenApi => "/v1/openapi.json",
+            Op::EventsTicket => "/v1/events/ticket",
+            Op::QueueFlush => "/v1/queue/flush",
+            Op::Reads => "/v1/reads",
+            Op::ConsoleCode => "/v1/console/code",
         }
     }
 
@@ -88,6 +100,10 @@ impl Op {
             Op::Queue => mr.get(queue),
             Op::Metrics => mr.get(metrics_text),
             Op::OpenApi => mr.get(openapi),
+            Op::EventsTicket => mr.post(events_ticket),
+            Op::QueueFlush => mr.post(queue_flush),
+            Op::Reads => mr.get(reads),
+            Op::ConsoleCode => mr.post(console_code),
         }
     }
 }
@@ -483,4 +499,50 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiErro
 
 async fn openapi() -> Json<Value> {
     Json(super::openapi::document())
+}
+
+/// `POST /v1/events/ticket`: a single-use ticket that opens one event stream
+/// (`GET /v1/events?ticket=…`) within [`TICKET_TTL`](super::TICKET_TTL), for browsers, whose
+/// `EventSource` cannot send the bearer token.
+async fn events_ticket(State(state): State<AppState>) -> Json<Value> {
+    let ticket = state.api.access.tickets.issue();
+    Json(json!({
+        "ticket": ticket.as_str(),
+        "expires_in_s": state.api.access.tickets.ttl().as_secs(),
+    }))
+}
+
+/// `POST /v1/console/code` (bearer token only): a one-time sign-in code for the console,
+/// which `cardlane console-url` turns into a URL.
+async fn console_code(State(state): State<AppState>) -> Json<Value> {
+    let code = state.api.access.codes.issue();
+    Json(json!({
+        "code": code.as_str(),
+        "path": format!("{}?code={}", super::console::SIGNIN_PATH, code.as_str()),
+        "expires_in_s": state.api.access.codes.ttl().as_secs(),
+    }))
+}
+
+/// `POST /v1/queue/flush`: sends every held record once now. An agent without an uploader
+/// (a test lane) sends nothing and says what is still held.
+async fn queue_flush(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let Some(flush) = state.api.flush.clone() else {
+        let held = with_lane(&state, |l| l.queue().held).await?;
+        return Ok(Json(json!(super::FlushSummary {
+            remaining: held,
+            ..Default::default()
+        })));
+    };
+    let report = flush
+        .flush()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "flush-failed", e))?;
+    Ok(Json(json!(report)))
+}
+
+/// `GET /v1/reads`: the last reads and their outcomes (masked), newest first.
+async fn reads(State(state): State<AppState>) -> Json<Value> {
+    let mut reads = state.api.events.recent();
+    reads.reverse();
+    Json(json!({ "reads": reads }))
 }
