@@ -90,14 +90,21 @@ fn kiosk_page_server() -> u16 {
     std::thread::spawn(move || {
         for conn in listener.incoming() {
             let Ok(mut conn) = conn else { return };
-            let mut buf = [0u8; 4096];
-            let _ = conn.read(&mut buf);
-            let body = "<!doctype html><title>kiosk</title><p>kiosk page</p>";
-            let _ = write!(
-                conn,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
+            // One thread per connection: Chromium opens connections it may never send a
+            // request on (preconnects), and a server that waits on one serves no other.
+            std::thread::spawn(move || {
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(30)));
+                let mut buf = [0u8; 4096];
+                if matches!(conn.read(&mut buf), Ok(0) | Err(_)) {
+                    return;
+                }
+                let body = "<!doctype html><title>kiosk</title><p>kiosk page</p>";
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
         }
     });
     port

@@ -407,7 +407,7 @@ impl Service {
 /// Fleet telemetry when configured: read spans and metrics to the collector, off the read path.
 fn start_telemetry(
     config: &Config,
-    events: &Arc<EventHub>,
+    events: &EventHub,
     metrics: &Arc<Metrics>,
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,

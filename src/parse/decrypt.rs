@@ -173,8 +173,8 @@ pub fn decrypt_read(
                     }
                 }
                 let [t1, t2] = got?;
-                tracks[0] = t1.map(SecretText::from);
-                tracks[1] = t2.map(SecretText::from);
+                tracks[0] = t1;
+                tracks[1] = t2;
             }
             EncTarget::Tag { tag, value_len } => {
                 let v = chip_value(tag, value_len, &pt);

@@ -23,9 +23,10 @@ use super::tlv::{self, Tlv};
 use super::tracks::{chip_track2, masked_ref};
 use super::ParseError;
 use crate::card::{
-    CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, TrackInfo,
-    TrackStatus,
+    CardRead, CipherKind, EncBlock, EncTarget, EntryMode, Format, KeyVariant, Ksn, SecretText,
+    TrackInfo, TrackStatus,
 };
+use zeroize::Zeroizing;
 
 /// Tags of the container (MagTek private tags).
 pub mod tag {
@@ -362,7 +363,8 @@ fn masked_track2(v: &[u8]) -> Option<String> {
         let ok = !pan.is_empty() && pan.len() <= 19;
         return ok.then(|| format!(";{}={}?", star(pan), star(rest)));
     }
-    chip_track2(v, false)
+    // Masked digits: nothing to zero.
+    chip_track2(v, false).map(|t| t.as_str().to_string())
 }
 
 /// Decodes a container with the default card-type table.
@@ -443,7 +445,7 @@ pub fn decode_with(input: &[u8], card_types: &CardTypes) -> Result<CardRead, Par
 
 /// The clear card data inside a decrypted DFDF59 (`FC { F2 { … 57 … } }`, then `pad` bytes):
 /// Track 1 and Track 2 equivalents as track text.
-pub fn decrypted_tracks(plain: &[u8], pad: u8) -> Result<[Option<String>; 2], ParseError> {
+pub fn decrypted_tracks(plain: &[u8], pad: u8) -> Result<[Option<SecretText>; 2], ParseError> {
     let failed = |why: &str| ParseError::DecryptFailed(why.to_string());
     let end = plain
         .len()
@@ -462,16 +464,16 @@ pub fn decrypted_tracks(plain: &[u8], pad: u8) -> Result<[Option<String>; 2], Pa
         .and_then(|v| chip_track2(v, false))
         .or_else(|| {
             // No Track 2 equivalent: the PAN (5A) and expiry (5F24) as Track 2 text.
-            let pan = hex::encode_upper(find(0x5A)?);
+            let pan = Zeroizing::new(hex::encode_upper(find(0x5A)?));
             let pan = pan.trim_end_matches('F');
             let exp = hex::encode_upper(find(0x5F24)?);
             let yymm = exp.get(..4)?;
             ((12..=19).contains(&pan.len())
                 && pan.bytes().chain(yymm.bytes()).all(|b| b.is_ascii_digit()))
-            .then(|| format!(";{pan}={yymm}?"))
+            .then(|| Zeroizing::new(format!(";{pan}={yymm}?")))
         });
     let t1 = find(0x56).and_then(super::tracks::chip_track1);
-    Ok([t1, t2])
+    Ok([t1.map(SecretText::from), t2.map(SecretText::from)])
 }
 
 #[cfg(test)]
