@@ -116,16 +116,14 @@ pub fn decode_bare(input: &[u8]) -> Result<CardRead, ParseError> {
     Err(strict)
 }
 
-/// Whether a read carries anything of a card: a PAN (masked or last 4), track data, a KSN or
-/// ciphertext.
+/// Whether a read names a card: a PAN (masked or last 4), clear track data, or a KSN.
+/// Ciphertext without a KSN names nothing: no key decrypts it (seen: an ID TECH frame with its
+/// STX changed to 42 came out as an "encrypted" read with neither PAN nor KSN).
 fn names_a_card(r: &CardRead) -> bool {
     r.masked_pan.is_some()
         || r.last4.is_some()
         || r.ksn.is_some()
-        || r.encrypted
-        || !r.enc_blocks.is_empty()
         || r.clear.iter().any(Option::is_some)
-        || r.tracks.iter().any(|t| t.status != TrackStatus::Absent)
 }
 
 /// Whether the object a stream was cut in may hold card data. A cut inside the tag bytes hides
