@@ -2,7 +2,7 @@
 //! from `info`, a tap read and decrypted, a time-out that cancels on the reader, a refused start
 //! retried, a wedged reader that comes back after a reopen. The simulator's command log (JSON
 //! lines on its stderr) is checked for CRCs and for nothing but a cancel during a transaction.
-use std::io::{BufRead, BufReader};
+mod common;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -37,35 +37,12 @@ impl Sim {
     fn start(extra: &[&str]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("neo2");
-        let mut child = Command::new(BIN)
-            .args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
             .arg(&link)
             .args(["--firmware", FIRMWARE])
-            .args(extra)
-            .env_remove("CARDLANE_BDK")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        // Ready once it printed its first line (the PTY is linked by then).
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let ready: Value =
-            serde_json::from_str(&rx.recv_timeout(WAIT).expect("sim ready")).unwrap();
-        assert_eq!(ready["ready"], true);
+            .args(extra);
+        let (child, log) = common::start_reader_sim(cmd);
         assert!(link.exists());
         Sim {
             child,

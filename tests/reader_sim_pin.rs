@@ -4,7 +4,7 @@
 //! customer's cancel, a customer who never types and a host Ctrl-C each end typed. The sim's
 //! command log shows nothing but a cancel between the two answers to 62-01, and no output holds
 //! the PIN block's bytes, the PIN, or (outside a --bdk read's `decrypted`) the PAN.
-use std::io::{BufRead, BufReader};
+mod common;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -41,34 +41,12 @@ impl Sim {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("neo2");
         let card = format!("{PAN}:2812");
-        let mut child = Command::new(BIN)
-            .args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
             .arg(&link)
             .args(["--card", &card, "--present-after", "200"])
-            .args(extra)
-            .env_remove("CARDLANE_BDK")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let ready: Value =
-            serde_json::from_str(&rx.recv_timeout(WAIT).expect("sim ready")).unwrap();
-        assert_eq!(ready["ready"], true);
+            .args(extra);
+        let (child, log) = common::start_reader_sim(cmd);
         Sim {
             child,
             log,

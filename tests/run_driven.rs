@@ -5,6 +5,7 @@
 //! for one that taps, a tap is saved. The simulators' command logs show correct CRCs and
 //! nothing but a cancel during a transaction; no clear PAN anywhere.
 
+mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -87,34 +88,12 @@ struct ReaderSim {
 
 impl ReaderSim {
     fn start(link: &Path, extra: &[&str]) -> ReaderSim {
-        let mut child = Command::new(BIN)
-            .args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
+        let mut cmd = Command::new(BIN);
+        cmd.args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
             .arg(link)
             .args(["--firmware", FIRMWARE, "--present-after", "300"])
-            .args(extra)
-            .env_remove("CARDLANE_BDK")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let ready: Value =
-            serde_json::from_str(&rx.recv_timeout(WAIT).expect("sim ready")).unwrap();
-        assert_eq!(ready["ready"], true);
+            .args(extra);
+        let (child, log) = common::start_reader_sim(cmd);
         ReaderSim { child, log }
     }
 
