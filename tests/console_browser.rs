@@ -12,14 +12,13 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use cardlane::gateway::secret::ApiKey;
-use cardlane::gateway::sim::{self, SimConfig, SimServer};
-use serde_json::{json, Value};
+use serde_json::json;
 use serialport::{SerialPort, TTYPort};
 
 mod browser;
 mod common;
 use browser::{png_size, Browser};
+use common::gateway::Gateway;
 use common::{Lines, OutputWithin, Reaper};
 
 const API_KEY: &str = "console-browser-key";
@@ -29,59 +28,6 @@ const SWIPE_1: &str =
 const SWIPE_2: &str =
     "%B5555555555554444^PUBLIC/JOHN^3001101000000000000?;5555555555554444=30011010000000000000?\r";
 const PANS: [&str; 2] = ["4111111111111111", "5555555555554444"];
-
-/// The simulator on its own runtime, alive as long as the value.
-struct Gateway {
-    rt: tokio::runtime::Runtime,
-    server: Option<SimServer>,
-    base_url: String,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sim::spawn(SimConfig::new(ApiKey::new(API_KEY)), l).unwrap()
-        });
-        let base_url = server.base_url.clone();
-        Gateway {
-            rt,
-            server: Some(server),
-            base_url,
-        }
-    }
-
-    /// `/_sim/faults`: POST a fault, or DELETE them all.
-    fn faults(&self, add: Option<Value>) {
-        let url = format!("{}/_sim/faults", self.base_url);
-        let status = self.rt.block_on(async {
-            let c = reqwest::Client::new();
-            let req = match &add {
-                Some(body) => c.post(&url).json(body),
-                None => c.delete(&url),
-            };
-            req.header("x-authorization", API_KEY)
-                .send()
-                .await
-                .unwrap()
-                .status()
-        });
-        assert!(status.is_success(), "{url}: {status}");
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.rt.block_on(s.shutdown());
-        }
-    }
-}
 
 /// A page for the kiosk origins: any GET gets the same small HTML document.
 fn kiosk_page_server() -> u16 {
@@ -163,7 +109,7 @@ fn no_pan(label: &str, text: &str) {
 
 #[test]
 fn console_in_a_real_browser() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let (mut master, slave) = TTYPort::pair().expect("openpty");
     let pts = slave.name().unwrap();

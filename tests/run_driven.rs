@@ -6,15 +6,14 @@
 //! nothing but a cancel during a transaction; no clear PAN anywhere.
 
 mod common;
+use common::api::Api;
+use common::gateway::Gateway;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use cardlane::gateway::secret::ApiKey;
-use cardlane::gateway::sim::{self, SimConfig, SimServer};
-use reqwest::StatusCode;
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_cardlane");
@@ -25,60 +24,6 @@ const TAP_PAN: &str = "5413330089010608";
 const FIRMWARE: &str = "NEO2 RUN TEST 1.2";
 /// Every wait fails after this; no test asserts on speed.
 const WAIT: Duration = Duration::from_secs(30);
-
-struct Gateway {
-    rt: tokio::runtime::Runtime,
-    server: Option<SimServer>,
-    base_url: String,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            // Decrypts with the ANSI X9.24 test BDK reader-sim uses, as a gateway holding the
-            // key would.
-            let mut config = SimConfig::new(ApiKey::new(API_KEY));
-            config.bdks = vec![sim::Bdk::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap()];
-            sim::spawn(config, l).unwrap()
-        });
-        let base_url = server.base_url.clone();
-        Gateway {
-            rt,
-            server: Some(server),
-            base_url,
-        }
-    }
-
-    fn customers(&self) -> Vec<Value> {
-        let url = format!("{}/_sim/customers", self.base_url);
-        // Newer simulators ask for the API key on their own routes too; older ones ignore it.
-        self.rt.block_on(async {
-            reqwest::Client::new()
-                .get(url)
-                .header("x-authorization", API_KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        })
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.rt.block_on(s.shutdown());
-        }
-    }
-}
 
 /// A running reader-sim; killed when dropped. Its stderr (the command log) is collected.
 struct ReaderSim {
@@ -246,90 +191,6 @@ impl Drop for Agent {
     }
 }
 
-struct Api {
-    rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn new(base: &str, token_file: &Path) -> Api {
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            http: reqwest::Client::new(),
-            base: base.to_string(),
-            token: std::fs::read_to_string(token_file)
-                .unwrap()
-                .trim()
-                .to_string(),
-        }
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (status, body) = self.rt.block_on(async {
-            let r = self
-                .http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap();
-            (r.status(), r.text().await.unwrap())
-        });
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .json(body)
-                .send()
-                .await
-                .unwrap();
-            let s = r.status();
-            (s, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    fn wait_for(&self, what: &str, f: impl Fn(&Api) -> bool) {
-        let end = Instant::now() + WAIT;
-        while !f(self) {
-            assert!(Instant::now() < end, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn reader(&self, id: &str) -> Value {
-        self.json("/v1/readers")["readers"]
-            .as_array()
-            .and_then(|a| a.iter().find(|r| r["id"] == id).cloned())
-            .unwrap_or(Value::Null)
-    }
-
-    fn capture(&self, id: &str) -> Value {
-        self.json(&format!("/v1/captures/{id}"))
-    }
-
-    /// Arms a capture and waits for a final state (or `queued`); returns its status.
-    fn capture_until_done(&self, body: Value) -> Value {
-        let (s, armed) = self.post("/v1/captures", &body);
-        assert_eq!(s, StatusCode::ACCEPTED, "{armed}");
-        let id = armed["id"].as_str().unwrap().to_string();
-        self.wait_for("capture outcome", |a| {
-            !matches!(a.capture(&id)["state"].as_str(), Some("waiting" | "queued"))
-        });
-        self.capture(&id)
-    }
-}
-
 fn write_config(dir: &Path, gateway: &str, link: &Path) -> PathBuf {
     write_config_with(dir, gateway, link, "on-capture", "ignore")
 }
@@ -380,7 +241,7 @@ fn saved_at_gateway(gateway: &Gateway, customer_id: &str) -> Value {
 
 #[test]
 fn on_capture_dip_then_time_out_then_tap() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start_decrypting(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("neo2");
     let dip_card = format!("{DIP_PAN}:2812");
@@ -475,7 +336,7 @@ fn on_capture_dip_then_time_out_then_tap() {
 
 #[test]
 fn continuous_reads_every_card_and_sigterm_cancels_the_open_transaction() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start_decrypting(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("neo2");
     let dip = format!("{DIP_PAN}:2812");

@@ -14,6 +14,7 @@
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
+mod common;
 mod driven_pin;
 use driven_pin::*;
 
@@ -97,7 +98,7 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
         ],
     );
     let (mut agent, base) = agent(&config, "cardlane=debug");
-    let api = Api::new(&base, dir.path());
+    let api = Api::new(&base, &dir.path().join("api-token"));
     for id in ["typer", "canceller", "sleeper"] {
         api.wait_for("keypad readers idle", |a| a.reader(id)["state"] == "idle");
         assert_eq!(api.reader(id)["pin_entry"], true, "{}", api.reader(id));
@@ -215,7 +216,7 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
     // Required, cancelled by the customer: failed with its code (also on the event stream),
     // nothing saved.
     let n = gateway.customers().len();
-    let events = api.events();
+    let events = events(&api);
     let id = api.arm(json!({"reader": "canceller", "pin": "required", "timeout_s": 20}));
     let cap = api.until_done(&id);
     assert_eq!(cap["state"], "failed", "{cap}");
@@ -291,7 +292,7 @@ fn gateway_gone_fails_pin_captures_at_once_and_keeps_nothing() {
         &[ReaderEntry::neo2("typer", &link)],
     );
     let (mut agent, base) = agent(&config, "cardlane=debug");
-    let api = Api::new(&base, dir.path());
+    let api = Api::new(&base, &dir.path().join("api-token"));
     api.wait_for("reader idle", |a| a.reader("typer")["state"] == "idle");
     api.wait_for("gateway reachable", |a| {
         a.get_any("/v1/health").1["gateway"] == "reachable"
@@ -300,7 +301,7 @@ fn gateway_gone_fails_pin_captures_at_once_and_keeps_nothing() {
     assert!(gateway.proc.terminate().success());
 
     let block0 = pad_block(TDES_BDK, PAD_TDES_KSN, PIN, VISA, 0);
-    let events = api.events();
+    let events = events(&api);
     for body in [
         json!({"reader": "typer", "pin": "required", "timeout_s": 20}),
         json!({"reader": "typer", "timeout_s": 20,
@@ -323,7 +324,7 @@ fn gateway_gone_fails_pin_captures_at_once_and_keeps_nothing() {
         });
     }
     // Nothing held for them.
-    assert_eq!(api.get("/v1/queue")["held"], 0);
+    assert_eq!(api.json("/v1/queue")["held"], 0);
     assert!(agent.terminate().success());
     // The kiosk is told in the log too, with the code.
     agent.err.wait_for("the pin-needs-online log line", |l| {

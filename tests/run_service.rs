@@ -8,70 +8,16 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use cardlane::gateway::secret::ApiKey;
-use cardlane::gateway::sim::{self, SimConfig, SimServer};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use serialport::{SerialPort, TTYPort};
 
 mod common;
+use common::api::Api;
+use common::gateway::Gateway;
 use common::OutputWithin;
 
 const API_KEY: &str = "run-test-key";
-
-/// The simulator on its own runtime, alive as long as the value.
-struct Gateway {
-    rt: tokio::runtime::Runtime,
-    server: Option<SimServer>,
-    base_url: String,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        Gateway::start_with(SimConfig::new(ApiKey::new(API_KEY)))
-    }
-
-    fn start_with(config: SimConfig) -> Gateway {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .unwrap();
-        let server = rt.block_on(async {
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            sim::spawn(config, l).unwrap()
-        });
-        let base_url = server.base_url.clone();
-        Gateway {
-            rt,
-            server: Some(server),
-            base_url,
-        }
-    }
-
-    fn customers(&self) -> Vec<Value> {
-        let url = format!("{}/_sim/customers", self.base_url);
-        self.rt.block_on(async {
-            reqwest::Client::new()
-                .get(url)
-                .header("x-authorization", API_KEY)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap()
-        })
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        if let Some(s) = self.server.take() {
-            self.rt.block_on(s.shutdown());
-        }
-    }
-}
 
 /// A PTY pair; the slave end is closed again so the agent opens it by path.
 fn far_end() -> (TTYPort, String) {
@@ -220,70 +166,6 @@ impl Drop for Agent {
     }
 }
 
-struct Api {
-    rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn new(base: &str, token_file: &Path) -> Api {
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            http: reqwest::Client::new(),
-            base: base.to_string(),
-            token: std::fs::read_to_string(token_file)
-                .unwrap()
-                .trim()
-                .to_string(),
-        }
-    }
-
-    fn send(&self, req: reqwest::RequestBuilder) -> (StatusCode, String) {
-        self.rt.block_on(async {
-            let r = req.send().await.unwrap();
-            let status = r.status();
-            (status, r.text().await.unwrap())
-        })
-    }
-
-    fn get(&self, path: &str) -> (StatusCode, String) {
-        self.send(
-            self.http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(&self.token),
-        )
-    }
-
-    fn json(&self, path: &str) -> Value {
-        let (status, body) = self.get(path);
-        assert_eq!(status, StatusCode::OK, "{path}: {body}");
-        serde_json::from_str(&body).unwrap()
-    }
-
-    fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        let (s, text) = self.send(
-            self.http
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .json(body),
-        );
-        (s, serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    fn wait_for(&self, what: &str, within: Duration, f: impl Fn(&Api) -> bool) {
-        let end = Instant::now() + within;
-        while !f(self) {
-            assert!(Instant::now() < end, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
 fn reader_state(api: &Api, id: &str) -> Option<String> {
     let v = api.json("/v1/readers");
     v["readers"]
@@ -295,7 +177,7 @@ fn reader_state(api: &Api, id: &str) -> Option<String> {
 
 #[test]
 fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let (_master, pts) = far_end();
     let config = write_config(
@@ -323,10 +205,10 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     }
 
     // The PTY reader attaches; health shows it, the empty queue and the reachable simulator.
-    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+    api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")
     });
-    api.wait_for("gateway reachable", Duration::from_secs(10), |a| {
+    api.wait_for("gateway reachable", |a| {
         a.json("/v1/health")["gateway"] == "reachable"
     });
     let health = api.json("/v1/health");
@@ -400,7 +282,7 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     let api2 = Api::new(&again.api, &token_file);
     assert_eq!(api2.token, token_before);
     // Health is `down` (503) until the reader has reopened, then `ok`.
-    api2.wait_for("health ok", Duration::from_secs(20), |a| {
+    api2.wait_for("health ok", |a| {
         let (_, body) = a.get("/v1/health");
         serde_json::from_str::<Value>(&body).is_ok_and(|h| h["status"] == "ok")
     });
@@ -410,7 +292,7 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
 
 #[test]
 fn a_reader_arriving_later_is_reported_as_an_event() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     // The configured device does not exist yet, like a reader not plugged in at boot.
     let link = dir.path().join("ttyREADER");
@@ -504,7 +386,7 @@ fn capture_state(api: &Api, id: &str) -> Value {
 
 #[test]
 fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let (mut master, pts) = far_end();
     // A clear-text head on the serial line (typed tracks), allowed explicitly for the test.
@@ -522,7 +404,7 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     std::fs::write(&config, text).unwrap();
     let mut agent = Agent::start(&config);
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+    api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")
     });
 
@@ -537,7 +419,7 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     let id = body["id"].as_str().unwrap().to_string();
     master.write_all(ARMED_SWIPE.as_bytes()).unwrap();
     master.flush().unwrap();
-    api.wait_for("capture outcome", Duration::from_secs(20), |a| {
+    api.wait_for("capture outcome", |a| {
         !matches!(
             capture_state(a, &id)["state"].as_str(),
             Some("waiting" | "queued")
@@ -582,10 +464,10 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     // Metrics followed; the queue is empty again. The uploader counts a record saved after
     // it deleted the row, so the wait is on the count itself (an empty queue came first once
     // on a loaded machine, and the count read then was 1).
-    api.wait_for("queue drained", Duration::from_secs(10), |a| {
+    api.wait_for("queue drained", |a| {
         a.json("/v1/health")["queue"]["held"] == 0
     });
-    api.wait_for("both saved in the metrics", Duration::from_secs(10), |a| {
+    api.wait_for("both saved in the metrics", |a| {
         a.get("/metrics")
             .1
             .contains("cardlane_records_total{outcome=\"saved\"} 2")
@@ -619,9 +501,7 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
 #[test]
 fn an_encrypted_reader_frame_is_saved_with_the_kiosk_fields() {
     // The simulator decrypts with the ANSI X9.24 test BDK, as a gateway holding the key would.
-    let mut sim = SimConfig::new(ApiKey::new(API_KEY));
-    sim.bdks = vec![sim::Bdk::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap()];
-    let gateway = Gateway::start_with(sim);
+    let gateway = Gateway::start_decrypting(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let (mut master, pts) = far_end();
     let config = write_config(
@@ -637,7 +517,7 @@ fn an_encrypted_reader_frame_is_saved_with_the_kiosk_fields() {
     std::fs::write(&config, text).unwrap();
     let mut agent = Agent::start(&config);
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+    api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")
     });
     let (s, body) = api.post(
@@ -666,7 +546,7 @@ fn an_encrypted_reader_frame_is_saved_with_the_kiosk_fields() {
     std::thread::sleep(Duration::from_millis(30));
     master.write_all(b).unwrap();
     master.flush().unwrap();
-    api.wait_for("capture outcome", Duration::from_secs(20), |a| {
+    api.wait_for("capture outcome", |a| {
         !matches!(
             capture_state(a, &id)["state"].as_str(),
             Some("waiting" | "queued")
@@ -699,7 +579,7 @@ const UNREADABLE_CHECK: &str = "T12200?218T 1234 5678 9U 1321\r\n";
 
 #[test]
 fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let (mut master, pts) = far_end();
     let config = write_config(
@@ -716,7 +596,7 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     std::fs::write(&config, text).unwrap();
     let mut agent = Agent::start(&config);
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", Duration::from_secs(10), |a| {
+    api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")
     });
 
@@ -738,7 +618,7 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     let id = body["id"].as_str().unwrap().to_string();
     master.write_all(CHECK_LINE.as_bytes()).unwrap();
     master.flush().unwrap();
-    api.wait_for("check capture outcome", Duration::from_secs(20), |a| {
+    api.wait_for("check capture outcome", |a| {
         !matches!(
             capture_state(a, &id)["state"].as_str(),
             Some("waiting" | "queued")
@@ -762,17 +642,13 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     master.write_all(CHECK_LINE.as_bytes()).unwrap();
     master.write_all(UNREADABLE_CHECK.as_bytes()).unwrap();
     master.flush().unwrap();
-    api.wait_for(
-        "both checks decoded or refused",
-        Duration::from_secs(20),
-        |a| {
-            let (_, m) = a.get("/metrics");
-            m.contains("cardlane_swipes_total{reader=\"front\",format=\"micr\"} 2")
-                && m.contains("cardlane_decode_errors_total{code=\"micr-unreadable\"} 1")
-        },
-    );
+    api.wait_for("both checks decoded or refused", |a| {
+        let (_, m) = a.get("/metrics");
+        m.contains("cardlane_swipes_total{reader=\"front\",format=\"micr\"} 2")
+            && m.contains("cardlane_decode_errors_total{code=\"micr-unreadable\"} 1")
+    });
     assert_eq!(gateway.customers().len(), 1);
-    api.wait_for("queue drained", Duration::from_secs(10), |a| {
+    api.wait_for("queue drained", |a| {
         a.json("/v1/health")["queue"]["held"] == 0
     });
 

@@ -345,9 +345,9 @@ fn no_pin_block_at_trace_level() {
             &[ReaderEntry::neo2("keypad", &link)],
         );
         let (mut agent, base) = agent(&config, &log);
-        let api = Api::new(&base, dir.path());
+        let api = Api::new(&base, &dir.path().join("api-token"));
         api.wait_for("reader idle", |a| a.reader("keypad")["state"] == "idle");
-        let events = api.events();
+        let events = events(&api);
         let mut bodies = vec![json!({"reader": "keypad", "pin": "required", "timeout_s": 20})];
         for (block, ksn, format) in [(&block0, PAD_TDES_KSN, 0), (&block4, PAD_AES_KSN, 4)] {
             bodies.push(json!({"reader": "keypad", "timeout_s": 20,
@@ -373,8 +373,8 @@ fn no_pin_block_at_trace_level() {
         });
         let api_text = format!(
             "{metrics}\n{}\n{}\n{}",
-            api.get("/v1/queue"),
-            api.get("/v1/readers"),
+            api.json("/v1/queue"),
+            api.json("/v1/readers"),
             events.text()
         );
         assert_absent(&format!("{fmt} api"), api_text.as_bytes(), &needles);

@@ -3,6 +3,9 @@
 //! time-outs are bounds for a loaded 2-core CI machine, never speed assertions.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod api;
+pub mod gateway;
+
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;

@@ -262,167 +262,37 @@ pub fn agent(config: &Path, log: &str) -> (Proc, String) {
     (p, api)
 }
 
-/// The local API with the agent's token.
-pub struct Api {
-    rt: tokio::runtime::Runtime,
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
+pub use crate::common::api::Api;
 
-impl Api {
-    pub fn new(base: &str, dir: &Path) -> Api {
-        Api {
-            rt: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap(),
-            http: reqwest::Client::builder().timeout(WAIT).build().unwrap(),
-            base: base.to_string(),
-            token: std::fs::read_to_string(dir.join("api-token"))
-                .unwrap()
-                .trim()
-                .to_string(),
-        }
-    }
-
-    pub fn get(&self, path: &str) -> Value {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
+/// Opens `GET /v1/events` and collects its text on a thread until the stream ends.
+pub fn events(api: &Api) -> Collected {
+    let c = Collected::default();
+    let (sink, closed) = (c.0.clone(), c.1.clone());
+    let (url, token) = (format!("{}/v1/events", api.base), api.token.clone());
+    let (opened_tx, opened) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let r = reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
                 .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::OK, "{path}");
-            r.json().await.unwrap()
-        })
-    }
-
-    pub fn delete(&self, path: &str) -> (StatusCode, Value) {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .delete(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap();
-            let s = r.status();
-            (s, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    /// A text route (`/metrics`), 200 expected.
-    pub fn text(&self, path: &str) -> String {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::OK, "{path}");
-            r.text().await.unwrap()
-        })
-    }
-
-    /// Any status (e.g. `/v1/health`'s 503).
-    pub fn get_any(&self, path: &str) -> (StatusCode, Value) {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .get(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .send()
-                .await
-                .unwrap();
-            let s = r.status();
-            (s, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    pub fn post(&self, path: &str, body: &Value) -> (StatusCode, Value) {
-        self.rt.block_on(async {
-            let r = self
-                .http
-                .post(format!("{}{path}", self.base))
-                .bearer_auth(&self.token)
-                .json(body)
-                .send()
-                .await
-                .unwrap();
-            let s = r.status();
-            (s, r.json().await.unwrap_or(Value::Null))
-        })
-    }
-
-    /// Opens `GET /v1/events` and collects its text on a thread until the stream ends.
-    pub fn events(&self) -> Collected {
-        let c = Collected::default();
-        let (sink, closed) = (c.0.clone(), c.1.clone());
-        let (url, token) = (format!("{}/v1/events", self.base), self.token.clone());
-        let (opened_tx, opened) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let r = reqwest::Client::new()
-                    .get(url)
-                    .bearer_auth(token)
-                    .send()
-                    .await;
-                let Ok(mut r) = r else { return };
-                let _ = opened_tx.send(r.status());
-                while let Ok(Some(chunk)) = r.chunk().await {
-                    let text = String::from_utf8_lossy(&chunk).into_owned();
-                    sink.lock().unwrap().extend(text.lines().map(String::from));
-                }
-            });
-            closed.store(true, Ordering::SeqCst);
+                .await;
+            let Ok(mut r) = r else { return };
+            let _ = opened_tx.send(r.status());
+            while let Ok(Some(chunk)) = r.chunk().await {
+                let text = String::from_utf8_lossy(&chunk).into_owned();
+                sink.lock().unwrap().extend(text.lines().map(String::from));
+            }
         });
-        let status = opened.recv_timeout(WAIT).expect("event stream opened");
-        assert_eq!(status, StatusCode::OK);
-        c
-    }
-
-    pub fn wait_for(&self, what: &str, f: impl Fn(&Api) -> bool) {
-        let end = Instant::now() + WAIT;
-        while !f(self) {
-            assert!(Instant::now() < end, "timed out waiting for {what}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub fn reader(&self, id: &str) -> Value {
-        self.get("/v1/readers")["readers"]
-            .as_array()
-            .and_then(|a| a.iter().find(|r| r["id"] == id).cloned())
-            .unwrap_or(Value::Null)
-    }
-
-    pub fn capture(&self, id: &str) -> Value {
-        self.get(&format!("/v1/captures/{id}"))
-    }
-
-    /// Arms a capture (202 expected); returns its id.
-    pub fn arm(&self, body: Value) -> String {
-        let (s, armed) = self.post("/v1/captures", &body);
-        assert_eq!(s, StatusCode::ACCEPTED, "{armed}");
-        armed["id"].as_str().unwrap().to_string()
-    }
-
-    /// Waits for the capture's final state (not `waiting`, not `queued`); returns its status.
-    pub fn until_done(&self, id: &str) -> Value {
-        self.wait_for("capture outcome", |a| {
-            !matches!(a.capture(id)["state"].as_str(), Some("waiting" | "queued"))
-        });
-        self.capture(id)
-    }
+        closed.store(true, Ordering::SeqCst);
+    });
+    let status = opened.recv_timeout(WAIT).expect("event stream opened");
+    assert_eq!(status, StatusCode::OK);
+    c
 }
 
 /// An ISO 9564 PIN block under the PIN key of `ksn`, as a PIN pad would make it (upper hex).
