@@ -6,12 +6,12 @@
 //! nothing but a cancel during a transaction; no clear PAN anywhere.
 
 mod common;
+use common::agent::Agent;
 use common::api::Api;
 use common::gateway::Gateway;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Child, Command};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -97,100 +97,6 @@ impl Drop for ReaderSim {
     }
 }
 
-struct Agent {
-    child: Child,
-    api: String,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Agent {
-    fn start(config: &Path) -> Agent {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .env("CARDLANE_API_KEY", API_KEY)
-            .env("CARDLANE_LOG", "cardlane=debug")
-            .env_remove("CARDLANE_QUEUE_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        let mut agent = Agent {
-            child,
-            api: String::new(),
-            lines: rx,
-            seen: Vec::new(),
-        };
-        let end = Instant::now() + WAIT;
-        let line = loop {
-            let left = end.saturating_duration_since(Instant::now());
-            match agent.lines.recv_timeout(left) {
-                Ok(l) => {
-                    agent.seen.push(l.clone());
-                    if l.starts_with("ready: api on http://") {
-                        break l;
-                    }
-                }
-                Err(_) => panic!("no ready line; output: {:?}", agent.seen),
-            }
-        };
-        agent.api = line.trim_start_matches("ready: api on ").to_string();
-        agent
-    }
-
-    /// SIGTERM; the exit status once the agent has stopped and its output is read to the end.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        let end = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < end, "agent did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let end = Instant::now() + WAIT;
-        loop {
-            match self
-                .lines
-                .recv_timeout(end.saturating_duration_since(Instant::now()))
-            {
-                Ok(l) => self.seen.push(l),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(e) => panic!("agent output still open 30 s after exit: {e}"),
-            }
-        }
-        status
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn write_config(dir: &Path, gateway: &str, link: &Path) -> PathBuf {
     write_config_with(dir, gateway, link, "on-capture", "ignore")
 }
@@ -247,7 +153,7 @@ fn on_capture_dip_then_time_out_then_tap() {
     let dip_card = format!("{DIP_PAN}:2812");
     let dipper = ReaderSim::start(&link, &["--interface", "contact", "--card", &dip_card]);
     let config = write_config(dir.path(), &gateway.base_url, &link);
-    let mut agent = Agent::start(&config);
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
 
     // The reader is opened, idle, and shows what it is.
@@ -346,7 +252,7 @@ fn continuous_reads_every_card_and_sigterm_cancels_the_open_transaction() {
         &["--interface", "contact", "--card", &dip, "--card", &tap],
     );
     let config = write_config_with(dir.path(), &gateway.base_url, &link, "continuous", "save");
-    let mut agent = Agent::start(&config);
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
 
     // Nothing armed: the lane's transaction runs anyway and both cards are saved.

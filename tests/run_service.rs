@@ -1,11 +1,10 @@
 //! `cardlane run` as a real process: a serial reader played by a PTY, the gateway simulator on
 //! 127.0.0.1:0, the local API over real HTTP, SIGTERM and a clean restart.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -13,6 +12,7 @@ use serde_json::{json, Value};
 use serialport::{SerialPort, TTYPort};
 
 mod common;
+use common::agent::Agent;
 use common::api::Api;
 use common::gateway::Gateway;
 use common::OutputWithin;
@@ -25,14 +25,6 @@ fn far_end() -> (TTYPort, String) {
     let name = slave.name().expect("pty name");
     drop(slave);
     (master, name)
-}
-
-/// A running agent process; everything it prints is collected for the no-PAN check.
-struct Agent {
-    child: Child,
-    api: String,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
 }
 
 fn write_config(dir: &Path, gateway: &str, reader: &str, extra: &str) -> PathBuf {
@@ -64,108 +56,6 @@ hotplug = false
     path
 }
 
-impl Agent {
-    fn start(config: &Path) -> Agent {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cardlane"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("CARDLANE_API_KEY", API_KEY)
-            .env("CARDLANE_LOG", "cardlane=debug")
-            .env_remove("CARDLANE_QUEUE_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, rx) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        let err = child.stderr.take().unwrap();
-        for stream in [Box::new(out) as Box<dyn Read + Send>, Box::new(err)] {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        let mut agent = Agent {
-            child,
-            api: String::new(),
-            lines: rx,
-            seen: Vec::new(),
-        };
-        let line = agent
-            .wait_line(
-                |l| l.starts_with("ready: api on http://"),
-                Duration::from_secs(20),
-            )
-            .unwrap_or_else(|| panic!("no ready line; output: {:?}", agent.seen));
-        agent.api = line.trim_start_matches("ready: api on ").to_string();
-        agent
-    }
-
-    fn wait_line(&mut self, want: impl Fn(&str) -> bool, within: Duration) -> Option<String> {
-        let end = Instant::now() + within;
-        loop {
-            let left = end.checked_duration_since(Instant::now())?;
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if want(&l) {
-                        return Some(l);
-                    }
-                }
-                Err(_) => return None,
-            }
-        }
-    }
-
-    /// SIGTERM, then the exit status and the rest of the output.
-    fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .output_within()
-            .status
-            .success());
-        let end = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            assert!(Instant::now() < end, "agent did not stop after SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        // The agent has exited: read its output to the end of the pipe (the reader thread
-        // hangs up there), however slowly that thread gets to run.
-        let end = Instant::now() + Duration::from_secs(30);
-        loop {
-            match self
-                .lines
-                .recv_timeout(end.saturating_duration_since(Instant::now()))
-            {
-                Ok(l) => self.seen.push(l),
-                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(e) => panic!("agent output still open 30 s after exit: {e}"),
-            }
-        }
-        status
-    }
-
-    fn output(&self) -> String {
-        self.seen.join("\n")
-    }
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn reader_state(api: &Api, id: &str) -> Option<String> {
     let v = api.json("/v1/readers");
     v["readers"]
@@ -186,7 +76,7 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
         &format!("serial:{pts}@9600"),
         "",
     );
-    let mut agent = Agent::start(&config);
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
 
     // The token file: created private with a random token.
     let token_file = dir.path().join("api-token");
@@ -278,7 +168,7 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
         agent.output()
     );
     let token_before = api.token.clone();
-    let mut again = Agent::start(&config);
+    let mut again = Agent::start(&config, API_KEY, "cardlane=debug");
     let api2 = Api::new(&again.api, &token_file);
     assert_eq!(api2.token, token_before);
     // Health is `down` (503) until the reader has reopened, then `ok`.
@@ -302,7 +192,7 @@ fn a_reader_arriving_later_is_reported_as_an_event() {
         &format!("serial:{}", link.display()),
         "",
     );
-    let agent = Agent::start(&config);
+    let agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
     assert_ne!(reader_state(&api, "front").as_deref(), Some("connected"));
 
@@ -402,7 +292,7 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     );
     config = dir.path().join("wedge.toml");
     std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config);
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
     api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")
@@ -515,7 +405,7 @@ fn an_encrypted_reader_frame_is_saved_with_the_kiosk_fields() {
         "id = \"front\"\nprofile = \"idtech-serial\"\n",
     );
     std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config);
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
     api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")
@@ -594,7 +484,7 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     );
     let config = dir.path().join("micr.toml");
     std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config);
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
     api.wait_for("reader connected", |a| {
         reader_state(a, "front").as_deref() == Some("connected")

@@ -3,52 +3,20 @@
 //! event `swipe-unreadable` `{"reader","code"}`, for a damaged frame the framer catches
 //! (bad LRC) and for a whole frame the decoder refuses.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use serialport::{SerialPort, TTYPort};
 
+mod common;
+use common::agent::Agent;
+
 const API_KEY: &str = "unreadable-test-key";
 
 /// The ID TECH original-format frame of the framer tests (LRC BF, sum 65), LRC damaged.
 const BAD_LRC_FRAME: &str = "023F0000020018003B3431313131312A2A2A2A2A2A313131313D2A2A2A2A3F2A00112233445566770011223344556677001122334455667762994900000000000001AF6503";
-
-struct Agent {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Agent {
-    fn wait_line(&mut self, want: impl Fn(&str) -> bool) -> String {
-        let end = Instant::now() + Duration::from_secs(20);
-        loop {
-            let left = end
-                .checked_duration_since(Instant::now())
-                .unwrap_or_else(|| panic!("no such line in {:?}", self.seen));
-            match self.lines.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if want(&l) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!("no such line in {:?}", self.seen),
-            }
-        }
-    }
-}
 
 fn start_agent(dir: &Path, pts: &str) -> (Agent, String) {
     let config = dir.join("cardlane.toml");
@@ -64,37 +32,8 @@ fn start_agent(dir: &Path, pts: &str) -> (Agent, String) {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cardlane"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("CARDLANE_API_KEY", API_KEY)
-        .env("CARDLANE_LOG", "warn")
-        .env_remove("CARDLANE_QUEUE_KEY")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let out: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
-    let err: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-    for stream in [out, err] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    return;
-                }
-            }
-        });
-    }
-    let mut agent = Agent {
-        child,
-        lines: rx,
-        seen: Vec::new(),
-    };
-    let ready = agent.wait_line(|l| l.starts_with("ready: api on http://"));
-    let base = ready.trim_start_matches("ready: api on ").to_string();
+    let agent = Agent::start(&config, API_KEY, "warn");
+    let base = agent.api.clone();
     (agent, base)
 }
 
@@ -202,6 +141,8 @@ fn bad_reads_on_a_serial_reader_are_logged_counted_and_sent_as_events() {
         let line = format!("cardlane_reads_unreadable_total{{reader=\"front\",code=\"{code}\"}} 1");
         assert!(metrics.contains(&line), "{line} missing in {metrics}");
     }
-    let log = agent.wait_line(|l| l.contains("unreadable read"));
+    let log = agent
+        .wait_line(|l| l.contains("unreadable read"))
+        .unwrap_or_else(|| panic!("no unreadable-read line in {:?}", agent.seen));
     assert!(log.contains("bad-lrc") && log.contains("front"), "{log}");
 }

@@ -3,6 +3,7 @@
 //! time-outs are bounds for a loaded 2-core CI machine, never speed assertions.
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod agent;
 pub mod api;
 pub mod gateway;
 
