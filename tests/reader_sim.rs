@@ -3,10 +3,10 @@
 //! retried, a wedged reader that comes back after a reopen. The simulator's command log (JSON
 //! lines on its stderr) is checked for CRCs and for nothing but a cancel during a transaction.
 mod common;
+use common::reader_sim::ReaderSim;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -18,18 +18,23 @@ const PAN: &str = "4761739001010119";
 const FIRMWARE: &str = "NEO2 TEST 9.9";
 const WAIT: Duration = Duration::from_secs(30);
 
-/// A running simulator; killed when dropped.
+/// A simulator on a PTY link in its own temporary directory.
 struct Sim {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    proc: ReaderSim,
     link: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Sim {
+    type Target = ReaderSim;
+    fn deref(&self) -> &ReaderSim {
+        &self.proc
+    }
+}
+
+impl std::ops::DerefMut for Sim {
+    fn deref_mut(&mut self) -> &mut ReaderSim {
+        &mut self.proc
     }
 }
 
@@ -37,16 +42,10 @@ impl Sim {
     fn start(extra: &[&str]) -> Sim {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("neo2");
-        let mut cmd = Command::new(BIN);
-        cmd.args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
-            .arg(&link)
-            .args(["--firmware", FIRMWARE])
-            .args(extra);
-        let (child, log) = common::start_reader_sim(cmd);
-        assert!(link.exists());
+        let mut args = vec!["--firmware", FIRMWARE];
+        args.extend_from_slice(extra);
         Sim {
-            child,
-            log,
+            proc: ReaderSim::start("idtech-neo2-serial", &link, &args),
             link,
             _dir: dir,
         }
@@ -56,48 +55,17 @@ impl Sim {
         format!("serial:{}", self.link.display())
     }
 
-    /// The command log so far, parsed.
-    fn log(&self) -> Vec<Value> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("sim log lines are JSON"))
-            .collect()
-    }
-
-    fn raw_log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Waits until the simulator logged a line matching `want` (it logs each command as it
-    /// answers it).
-    fn wait_log(&self, want: impl Fn(&Value) -> bool) {
-        self.wait_log_all(|log| log.iter().any(&want));
-    }
-
     /// Waits until the simulator logged at least `n` commands.
     fn wait_commands(&self, n: usize) {
-        self.wait_log_all(|log| log.iter().filter(|v| v.get("cmd").is_some()).count() >= n);
-    }
-
-    fn wait_log_all(&self, want: impl Fn(&[Value]) -> bool) {
-        let until = std::time::Instant::now() + WAIT;
-        while std::time::Instant::now() < until {
-            if want(&self.log()) {
-                return;
-            }
-            // Polling a log another thread fills; the deadline fails the test.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("sim log incomplete:\n{}", self.raw_log());
+        self.wait_log_all(&format!("{n} commands"), |log| {
+            log.iter().filter(|v| v.get("cmd").is_some()).count() >= n
+        });
     }
 
     /// Commands as (name, answer, in_transaction).
-    fn commands(&self) -> Vec<(String, Option<String>, bool)> {
-        self.log()
+    fn command_list(&self) -> Vec<(String, Option<String>, bool)> {
+        self.commands()
             .iter()
-            .filter(|v| v.get("cmd").is_some())
             .map(|v| {
                 (
                     v["cmd"].as_str().unwrap().to_string(),
@@ -188,7 +156,7 @@ fn info_then_a_tap_read_and_decrypted() {
     assert_eq!(info["protocol"], "neo2");
     // The open sequence of design.md §3, in order.
     sim.wait_commands(4);
-    let names: Vec<String> = sim.commands().into_iter().map(|c| c.0).collect();
+    let names: Vec<String> = sim.command_list().into_iter().map(|c| c.0).collect();
     assert_eq!(names, ["18-01", "29-00", "01-01", "04-00"]);
 
     let (code, out, err) = reader(&[&["read"][..], &dev_args(&dev, &["--bdk", BDK])].concat());
@@ -206,7 +174,9 @@ fn info_then_a_tap_read_and_decrypted() {
         "Track 2 equivalent"
     );
     // The read is ended with a cancel (DFEE25 0010), answered before the port closed.
-    sim.wait_log(|v| v["cmd"] == "05-01" && v["answer"] == "05-00");
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "05-01" && v["answer"] == "05-00"
+    });
     sim.check_protocol_rules();
 }
 
@@ -218,8 +188,10 @@ fn no_card_times_out_and_the_transaction_is_cancelled_on_the_reader() {
     assert_eq!(code, 1);
     let e = json_line(&out);
     assert_eq!(e["error"]["code"], "timed-out");
-    sim.wait_log(|v| v["cmd"] == "05-01" && v["answer"] == "05-00");
-    let cmds = sim.commands();
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "05-01" && v["answer"] == "05-00"
+    });
+    let cmds = sim.command_list();
     let start = cmds.iter().position(|c| c.0 == "02-40").expect("a start");
     // After the start: the cancel, received during the transaction and answered; nothing else.
     assert_eq!(
@@ -239,7 +211,7 @@ fn a_refused_start_is_cancelled_and_retried_once() {
     assert_eq!(json_line(&out)["last4"], "0119");
     sim.wait_commands(7);
     let cmds: Vec<(String, Option<String>)> =
-        sim.commands().into_iter().map(|c| (c.0, c.1)).collect();
+        sim.command_list().into_iter().map(|c| (c.0, c.1)).collect();
     let s = |a: &str, b: &str| (a.to_string(), Some(b.to_string()));
     assert_eq!(
         cmds[4..7].to_vec(),
@@ -262,7 +234,7 @@ fn a_wedged_reader_fails_the_read_and_answers_again_after_a_reopen() {
     assert_eq!(json_line(&out)["error"]["code"], "reader-error");
     // The unanswered start was followed by a cancel only.
     sim.wait_commands(6);
-    let cmds = sim.commands();
+    let cmds = sim.command_list();
     assert_eq!(cmds[4].0, "02-40");
     assert_eq!(cmds[4].1, None);
     assert!(cmds[5..].iter().all(|c| c.0 == "05-01"), "{cmds:?}");
@@ -337,7 +309,9 @@ fn the_reader_unplugged_mid_transaction_ends_the_read() {
         let refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let _ = tx.send(reader(&refs));
     });
-    sim.wait_log(|v| v["cmd"] == "02-40" && v["answer"] == "02-63");
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "02-40" && v["answer"] == "02-63"
+    });
     // Unplug: the far end of the line goes away.
     sim.child.kill().unwrap();
     let _ = sim.child.wait();
@@ -359,7 +333,9 @@ fn ctrl_c_cancels_the_transaction_and_waits_for_the_answer() {
         .spawn()
         .unwrap();
     let pid = child.id().to_string();
-    sim.wait_log(|v| v["cmd"] == "02-40" && v["answer"] == "02-63");
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "02-40" && v["answer"] == "02-63"
+    });
     assert!(Command::new("kill")
         .args(["-INT", &pid])
         .status()
@@ -380,8 +356,10 @@ fn ctrl_c_cancels_the_transaction_and_waits_for_the_answer() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert_eq!(json_line(&stdout)["error"]["code"], "cancelled");
     // The sim logs on another thread of this test: wait for the line, not just the exit.
-    sim.wait_log(|v| v["cmd"] == "05-01" && v["answer"] == "05-00");
-    let cmds = sim.commands();
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "05-01" && v["answer"] == "05-00"
+    });
+    let cmds = sim.command_list();
     let start = cmds.iter().position(|c| c.0 == "02-40").unwrap();
     assert_eq!(
         cmds[start + 1..].to_vec(),
@@ -440,7 +418,7 @@ fn the_sim_times_out_by_itself_when_the_host_waits() {
             vec![0x41, 0xDF, 0xEE, 0x25, 0x02, 0x00, 0x08]
         )
     );
-    sim.wait_log(|v| v["event"] == "reader-timeout");
+    sim.wait_log("the expected line", |v| v["event"] == "reader-timeout");
     let start = sim.log().into_iter().find(|v| v["cmd"] == "02-40").unwrap();
     assert_eq!(start["timeout_s"], 1);
 }

@@ -5,11 +5,11 @@
 //! command log shows nothing but a cancel between the two answers to 62-01, and no output holds
 //! the PIN block's bytes, the PIN, or (outside a --bdk read's `decrypted`) the PAN.
 mod common;
+use common::reader_sim::ReaderSim;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -22,17 +22,17 @@ const PIN: &str = "907531";
 const PIN_KSN: &str = "FFFF9876543211E00001";
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A simulator with the test card, on a PTY link in its own temporary directory.
 struct Sim {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+    proc: ReaderSim,
     link: PathBuf,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for Sim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+impl std::ops::Deref for Sim {
+    type Target = ReaderSim;
+    fn deref(&self) -> &ReaderSim {
+        &self.proc
     }
 }
 
@@ -41,15 +41,10 @@ impl Sim {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("neo2");
         let card = format!("{PAN}:2812");
-        let mut cmd = Command::new(BIN);
-        cmd.args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
-            .arg(&link)
-            .args(["--card", &card, "--present-after", "200"])
-            .args(extra);
-        let (child, log) = common::start_reader_sim(cmd);
+        let mut args = vec!["--card", &card, "--present-after", "200"];
+        args.extend_from_slice(extra);
         Sim {
-            child,
-            log,
+            proc: ReaderSim::start("idtech-neo2-serial", &link, &args),
             link,
             _dir: dir,
         }
@@ -57,31 +52,6 @@ impl Sim {
 
     fn device(&self) -> String {
         format!("serial:{}", self.link.display())
-    }
-
-    fn raw_log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    fn log(&self) -> Vec<Value> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("sim log lines are JSON"))
-            .collect()
-    }
-
-    fn wait_log(&self, want: impl Fn(&Value) -> bool) {
-        let until = Instant::now() + WAIT;
-        while Instant::now() < until {
-            if self.log().iter().any(&want) {
-                return;
-            }
-            // Polling a log another thread fills; the deadline fails the test.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("sim never logged the expected line:\n{}", self.raw_log());
     }
 
     /// The 62-01 request line, checked against §1.6: key type 01, no PAN, lengths 4..12.
@@ -215,7 +185,7 @@ fn typed_pin_comes_back_under_the_pin_ksn_and_verifies() {
     assert_eq!(pin["format"], 0);
     assert_eq!(pin["pin_block"], "present");
     assert_eq!(pin["pin_verified"], true);
-    sim.wait_log(|v| v["event"] == "pin-entered");
+    sim.wait_log("the expected line", |v| v["event"] == "pin-entered");
     sim.pin_request();
     assert_eq!(
         sim.commands_between_pin_answers("pin-entered"),
@@ -246,7 +216,7 @@ fn customer_cancel_is_pin_cancelled() {
     let (code, line, stderr) = read(&sim.device(), &["--pin", "required"]);
     assert_eq!(code, 1, "{line}");
     assert_eq!(line["error"]["code"], "pin-cancelled");
-    sim.wait_log(|v| v["event"] == "pin-cancelled");
+    sim.wait_log("the expected line", |v| v["event"] == "pin-cancelled");
     sim.pin_request();
     // Nothing at all was sent between the two answers (a cancel is the only thing allowed).
     assert_eq!(
@@ -270,7 +240,7 @@ fn customer_who_never_types_is_pin_timed_out() {
     let (code, line, _) = read(&sim.device(), &["--pin", "required", "--pin-timeout", "2"]);
     assert_eq!(code, 1, "{line}");
     assert_eq!(line["error"]["code"], "pin-timed-out");
-    sim.wait_log(|v| v["event"] == "pin-timeout");
+    sim.wait_log("the expected line", |v| v["event"] == "pin-timeout");
     assert_eq!(sim.pin_request()["timeout_s"], 2);
     assert_eq!(
         sim.commands_between_pin_answers("pin-timeout"),
@@ -295,7 +265,9 @@ fn ctrl_c_during_pin_entry_sends_only_a_cancel() {
         "20",
     ]);
     let pid = child.id().to_string();
-    sim.wait_log(|v| v["cmd"] == "62-01" && v["answer"] == "62-00");
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "62-01" && v["answer"] == "62-00"
+    });
     assert!(Command::new("kill")
         .args(["-INT", &pid])
         .status()
@@ -304,7 +276,9 @@ fn ctrl_c_during_pin_entry_sends_only_a_cancel() {
     let (code, line, _) = line_of(finish(child));
     assert_eq!(code, 1, "{line}");
     assert_eq!(line["error"]["code"], "pin-cancelled");
-    sim.wait_log(|v| v["cmd"] == "05-01" && v["in_transaction"] == true);
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "05-01" && v["in_transaction"] == true
+    });
     assert_eq!(sim.commands_between_pin_answers("pin-timeout"), ["05-01"]);
     sim.check_protocol_rules();
 }
@@ -320,6 +294,8 @@ fn a_reader_without_keypad_refuses_62_01_as_a_reader_error() {
         .as_str()
         .unwrap()
         .contains("status 02"));
-    sim.wait_log(|v| v["cmd"] == "62-01" && v["answer"] == "62-02");
+    sim.wait_log("the expected line", |v| {
+        v["cmd"] == "62-01" && v["answer"] == "62-02"
+    });
     sim.check_protocol_rules();
 }

@@ -9,66 +9,30 @@ mod common;
 use common::agent::Agent;
 use common::api::Api;
 use common::gateway::Gateway;
+use common::reader_sim::ReaderSim;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardlane");
 const API_KEY: &str = "run-driven-test-key";
 /// Test PANs (Visa, Mastercard); neither may appear in any output.
 const DIP_PAN: &str = "4761739001010119";
 const TAP_PAN: &str = "5413330089010608";
 const FIRMWARE: &str = "NEO2 RUN TEST 1.2";
-/// Every wait fails after this; no test asserts on speed.
-const WAIT: Duration = Duration::from_secs(30);
 
-/// A running reader-sim; killed when dropped. Its stderr (the command log) is collected.
-struct ReaderSim {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+/// What every NEO 2 command log of these tests must show.
+trait NeoSim {
+    fn check_protocol_rules(&self);
 }
 
-impl ReaderSim {
-    fn start(link: &Path, extra: &[&str]) -> ReaderSim {
-        let mut cmd = Command::new(BIN);
-        cmd.args(["reader-sim", "--profile", "idtech-neo2-serial", "--link"])
-            .arg(link)
-            .args(["--firmware", FIRMWARE, "--present-after", "300"])
-            .args(extra);
-        let (child, log) = common::start_reader_sim(cmd);
-        ReaderSim { child, log }
-    }
+/// reader-sim with this file's firmware and card delay.
+fn reader_sim(link: &Path, extra: &[&str]) -> ReaderSim {
+    let mut args = vec!["--firmware", FIRMWARE, "--present-after", "300"];
+    args.extend_from_slice(extra);
+    ReaderSim::start("idtech-neo2-serial", link, &args)
+}
 
-    fn log(&self) -> Vec<Value> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|l| serde_json::from_str(l).expect("sim log lines are JSON"))
-            .collect()
-    }
-
-    fn raw_log(&self) -> String {
-        self.log.lock().unwrap().join("\n")
-    }
-
-    /// Waits until the sim logged a line matching `want` (it logs after answering).
-    fn wait_log(&self, what: &str, want: impl Fn(&Value) -> bool) {
-        let end = Instant::now() + WAIT;
-        while !self.log().iter().any(&want) {
-            assert!(
-                Instant::now() < end,
-                "sim never logged {what}:\n{}",
-                self.raw_log()
-            );
-            // Polling a log another thread fills; the deadline fails the test.
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
+impl NeoSim for ReaderSim {
     /// Correct CRCs, only a cancel during a transaction, no clear PAN.
     fn check_protocol_rules(&self) {
         let log = self.log();
@@ -87,13 +51,6 @@ impl ReaderSim {
             !raw.contains(DIP_PAN) && !raw.contains(TAP_PAN),
             "clear PAN in the sim log"
         );
-    }
-}
-
-impl Drop for ReaderSim {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -151,7 +108,7 @@ fn on_capture_dip_then_time_out_then_tap() {
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("neo2");
     let dip_card = format!("{DIP_PAN}:2812");
-    let dipper = ReaderSim::start(&link, &["--interface", "contact", "--card", &dip_card]);
+    let dipper = reader_sim(&link, &["--interface", "contact", "--card", &dip_card]);
     let config = write_config(dir.path(), &gateway.base_url, &link);
     let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
@@ -214,7 +171,7 @@ fn on_capture_dip_then_time_out_then_tap() {
     // The reader is swapped for one that taps (same link): the agent reopens it.
     drop(dipper);
     let tap_card = format!("{TAP_PAN}:2901");
-    let tapper = ReaderSim::start(&link, &["--interface", "contactless", "--card", &tap_card]);
+    let tapper = reader_sim(&link, &["--interface", "contactless", "--card", &tap_card]);
     api.wait_for("reader back and idle", |a| {
         let r = a.reader("kiosk");
         r["state"] == "idle" && tapper.log().iter().any(|v| v["cmd"] == "04-00")
@@ -247,7 +204,7 @@ fn continuous_reads_every_card_and_sigterm_cancels_the_open_transaction() {
     let link = dir.path().join("neo2");
     let dip = format!("{DIP_PAN}:2812");
     let tap = format!("{TAP_PAN}:2901");
-    let sim = ReaderSim::start(
+    let sim = reader_sim(
         &link,
         &["--interface", "contact", "--card", &dip, "--card", &tap],
     );

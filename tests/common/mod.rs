@@ -6,6 +6,7 @@
 pub mod agent;
 pub mod api;
 pub mod gateway;
+pub mod reader_sim;
 
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -179,37 +180,4 @@ impl Drop for Reaper {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-/// Starts `cardlane reader-sim` as `cmd` says (its arguments set by the caller) and waits for
-/// its ready line, printed once the PTY link exists. Its log lines (stderr) are collected as
-/// they come, for tests that check what the simulated reader was sent.
-pub fn start_reader_sim(
-    mut cmd: Command,
-) -> (Child, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    let mut child = cmd
-        .env_remove("CARDLANE_BDK")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("reader-sim starts");
-    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let sink = log.clone();
-    let stderr = child.stderr.take().expect("piped stderr");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
-    let stdout = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let ready: serde_json::Value =
-        serde_json::from_str(&rx.recv_timeout(WAIT).expect("sim ready")).unwrap();
-    assert_eq!(ready["ready"], true);
-    (child, log)
 }
