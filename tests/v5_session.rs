@@ -105,6 +105,8 @@ fn refused_cancel_waits_for_the_card_and_host_timeout() {
     assert!(events(&mut s)
         .iter()
         .any(|e| matches!(e, Event::Outcome(Outcome::Read { .. }))));
+    // The reader's transaction is then ended with a cancel, as after any read.
+    assert_eq!(answer_all(&mut s, now, 0), [0x0304]);
     assert_eq!(s.state(), State::Idle);
     // Host time-out: a cancel, answered, ends timed out.
     s.activate(

@@ -361,8 +361,10 @@ impl Profile {
                 "only a driven NEO 2 reader (protocol = \"neo2\") is asked for a PIN",
             );
         }
-        if matches!(self.framing, Framing::MagtekReport | Framing::MagtekV5Report)
-            && self.report.is_none()
+        if matches!(
+            self.framing,
+            Framing::MagtekReport | Framing::MagtekV5Report
+        ) && self.report.is_none()
         {
             return bad("report.size", "magtek-report framing needs a report size");
         }

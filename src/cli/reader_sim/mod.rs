@@ -151,9 +151,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: no profile with id `{}`", args.profile);
         return Ok(ExitCode::from(2));
     };
-    if !matches!(profile.protocol, Protocol::Neo2 | Protocol::Mms) {
+    if !matches!(
+        profile.protocol,
+        Protocol::Neo2 | Protocol::Mms | Protocol::MagtekV5
+    ) {
         eprintln!(
-            "error: reader-sim speaks NEO 2 and MMS: profile `{}` has protocol `{}`",
+            "error: reader-sim speaks NEO 2, MMS and MagneSafe V5: profile `{}` has protocol `{}`",
             profile.id,
             profile.protocol.as_str()
         );
@@ -170,8 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|k| !k.is_aes())
         .ok_or_else(|| anyhow::anyhow!("--ksn must be 20 hex digits"))?;
 
-    if profile.protocol == Protocol::Mms {
+    if matches!(profile.protocol, Protocol::Mms | Protocol::MagtekV5) {
         return magtek::run(magtek::MmsRun {
+            profile,
             bdk: &bdk,
             ksn: base_ksn.as_bytes(),
             cards: &args.cards,

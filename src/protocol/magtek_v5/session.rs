@@ -9,7 +9,8 @@
 //!   transaction result (`0304`) data ends the transaction with a read, and the session
 //!   follows an ARQC with a cancel (`0304`): a card-on-file save needs no cryptogram.
 //! - Cancel refused (non-zero result: a card was already presented): wait for the card data or
-//!   the reader's end-of-transaction status, bounded by the host deadline.
+//!   the reader's end-of-transaction status, bounded by the host deadline; card data is then
+//!   followed by a cancel, as after any read.
 //! - A feature result the driver could not get (`feature_failed`) makes the reader unresponsive.
 //! - Watchdog and ping: the clock set again (a harmless round trip that also keeps the reader's
 //!   clock right) after `idle_ping` of quiet while idle; its answer is `Event::Pong`.
@@ -356,10 +357,10 @@ impl Session {
             Err(e) => Outcome::Unreadable { code: e.code() },
         };
         self.end_with(outcome);
-        match phase {
-            Phase::Cancelling(_) => {}
-            Phase::CancelRefused => self.finish(),
-            _ => self.send_cancel(Why::AfterRead),
+        // The card's data is out: the reader now takes the cancel that ends its transaction
+        // (also after a refused one), so the next start is not refused as busy.
+        if !matches!(phase, Phase::Cancelling(_)) {
+            self.send_cancel(Why::AfterRead);
         }
     }
 

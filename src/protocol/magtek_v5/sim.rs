@@ -43,6 +43,8 @@ pub struct SimEdynamo {
     presented: Option<SimCard>,
     /// Keep an inserted card's ARQC until the next `present`.
     pub hold_arqc: bool,
+    /// The card-type byte of the last start taken.
+    pub card_types: Option<u8>,
     /// The extended command being received in chunks: (command, total length, data so far).
     receiving: Option<(u16, usize, Zeroizing<Vec<u8>>)>,
     /// Feature results waiting for the host's gets.
@@ -67,6 +69,7 @@ impl SimEdynamo {
             running: false,
             presented: None,
             hold_arqc: false,
+            card_types: None,
             receiving: None,
             results: VecDeque::new(),
             last_result: feature::command(0, &[]),
@@ -158,7 +161,11 @@ impl SimEdynamo {
                     return (UNKNOWN_COMMAND, Vec::new());
                 }
                 self.running = true;
-                (0, notify::reports(DISPLAY, b"INSERT CARD", PART_MAX, INPUT_LEN))
+                self.card_types = data.get(1).copied();
+                (
+                    0,
+                    notify::reports(DISPLAY, b"INSERT CARD", PART_MAX, INPUT_LEN),
+                )
             }
             CANCEL if self.presented.is_some() => (REFUSED_CARD_PRESENTED, Vec::new()),
             CANCEL => {
@@ -199,12 +206,7 @@ impl SimEdynamo {
                     PART_MAX,
                     INPUT_LEN,
                 ));
-                out.extend(notify::reports(
-                    DISPLAY,
-                    b"PROCESSING",
-                    PART_MAX,
-                    INPUT_LEN,
-                ));
+                out.extend(notify::reports(DISPLAY, b"PROCESSING", PART_MAX, INPUT_LEN));
                 if self.hold_arqc {
                     self.presented = Some(card);
                     return Ok(out);
