@@ -383,6 +383,7 @@ fn a_silent_edynamo_is_unresponsive_and_its_clock_is_set_again() {
 fn reader_sim_edynamo_mode_reads_each_card() {
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["reader-sim", "--profile", "magtek-edynamo-hid"])
+        .args(["--interface", "contact"])
         .args([
             "--card",
             "5413330089020011:2912",
@@ -407,6 +408,7 @@ fn reader_sim_edynamo_mode_reads_each_card() {
         assert_eq!(l["format"], "magtek-emv");
         assert_eq!(l["last4"], last4);
         assert_eq!(l["ksn"], ksn);
+        assert_eq!(l["entry_mode"], "05");
     }
     assert!(!stdout.contains("5413330089020011") && !stdout.contains("4761739001010119"));
     let received: Vec<String> = String::from_utf8_lossy(&out.stderr)
@@ -415,4 +417,11 @@ fn reader_sim_edynamo_mode_reads_each_card() {
         .filter_map(|v| v["received"].as_str().map(str::to_string))
         .collect();
     assert_eq!(received, ["030C", "0300", "0304", "0300", "0304"]);
+    // An eDynamo has no antenna: a contactless card is refused before anything runs.
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["reader-sim", "--profile", "magtek-edynamo-hid"])
+        .args(["--card", "5413330089020011:2912"])
+        .output_within();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--interface contact"));
 }

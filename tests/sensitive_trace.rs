@@ -302,6 +302,8 @@ fn no_card_data_at_trace_level() {
                 "reader-sim",
                 "--profile",
                 "magtek-edynamo-hid",
+                "--interface",
+                "contact",
                 "--card",
                 "4761739001010119:2512",
                 "--present-after",

@@ -59,6 +59,18 @@ pub(super) fn run(r: MmsRun<'_>) -> anyhow::Result<ExitCode> {
     let cards = if r.no_card { Vec::new() } else { cards };
     let present = (!r.no_card).then_some(r.present_after);
     if r.profile.protocol == Protocol::MagtekV5 {
+        let antenna = r
+            .profile
+            .magtek_v5
+            .as_ref()
+            .is_some_and(|v| v.contactless != 0);
+        if r.interface == Interface::Contactless && !antenna {
+            eprintln!(
+                "error: profile `{}` has no contactless interface: give --interface contact",
+                r.profile.id
+            );
+            return Ok(ExitCode::from(2));
+        }
         let sim = SimEdynamo::new(r.bdk, r.ksn, cards).context("simulated eDynamo")?;
         let line = FakeLine::new(sim, present);
         if let Ok(mut l) = line.lock() {
