@@ -188,3 +188,23 @@ fn a_swipe_report_ends_the_transaction() {
     assert_eq!(answer_all(&mut s, now, 0), [0x0304]);
     assert_eq!(s.state(), State::Idle);
 }
+
+proptest::proptest! {
+    /// Whatever input reports arrive (swipe ids, notification parts, junk), during a
+    /// transaction or not, the session never panics and ends at most one transaction once.
+    #[test]
+    fn arbitrary_input_reports_never_panic(
+        rs in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120), 0..12),
+    ) {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.activate(now, Activate { interfaces: Interfaces::ALL, timeout: Duration::from_secs(5) }).unwrap();
+        answer_all(&mut s, now, 0);
+        for r in &rs {
+            s.handle_input(now, r);
+            answer_all(&mut s, now, 0);
+        }
+        let outcomes = events(&mut s).iter().filter(|e| matches!(e, Event::Outcome(_))).count();
+        proptest::prop_assert!(outcomes <= 1);
+    }
+}

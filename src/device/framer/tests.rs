@@ -264,7 +264,8 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
         framing in prop_oneof![
             Just(Framing::Stream), Just(Framing::MagtekReport), Just(Framing::Text),
-            Just(Framing::ContinuationReport)
+            Just(Framing::ContinuationReport), Just(Framing::MmsPacket),
+            Just(Framing::MagtekV5Report)
         ],
     ) {
         let opts = FramerOptions { report_size: 64, report_id: 1, ..FramerOptions::default() };
