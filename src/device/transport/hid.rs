@@ -108,6 +108,10 @@ impl Transport for HidTransport {
 /// an unresponsive reader from an unplugged one.
 fn feature_err(e: hidapi::HidError) -> TransportError {
     match e {
+        // EPIPE is the device's STALL handshake: it refused the request, it is still there.
+        hidapi::HidError::IoError { error } if error.raw_os_error() == Some(libc::EPIPE) => {
+            TransportError::Io(String::from("feature report stalled"))
+        }
         hidapi::HidError::IoError { error } => TransportError::from_io(&error),
         _ => TransportError::Io(String::from("feature report failed")),
     }
