@@ -39,6 +39,21 @@ fn check_refuses_what_run_would_refuse() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // A driven MagneSafe V5 reader (eDynamo, tDynamo) by profile name.
+    for profile in ["magtek-edynamo-hid", "magtek-tdynamo-hid"] {
+        let v5 = config(
+            dir.path(),
+            "hid:0801:001E",
+            &format!("profile = \"{profile}\"\nactivate = \"on-capture\"\n"),
+        );
+        let out = check(&v5, Some("k"));
+        assert!(
+            out.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     for (reader, extra, key, want) in [
         (
             "serial:/dev/ttyUSB0@fast",

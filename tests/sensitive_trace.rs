@@ -214,6 +214,10 @@ fn no_card_data_at_trace_level() {
         let enc2 = fixture("captures/magtek-idynamo-kb.capture");
         // A DynaFlex chip read (5413330089020011): an EMV container in MMS packets.
         let enc3 = fixture("captures/magtek-dynaflex-hid.capture");
+        // eDynamo and tDynamo reads (4761739001010119, 5413330089020011): EMV containers in
+        // MagneSafe V5 notifications (input report 2).
+        let enc4 = fixture("captures/chip-magtek-edynamo-hid.capture");
+        let enc5 = fixture("captures/magtek-tdynamo-hid.capture");
         let replay = run(
             fmt,
             dir.path(),
@@ -230,6 +234,8 @@ fn no_card_data_at_trace_level() {
                 &enc1,
                 &enc2,
                 &enc3,
+                &enc4,
+                &enc5,
             ],
         );
         check_output("replay --gateway", &replay);
@@ -238,10 +244,10 @@ fn no_card_data_at_trace_level() {
             "{}",
             String::from_utf8_lossy(&replay.stdout)
         );
-        // Two clear swipes, one clear track file, three encrypted captures (one read each):
+        // Two clear swipes, one clear track file, five encrypted captures (one read each):
         // all reached the simulator, so its trace log covers real requests.
         let saved = json_lines(&replay);
-        assert_eq!(saved.len(), 6, "{saved:?}");
+        assert_eq!(saved.len(), 8, "{saved:?}");
         assert!(saved.iter().all(|l| l["outcome"] == "saved"), "{saved:?}");
         // Gateway down: everything goes through the queue file.
         let down = run(
@@ -288,6 +294,24 @@ fn no_card_data_at_trace_level() {
         // The simulator's trace log saw the requests it is searched for.
         let sim_log = std::fs::read_to_string(dir.path().join("sim.log")).unwrap();
         assert!(sim_log.contains("customer request"), "{sim_log}");
+        // The V5 flow driven live: the driver, feature reports and notifications at trace.
+        let v5 = run(
+            fmt,
+            dir.path(),
+            &[
+                "reader-sim",
+                "--profile",
+                "magtek-edynamo-hid",
+                "--interface",
+                "contact",
+                "--card",
+                "4761739001010119:2512",
+                "--present-after",
+                "10",
+            ],
+        );
+        check_output("reader-sim magtek-edynamo-hid", &v5);
+        assert!(v5.status.success(), "{v5:?}");
         let demo = run(fmt, dir.path(), &["demo"]);
         check_output("demo", &demo);
         assert!(demo.status.success(), "{demo:?}");

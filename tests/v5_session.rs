@@ -105,6 +105,8 @@ fn refused_cancel_waits_for_the_card_and_host_timeout() {
     assert!(events(&mut s)
         .iter()
         .any(|e| matches!(e, Event::Outcome(Outcome::Read { .. }))));
+    // The reader's transaction is then ended with a cancel, as after any read.
+    assert_eq!(answer_all(&mut s, now, 0), [0x0304]);
     assert_eq!(s.state(), State::Idle);
     // Host time-out: a cancel, answered, ends timed out.
     s.activate(
@@ -123,4 +125,86 @@ fn refused_cancel_waits_for_the_card_and_host_timeout() {
     // No feature result: unresponsive.
     s.feature_failed();
     assert_eq!(s.state(), State::Unresponsive);
+}
+
+/// The watchdog: after `idle_ping` of quiet the clock is set again (the wall clock moved on by
+/// the time passed) and its answer is a pong; without an answer the reader is unresponsive.
+#[test]
+fn idle_watchdog_sets_the_clock_again() {
+    let t0 = Instant::now();
+    let mut s = Session::new(V5Config::default());
+    s.open_at(t0, 1_796_408_577);
+    assert_eq!(answer_all(&mut s, t0, 0), [0x030C]);
+    events(&mut s);
+    let at = s.poll_timeout().unwrap();
+    assert_eq!(at, t0 + V5Config::default().session.idle_ping);
+    s.handle_timeout(at);
+    let Some(Action::Set(r)) = s.poll_action() else {
+        panic!("no clock set")
+    };
+    // 15 s later: 18:23:12 → 0C 04 12 17 0C 00 12 (month, day, hour, minute, second, 00, year).
+    assert_eq!(&r[4..6], &[0x03, 0x0C]);
+    assert_eq!(&r[25..32], &hex::decode("0C0412170C0012").unwrap()[..]);
+    for part in answer_parts(0, &[]) {
+        s.handle_feature(at, &part);
+    }
+    assert_eq!(events(&mut s), [Event::Pong]);
+    s.handle_timeout(s.poll_timeout().unwrap());
+    assert!(matches!(s.poll_action(), Some(Action::Set(_))));
+    s.feature_failed();
+    assert_eq!(s.state(), State::Unresponsive);
+}
+
+/// A swipe during a transaction: the MagneSafe report (id 1) is the read, then a cancel.
+#[test]
+fn a_swipe_report_ends_the_transaction() {
+    let now = Instant::now();
+    let mut s = ready(now);
+    s.activate(
+        now,
+        Activate {
+            interfaces: Interfaces::ALL,
+            timeout: Duration::from_secs(30),
+        },
+    )
+    .unwrap();
+    answer_all(&mut s, now, 0);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/captures/magtek-edynamo-hid.capture");
+    let text = std::fs::read_to_string(p).unwrap();
+    let report: Vec<u8> = text
+        .lines()
+        .filter_map(|l| l.split_once(" hex "))
+        .flat_map(|(_, h)| hex::decode(h.trim()).unwrap())
+        .collect();
+    assert_eq!(report.len(), 889);
+    s.handle_input(now, &report);
+    let read = events(&mut s).into_iter().find_map(|e| match e {
+        Event::Outcome(Outcome::Read { read, .. }) => Some(read),
+        _ => None,
+    });
+    // fixtures/captures/expected.json: that capture's card ends 5556.
+    assert_eq!(read.unwrap().last4.as_deref(), Some("5556"));
+    assert_eq!(answer_all(&mut s, now, 0), [0x0304]);
+    assert_eq!(s.state(), State::Idle);
+}
+
+proptest::proptest! {
+    /// Whatever input reports arrive (swipe ids, notification parts, junk), during a
+    /// transaction or not, the session never panics and ends at most one transaction once.
+    #[test]
+    fn arbitrary_input_reports_never_panic(
+        rs in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..120), 0..12),
+    ) {
+        let now = Instant::now();
+        let mut s = ready(now);
+        s.activate(now, Activate { interfaces: Interfaces::ALL, timeout: Duration::from_secs(5) }).unwrap();
+        answer_all(&mut s, now, 0);
+        for r in &rs {
+            s.handle_input(now, r);
+            answer_all(&mut s, now, 0);
+        }
+        let outcomes = events(&mut s).iter().filter(|e| matches!(e, Event::Outcome(_))).count();
+        proptest::prop_assert!(outcomes <= 1);
+    }
 }

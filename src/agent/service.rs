@@ -606,7 +606,10 @@ fn start_readers(
     };
     for (id, selector, profile, activate) in selectors {
         let protocol = profile.as_ref().map_or(Protocol::None, |p| p.protocol);
-        if matches!(protocol, Protocol::Neo2 | Protocol::Mms) {
+        if matches!(
+            protocol,
+            Protocol::Neo2 | Protocol::Mms | Protocol::MagtekV5
+        ) {
             // The agent drives it: transactions on captures (or always), not listen-only.
             tasks.push(start_driven(
                 &lane,

@@ -187,12 +187,12 @@ fn with_reader(
     };
     let profile =
         match profile {
-            Some(p) if matches!(p.protocol, Protocol::Neo2 | Protocol::Mms) => p,
+            Some(p) if matches!(p.protocol, Protocol::Neo2 | Protocol::Mms | Protocol::MagtekV5) => p,
             Some(p) => {
                 return Ok(error_line(
                     "not-driven",
                     format_args!(
-                        "profile `{}` has protocol `{}`: cardlane drives NEO 2 and MMS readers",
+                        "profile `{}` has protocol `{}`: cardlane drives NEO 2, MMS and MagneSafe V5 readers",
                         p.id,
                         p.protocol.as_str()
                     ),

@@ -73,6 +73,8 @@ impl SynthFormat {
         match (p.framing, magtek, p.allow_clear) {
             (Framing::MagtekReport, _, true) => SynthFormat::MagtekClearHid,
             (Framing::MagtekReport, _, false) => SynthFormat::MagtekHid,
+            // A V5 reader in EMV mode still sends swipes as the MagneSafe report (id 1).
+            (Framing::MagtekV5Report, _, _) => SynthFormat::MagtekHid,
             (Framing::Text, true, _) => SynthFormat::MagtekSl3,
             (Framing::Text, false, true) => SynthFormat::Tracks,
             (Framing::Text, false, false) => SynthFormat::IdtechEnhancedKb,

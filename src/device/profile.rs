@@ -44,6 +44,9 @@ pub enum Framing {
     Text,
     /// MagTek MMS packets over 64-byte reports (DynaFlex): card data from transaction updates.
     MmsPacket,
+    /// MagneSafe V5 input reports: id 1 a swipe (the `magtek-report` layout, `report.size`
+    /// bytes), id 2 notifications whose ARQC or transaction-result data is an EMV container.
+    MagtekV5Report,
 }
 
 /// Whether, and how, the host drives the reader (design.md §3 "Driving readers").
@@ -174,6 +177,41 @@ pub struct MicrSettings {
     pub symbol_set: String,
 }
 
+/// A MagneSafe V5 reader's command settings (`[magtek_v5]`, with `protocol = "magtek-v5"`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MagtekV5Settings {
+    /// Report id of the command feature report (the spec does not give it; 0 by default).
+    #[serde(default)]
+    pub feature_report_id: u8,
+    /// Start EMV card-type bits per interface (spec §3.2: `01` MSR, `02` contact); 0 leaves
+    /// the interface out (a reader without it).
+    #[serde(default = "msr_bit")]
+    pub msr: u8,
+    #[serde(default = "contact_bit")]
+    pub contact: u8,
+    #[serde(default)]
+    pub contactless: u8,
+}
+
+fn msr_bit() -> u8 {
+    0x01
+}
+fn contact_bit() -> u8 {
+    0x02
+}
+
+impl Default for MagtekV5Settings {
+    fn default() -> Self {
+        MagtekV5Settings {
+            feature_report_id: 0,
+            msr: msr_bit(),
+            contact: contact_bit(),
+            contactless: 0,
+        }
+    }
+}
+
 /// One reader model.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -208,6 +246,8 @@ pub struct Profile {
     #[serde(default)]
     pub kind: ReaderKind,
     pub micr: Option<MicrSettings>,
+    /// `protocol = "magtek-v5"`: feature report id and card-type bits.
+    pub magtek_v5: Option<MagtekV5Settings>,
 }
 
 const ENTRY_MODES: [&str; 6] = ["90", "91", "05", "07", "80", "01"];
@@ -263,6 +303,7 @@ impl Profile {
                         | Framing::ContinuationReport
                         | Framing::MagtekReport
                         | Framing::MmsPacket
+                        | Framing::MagtekV5Report
                 ) {
                     return bad("framing", "a HID reader needs a report framing");
                 }
@@ -310,6 +351,9 @@ impl Profile {
                 )
             }
         }
+        if self.magtek_v5.is_some() && self.protocol != Protocol::MagtekV5 {
+            return bad("magtek_v5", "only with protocol = \"magtek-v5\"");
+        }
         // PIN entry is a NEO 2 command: a reader the host does not drive cannot be asked.
         if self.pin_entry && self.protocol != Protocol::Neo2 {
             return bad(
@@ -317,7 +361,11 @@ impl Profile {
                 "only a driven NEO 2 reader (protocol = \"neo2\") is asked for a PIN",
             );
         }
-        if self.framing == Framing::MagtekReport && self.report.is_none() {
+        if matches!(
+            self.framing,
+            Framing::MagtekReport | Framing::MagtekV5Report
+        ) && self.report.is_none()
+        {
             return bad("report.size", "magtek-report framing needs a report size");
         }
         match (self.kind, &self.micr) {
@@ -461,6 +509,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "magtek-dynamag-hid.toml",
     "magtek-dynamag-kb.toml",
     "magtek-edynamo-hid.toml",
+    "magtek-tdynamo-hid.toml",
     "magtek-dynaflex-hid.toml",
     "magtek-idynamo-kb.toml",
     "magtek-sureswipe-hid.toml",

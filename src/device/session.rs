@@ -1,5 +1,6 @@
-//! The thin driver that runs a NEO 2 [`Session`] on a port: reads chunks (reassembling HID
-//! reports), feeds the session, writes its frames (as HID output reports where the port is HID),
+//! The thin driver that runs a driven reader's session (NEO 2, MMS or MagneSafe V5) on a port:
+//! reads chunks (reassembling HID reports), feeds the session, writes its frames (as HID output
+//! reports where the port is HID) or runs its feature-report actions (V5: set, then get),
 //! honours its deadlines, and reopens the port with backoff when it goes away or the session
 //! finds the reader unresponsive. One thread per reader; requests come in over a channel,
 //! events go out through a callback (the CLI collects them on a channel, the agent can forward
@@ -11,6 +12,9 @@ use std::time::{Duration, Instant};
 use super::profile::Profile;
 use super::selector::Selector;
 use super::transport::{Duplex, HidTransport, SerialTransport, TransportError};
+use crate::protocol::magtek_v5::feature::FEATURE_LEN;
+use crate::protocol::magtek_v5::session::{Action, V5Config};
+use crate::protocol::magtek_v5::CardTypes;
 use crate::protocol::neo2::hid;
 use crate::protocol::neo2::{Activate, Event, PinRequest, SessionConfig, SessionError, State};
 use any::AnySession;
@@ -73,6 +77,10 @@ pub struct DriverConfig {
     pub protocol: DrivenProtocol,
     /// MMS: the start request's template (options, currency…).
     pub mms_start: crate::protocol::mms::Start,
+    /// MagneSafe V5: card-type bits and the start template.
+    pub v5: V5Config,
+    /// MagneSafe V5: the report id of the command feature report.
+    pub feature_id: u8,
 }
 
 impl Default for DriverConfig {
@@ -85,6 +93,31 @@ impl Default for DriverConfig {
             shutdown_grace: Duration::from_secs(3),
             protocol: DrivenProtocol::Neo2,
             mms_start: crate::protocol::mms::Start::default(),
+            v5: V5Config::default(),
+            feature_id: 0,
+        }
+    }
+}
+
+impl DriverConfig {
+    /// Takes the protocol (and V5 settings) from the reader's profile.
+    pub fn apply_profile(&mut self, profile: Option<&Profile>) {
+        use super::profile::Protocol;
+        match profile.map(|p| p.protocol) {
+            Some(Protocol::Mms) => self.protocol = DrivenProtocol::Mms,
+            Some(Protocol::MagtekV5) => {
+                self.protocol = DrivenProtocol::MagtekV5;
+                let v5 = profile
+                    .and_then(|p| p.magtek_v5.clone())
+                    .unwrap_or_default();
+                self.feature_id = v5.feature_report_id;
+                self.v5.card_types = CardTypes {
+                    msr: v5.msr,
+                    contact: v5.contact,
+                    contactless: v5.contactless,
+                };
+            }
+            _ => {}
         }
     }
 }
@@ -149,12 +182,7 @@ impl DrivenReader {
         on_event: impl FnMut(DriverEvent) + Send + 'static,
     ) -> DrivenReader {
         let mut config = config;
-        if profile
-            .as_ref()
-            .is_some_and(|p| p.protocol == super::profile::Protocol::Mms)
-        {
-            config.protocol = DrivenProtocol::Mms;
-        }
+        config.apply_profile(profile.as_ref());
         let connect = move || open_port(&selector, profile.as_ref());
         DrivenReader::spawn_with(connect, config, on_event)
     }
@@ -314,11 +342,12 @@ impl Driver {
             self.config.protocol,
             &self.config.session,
             &self.config.mms_start,
+            &self.config.v5,
         );
         let mut shutdown_by: Option<Instant> = None;
         session.open(Instant::now());
         loop {
-            if let Err(e) = flush(&mut session, &mut port) {
+            if let Err(e) = flush(&mut session, &mut port, self.config.feature_id) {
                 session.closed();
                 self.drain(&mut session, fresh);
                 (self.on_event)(DriverEvent::PortError(e));
@@ -406,14 +435,45 @@ impl Driver {
     }
 }
 
-/// Writes every frame the session has for the port.
-fn flush(session: &mut AnySession, port: &mut Port) -> Result<(), TransportError> {
+/// Writes every frame the session has for the port, and runs its feature-report actions. A
+/// feature report the reader does not take (a stalled or timed-out control transfer) makes it
+/// unresponsive; an unplugged port is the caller's error.
+fn flush(session: &mut AnySession, port: &mut Port, feature_id: u8) -> Result<(), TransportError> {
     while let Some(units) = session.poll_units(port.hid) {
         for u in units {
             port.io.write_unit(&u)?;
         }
     }
+    while let Some(action) = session.poll_feature_action() {
+        match feature_round(port, feature_id, &action) {
+            Ok(result) => session.handle_feature(Instant::now(), &result),
+            Err(e @ (TransportError::Closed | TransportError::Config(_))) => return Err(e),
+            Err(_) => session.feature_failed(),
+        }
+    }
     Ok(())
+}
+
+/// One set (for `Action::Set`) and the get of its result; the result without its report id.
+fn feature_round(
+    port: &mut Port,
+    id: u8,
+    action: &Action,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, TransportError> {
+    let f = port.io.as_features().ok_or_else(|| {
+        TransportError::Config(String::from("this port cannot carry feature reports"))
+    })?;
+    if let Action::Set(r) = action {
+        let mut report = Vec::with_capacity(r.len() + 1);
+        report.push(id);
+        report.extend_from_slice(r);
+        f.set_feature(&report)?;
+    }
+    let mut buf = zeroize::Zeroizing::new(vec![0u8; FEATURE_LEN + 1]);
+    let n = f.get_feature(id, &mut buf)?;
+    Ok(zeroize::Zeroizing::new(
+        buf.get(1..n).unwrap_or_default().to_vec(),
+    ))
 }
 
 #[cfg(test)]

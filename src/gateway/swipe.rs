@@ -276,6 +276,12 @@ pub fn build_record(input: SwipeInput<'_>) -> Result<SwipeRecord, SwipeError> {
     } else {
         match mode {
             TrackData::Frame => Some(frame_track_data(input.frame)),
+            // An EMV container's ciphertext only decrypts as part of its container (data key,
+            // nested TLV): a V5 reader's profile asks for swipes' encrypted tracks, but its chip
+            // reads go whole.
+            TrackData::EncryptedTrack if read.format == Format::MagtekEmv => {
+                Some(frame_track_data(input.frame))
+            }
             TrackData::EncryptedTrack => {
                 encrypted_track(read).or_else(|| Some(frame_track_data(input.frame)))
             }

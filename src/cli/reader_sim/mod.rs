@@ -36,11 +36,11 @@ const ANSI_TEST_BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Reader profile (a `protocol = "neo2"` profile).
+    /// Reader profile (a `protocol = "neo2"`, `"mms"` or `"magtek-v5"` profile).
     #[arg(long, value_name = "ID")]
     profile: String,
     /// Where to link the PTY's device (a symlink, replaced if present). Not used by MagTek MMS
-    /// profiles, which run in-process over a fake HID transport.
+    /// and V5 profiles, which run in-process over a fake HID transport.
     #[arg(long, value_name = "PATH")]
     link: Option<PathBuf>,
     /// Base derivation key the reader's keys come from (default: the ANSI test BDK).
@@ -81,7 +81,7 @@ pub struct Args {
     /// How long after the PIN request the customer finishes (types or cancels).
     #[arg(long, value_name = "MS", default_value_t = 300)]
     pin_after: u64,
-    /// MMS profiles: the host's time-out for each transaction, in seconds.
+    /// MagTek (MMS, V5) profiles: the host's time-out for each transaction, in seconds.
     #[arg(long, value_name = "S", default_value_t = 20)]
     mms_timeout: u64,
     /// Firmware version string the reader reports.
@@ -151,9 +151,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("error: no profile with id `{}`", args.profile);
         return Ok(ExitCode::from(2));
     };
-    if !matches!(profile.protocol, Protocol::Neo2 | Protocol::Mms) {
+    if !matches!(
+        profile.protocol,
+        Protocol::Neo2 | Protocol::Mms | Protocol::MagtekV5
+    ) {
         eprintln!(
-            "error: reader-sim speaks NEO 2 and MMS: profile `{}` has protocol `{}`",
+            "error: reader-sim speaks NEO 2, MMS and MagneSafe V5: profile `{}` has protocol `{}`",
             profile.id,
             profile.protocol.as_str()
         );
@@ -170,8 +173,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .filter(|k| !k.is_aes())
         .ok_or_else(|| anyhow::anyhow!("--ksn must be 20 hex digits"))?;
 
-    if profile.protocol == Protocol::Mms {
+    if matches!(profile.protocol, Protocol::Mms | Protocol::MagtekV5) {
         return magtek::run(magtek::MmsRun {
+            profile,
             bdk: &bdk,
             ksn: base_ksn.as_bytes(),
             cards: &args.cards,

@@ -6,6 +6,7 @@
 //! reports), a fixed-size report engine (MagTek HID layout) and a text engine (keyboard wedge).
 //! Time is passed in by the caller (`Duration` since the stream started), so replays are exact.
 
+mod magtek_v5;
 mod mms;
 mod report;
 mod stream;
@@ -139,6 +140,7 @@ enum Engine {
     Stream(stream::StreamEngine),
     Report(report::ReportEngine),
     Text(text::TextEngine),
+    V5(magtek_v5::V5Engine),
 }
 
 /// Reassembles chunks into frames. Feed with [`Framer::push`], call [`Framer::poll`] when
@@ -162,6 +164,10 @@ impl Framer {
                 options.stall_timeout,
             )),
             Framing::MmsPacket => Engine::Mms(mms::MmsEngine::default()),
+            Framing::MagtekV5Report => Engine::V5(magtek_v5::V5Engine::new(
+                options.report_size,
+                options.stall_timeout,
+            )),
             Framing::Text => Engine::Text(text::TextEngine::new(
                 options.char_timeout,
                 options.prefix.clone(),
@@ -203,6 +209,7 @@ impl Framer {
             Engine::Stream(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Report(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Text(e) => e.push(data, at, &mut out, &mut self.stats),
+            Engine::V5(e) => e.push(data, at, &mut out, &mut self.stats),
         }
         self.wrap(out, at)
     }
@@ -215,6 +222,7 @@ impl Framer {
             Engine::Stream(e) => e.poll(now, &mut out, &mut self.stats),
             Engine::Report(e) => e.poll(now, &mut self.stats),
             Engine::Text(e) => e.poll(now, &mut out),
+            Engine::V5(e) => e.poll(now, &mut self.stats),
         }
         self.wrap(out, now)
     }
@@ -226,6 +234,7 @@ impl Framer {
             Engine::Stream(e) => e.deadline(),
             Engine::Report(e) => e.deadline(),
             Engine::Text(e) => e.deadline(),
+            Engine::V5(e) => e.deadline(),
         }
     }
 
@@ -237,6 +246,7 @@ impl Framer {
             Engine::Stream(e) => e.finish(&mut out, &mut self.stats),
             Engine::Report(e) => e.finish(&mut self.stats),
             Engine::Text(e) => e.finish(&mut out),
+            Engine::V5(e) => e.finish(&mut self.stats),
         }
         self.wrap(out, at)
     }

@@ -264,7 +264,8 @@ proptest! {
         cuts in proptest::collection::vec(any::<usize>(), 0..20),
         framing in prop_oneof![
             Just(Framing::Stream), Just(Framing::MagtekReport), Just(Framing::Text),
-            Just(Framing::ContinuationReport)
+            Just(Framing::ContinuationReport), Just(Framing::MmsPacket),
+            Just(Framing::MagtekV5Report)
         ],
     ) {
         let opts = FramerOptions { report_size: 64, report_id: 1, ..FramerOptions::default() };
@@ -355,4 +356,42 @@ fn bad_reads_are_counted_by_reason() {
         ["bad-lrc", "bad-checksum", "bad-crc"]
     );
     assert!(f.stats().bad_reads_since(&s).is_empty());
+}
+
+/// MagneSafe V5 input reports: a swipe (id 1) read in two pieces, then a notification (id 2)
+/// with a container in two parts; a status notification and a stray report give nothing.
+#[test]
+fn magtek_v5_reports_swipes_and_notification_containers() {
+    use crate::protocol::magtek_v5::notify::{reports, ARQC, STATUS};
+    let opts = FramerOptions {
+        report_id: 1,
+        report_size: 888,
+        ..FramerOptions::default()
+    };
+    let mut f = Framer::new(Framing::MagtekV5Report, opts, "hid");
+    let mut swipe = vec![0x01];
+    swipe.extend((0..888).map(|i| (i % 251) as u8 | 1));
+    let ms = Duration::from_millis;
+    assert!(f.push(&swipe[..300], ms(0)).is_empty());
+    let got = f.push(&swipe[300..], ms(1));
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].bytes.as_slice(), &swipe[1..]);
+    let container = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/decode/good/magtek_emv_arqc_contact.hex"
+    ))
+    .unwrap();
+    let hex: String = container.lines().filter(|l| !l.starts_with('#')).collect();
+    let container = hex::decode(hex.trim()).unwrap();
+    for r in reports(STATUS, &[1, 0, 0], 55, 64) {
+        assert!(f.push(&r, ms(2)).is_empty());
+    }
+    assert!(f.push(&[0x07, 1, 2, 3], ms(3)).is_empty());
+    let mut frames = Vec::new();
+    for r in reports(ARQC, &container, 55, 64) {
+        frames.extend(f.push(&r, ms(4)));
+    }
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].bytes.as_slice(), &container[..]);
+    assert_eq!(f.stats().garbage_bytes, 4);
 }

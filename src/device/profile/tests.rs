@@ -296,3 +296,36 @@ fn micr_profiles_load_and_are_validated() {
         Err(ProfileError::Parse { key, .. }) if key == "micr.spaces"
     ));
 }
+
+#[test]
+fn magnesafe_v5_profiles_are_driven_with_their_card_types() {
+    let p = embedded();
+    let e = p.get("magtek-edynamo-hid").unwrap();
+    let t = p.get("magtek-tdynamo-hid").unwrap();
+    for v5 in [e, t] {
+        assert_eq!(v5.protocol, Protocol::MagtekV5);
+        assert_eq!(v5.framing, Framing::MagtekV5Report);
+        // Swipes keep the MagneSafe report layout (reader-formats.md §3.1): id 1, 888 bytes.
+        assert_eq!(v5.report.as_ref().map(|r| (r.size, r.id)), Some((888, 1)));
+    }
+    let bits = |p: &Profile| {
+        let s = p.magtek_v5.clone().unwrap();
+        (s.msr, s.contact, s.contactless)
+    };
+    assert_eq!(bits(e), (0x01, 0x02, 0x00));
+    assert_eq!(bits(t), (0x01, 0x02, 0x04));
+    // Shared family ids: auto-detection picks the eDynamo profile.
+    let hit = p.match_usb(TransportKind::Hid, 0x0801, 0x0019, Some(0xFF00), None);
+    assert_eq!(hit.map(|p| p.id.as_str()), Some("magtek-edynamo-hid"));
+    // `[magtek_v5]` belongs to a V5 reader only.
+    let text = EMBEDDED
+        .iter()
+        .find(|(f, _)| *f == "magtek-edynamo-hid.toml")
+        .map(|(_, t)| t.to_string())
+        .unwrap()
+        .replace("protocol = \"magtek-v5\"", "");
+    match Profile::from_toml("x.toml", &text) {
+        Err(ProfileError::Invalid { key, .. }) => assert_eq!(key, "magtek_v5"),
+        other => panic!("{other:?}"),
+    }
+}

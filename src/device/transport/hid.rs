@@ -3,7 +3,7 @@
 use std::ffi::CString;
 use std::time::{Duration, Instant};
 
-use super::{Chunk, ChunkKind, Transport, TransportError, Writer};
+use super::{Chunk, ChunkKind, FeatureReports, Transport, TransportError, Writer};
 
 pub struct HidTransport {
     device: hidapi::HidDevice,
@@ -97,6 +97,36 @@ impl Transport for HidTransport {
             },
             Err(_) => Err(TransportError::Closed),
         }
+    }
+    fn as_features(&mut self) -> Option<&mut dyn FeatureReports> {
+        Some(self)
+    }
+}
+
+/// hidapi errors of a control transfer: a gone device is `Closed`; anything else (a stalled or
+/// timed-out transfer: the reader did not take it) stays an I/O error, so the session can tell
+/// an unresponsive reader from an unplugged one.
+fn feature_err(e: hidapi::HidError) -> TransportError {
+    match e {
+        // EPIPE is the device's STALL handshake: it refused the request, it is still there.
+        hidapi::HidError::IoError { error } if error.raw_os_error() == Some(libc::EPIPE) => {
+            TransportError::Io(String::from("feature report stalled"))
+        }
+        hidapi::HidError::IoError { error } => TransportError::from_io(&error),
+        _ => TransportError::Io(String::from("feature report failed")),
+    }
+}
+
+impl FeatureReports for HidTransport {
+    fn set_feature(&mut self, report: &[u8]) -> Result<(), TransportError> {
+        self.device.send_feature_report(report).map_err(feature_err)
+    }
+    fn get_feature(&mut self, report_id: u8, buf: &mut [u8]) -> Result<usize, TransportError> {
+        let first = buf
+            .first_mut()
+            .ok_or_else(|| TransportError::Config(String::from("empty feature buffer")))?;
+        *first = report_id;
+        self.device.get_feature_report(buf).map_err(feature_err)
     }
 }
 

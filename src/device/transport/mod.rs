@@ -112,6 +112,11 @@ pub trait Transport {
     fn as_writer(&mut self) -> Option<&mut dyn Writer> {
         None
     }
+    /// HID feature reports, for a transport whose device takes commands that way (a MagneSafe
+    /// V5 reader). `None` by default.
+    fn as_features(&mut self) -> Option<&mut dyn FeatureReports> {
+        None
+    }
 }
 
 /// The write side of a transport, for readers the host drives (design.md §5: a capability
@@ -119,6 +124,16 @@ pub trait Transport {
 /// bytes on a serial line, one output report (report id first) on HID.
 pub trait Writer {
     fn write_unit(&mut self, bytes: &[u8]) -> Result<(), TransportError>;
+}
+
+/// HID feature reports on the control pipe (design.md §5: a capability beside [`Transport`] and
+/// [`Writer`]). Both calls carry the report id first, as hidapi does.
+pub trait FeatureReports {
+    /// Sets one feature report: `report[0]` is the report id.
+    fn set_feature(&mut self, report: &[u8]) -> Result<(), TransportError>;
+    /// Gets feature report `report_id` into `buf` (report id first); returns the bytes got,
+    /// the id included.
+    fn get_feature(&mut self, report_id: u8, buf: &mut [u8]) -> Result<usize, TransportError>;
 }
 
 /// A transport that can be read and written (a driven reader's port).
@@ -143,6 +158,9 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn as_writer(&mut self) -> Option<&mut dyn Writer> {
         (**self).as_writer()
+    }
+    fn as_features(&mut self) -> Option<&mut dyn FeatureReports> {
+        (**self).as_features()
     }
 }
 

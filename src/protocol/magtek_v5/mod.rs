@@ -7,6 +7,7 @@ pub mod extended;
 pub mod feature;
 pub mod notify;
 pub mod session;
+pub mod sim;
 
 pub use commands::{CardTypes, DateTime, StartEmv};
 pub use extended::{ExtAnswer, ExtAssembler, ExtError};

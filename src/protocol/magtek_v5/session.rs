@@ -9,8 +9,11 @@
 //!   transaction result (`0304`) data ends the transaction with a read, and the session
 //!   follows an ARQC with a cancel (`0304`): a card-on-file save needs no cryptogram.
 //! - Cancel refused (non-zero result: a card was already presented): wait for the card data or
-//!   the reader's end-of-transaction status, bounded by the host deadline.
+//!   the reader's end-of-transaction status, bounded by the host deadline; card data is then
+//!   followed by a cancel, as after any read.
 //! - A feature result the driver could not get (`feature_failed`) makes the reader unresponsive.
+//! - Watchdog and ping: the clock set again (a harmless round trip that also keeps the reader's
+//!   clock right) after `idle_ping` of quiet while idle; its answer is `Event::Pong`.
 use std::collections::VecDeque;
 use std::time::Instant;
 
@@ -21,6 +24,9 @@ use crate::parse;
 use crate::protocol::neo2::{
     Activate, Event, Outcome, SessionConfig, SessionError, State, Status, Warning,
 };
+
+/// Input report id of a MagneSafe V5 swipe (reader-formats.md §4).
+pub const SWIPE_REPORT_ID: u8 = 0x01;
 
 /// What the driver does next.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +40,7 @@ pub enum Action {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Purpose {
     Clock,
+    Ping,
     Start,
     Cancel(Why),
 }
@@ -77,6 +84,10 @@ pub struct Session {
     tx: Option<Tx>,
     actions: VecDeque<Action>,
     events: VecDeque<Event>,
+    /// Unix seconds at an `Instant`, from `open_at`: the wall clock for later clock sets.
+    wall_base: Option<(Instant, u64)>,
+    /// When the reader last answered (`None` before `open_at`: no watchdog).
+    last_heard: Option<Instant>,
 }
 
 impl Session {
@@ -91,6 +102,8 @@ impl Session {
             tx: None,
             actions: VecDeque::new(),
             events: VecDeque::new(),
+            wall_base: None,
+            last_heard: None,
         }
     }
 
@@ -108,6 +121,34 @@ impl Session {
         self.actions.clear();
         self.set_state(State::Opening);
         self.send(Purpose::Clock, wall.reports());
+    }
+
+    /// The port opened at `now`, `unix_secs` the wall clock (UTC): sets the reader's clock and
+    /// arms the idle watchdog.
+    pub fn open_at(&mut self, now: Instant, unix_secs: u64) {
+        self.wall_base = Some((now, unix_secs));
+        self.last_heard = Some(now);
+        self.open(DateTime::from_unix(unix_secs));
+    }
+
+    fn wall(&self, now: Instant) -> Option<DateTime> {
+        let (at, secs) = self.wall_base?;
+        Some(DateTime::from_unix(
+            secs + now.saturating_duration_since(at).as_secs(),
+        ))
+    }
+
+    /// Checks the reader answers (the clock set again); `Event::Pong` when it does.
+    pub fn ping(&mut self, now: Instant) -> Result<(), SessionError> {
+        if self.tx.is_some() {
+            return Err(SessionError::Busy(self.state));
+        }
+        if self.state != State::Idle || self.in_flight.is_some() {
+            return Err(SessionError::NotReady(self.state));
+        }
+        let wall = self.wall(now).unwrap_or(DateTime::from_unix(0));
+        self.send(Purpose::Ping, wall.reports());
+        Ok(())
     }
 
     pub fn closed(&mut self) {
@@ -171,6 +212,9 @@ impl Session {
 
     /// The result of the last `Set` (or `Get`), as got.
     pub fn handle_feature(&mut self, now: Instant, report: &[u8]) {
+        if self.last_heard.is_some() {
+            self.last_heard = Some(now);
+        }
         if let Some(next) = self.pending_sets.pop_front() {
             // A chunk of a long command was taken; set the next one.
             self.actions.push_back(Action::Set(next));
@@ -221,6 +265,7 @@ impl Session {
                 self.set_state(State::Idle);
                 self.events.push_back(Event::Ready { firmware: None });
             }
+            Purpose::Ping => self.events.push_back(Event::Pong),
             Purpose::Start => {
                 if a.is_ok() {
                     if let Some(t) = self.tx.as_mut() {
@@ -259,8 +304,16 @@ impl Session {
         }
     }
 
-    /// One input report (report id first).
+    /// One input report (report id first): a notification (id 2) or, during a transaction, a
+    /// MagneSafe swipe report (id 1, reader-formats.md §3.1), which ends it as a read.
     pub fn handle_input(&mut self, now: Instant, report: &[u8]) {
+        if self.last_heard.is_some() {
+            self.last_heard = Some(now);
+        }
+        if let Some((&SWIPE_REPORT_ID, swipe)) = report.split_first() {
+            self.card_data(swipe);
+            return;
+        }
         let Some((id, data)) = self.notes.push(report) else {
             return;
         };
@@ -268,29 +321,7 @@ impl Session {
             V5Notice::Display(text) if !text.is_empty() => {
                 self.events.push_back(Event::Prompt(text))
             }
-            V5Notice::CardData { container, .. } => {
-                let Some(phase) = self
-                    .tx
-                    .as_ref()
-                    .filter(|t| !t.outcome_sent)
-                    .map(|t| t.phase)
-                else {
-                    return;
-                };
-                let outcome = match parse::decode_frame(&container) {
-                    Ok(read) => Outcome::Read {
-                        read: Box::new(read),
-                        frame: zeroize::Zeroizing::new(container.to_vec()),
-                    },
-                    Err(e) => Outcome::Unreadable { code: e.code() },
-                };
-                self.end_with(outcome);
-                match phase {
-                    Phase::Cancelling(_) => {}
-                    Phase::CancelRefused => self.finish(),
-                    _ => self.send_cancel(Why::AfterRead),
-                }
-            }
+            V5Notice::CardData { container, .. } => self.card_data(&container),
             V5Notice::Status { event, .. } => {
                 let Some(t) = self.tx.as_ref() else { return };
                 if matches!(t.phase, Phase::Started | Phase::CancelRefused)
@@ -306,10 +337,38 @@ impl Session {
             }
             _ => {}
         }
-        let _ = now;
+    }
+
+    /// A container or swipe report: the transaction's read (or unreadable) outcome.
+    fn card_data(&mut self, frame: &[u8]) {
+        let Some(phase) = self
+            .tx
+            .as_ref()
+            .filter(|t| !t.outcome_sent)
+            .map(|t| t.phase)
+        else {
+            return;
+        };
+        let outcome = match parse::decode_frame(frame) {
+            Ok(read) => Outcome::Read {
+                read: Box::new(read),
+                frame: zeroize::Zeroizing::new(frame.to_vec()),
+            },
+            Err(e) => Outcome::Unreadable { code: e.code() },
+        };
+        self.end_with(outcome);
+        // The card's data is out: the reader now takes the cancel that ends its transaction
+        // (also after a refused one), so the next start is not refused as busy.
+        if !matches!(phase, Phase::Cancelling(_)) {
+            self.send_cancel(Why::AfterRead);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.idle_ping_at().is_some_and(|at| now >= at) {
+            let _ = self.ping(now);
+            return;
+        }
         let Some(t) = self.tx.as_ref() else { return };
         if now < t.deadline {
             return;
@@ -329,6 +388,14 @@ impl Session {
             .as_ref()
             .filter(|t| matches!(t.phase, Phase::Started | Phase::CancelRefused))
             .map(|t| t.deadline)
+            .or_else(|| self.idle_ping_at())
+    }
+
+    /// When an idle, quiet reader is pinged.
+    fn idle_ping_at(&self) -> Option<Instant> {
+        let quiet = self.state == State::Idle && self.tx.is_none() && self.in_flight.is_none();
+        let heard = self.last_heard.filter(|_| quiet)?;
+        Some(heard + self.config.session.idle_ping)
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {

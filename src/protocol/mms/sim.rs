@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 use super::commands::{CANCEL, CLOSE, OPERATION_COMPLETE, START};
 use super::message::{Message, MsgType, Status};
 use super::notify::{self, Technology};
+use super::packet::Reassembler;
 use super::session::ECHO;
 use crate::crypto::{self, ReaderCipher, ReaderKey, TdesKsn, TdesVariant};
 use crate::parse::build::{self, tlv};
@@ -40,6 +41,8 @@ pub struct SimDynaflex {
     cards: VecDeque<SimCard>,
     /// The running transaction's interfaces (`A3` flags), when one runs.
     running: bool,
+    /// Joins the host's 64-byte packets into messages.
+    packets: Reassembler,
     /// Every request received, as `"1001"` and the like (what `reader-sim` logs).
     pub log: Vec<String>,
 }
@@ -56,6 +59,7 @@ impl SimDynaflex {
             ksn: TdesKsn::from_slice(ksn)?,
             cards: cards.into(),
             running: false,
+            packets: Reassembler::new(),
             log: Vec::new(),
         })
     }
@@ -73,6 +77,15 @@ impl SimDynaflex {
             payload: Zeroizing::new(payload.to_vec()),
         }
         .encode()
+    }
+
+    /// One 64-byte packet from the host (an output report without its id): the replies
+    /// (whole messages) once it completes a message. A broken sequence is dropped silently.
+    pub fn handle_packet(&mut self, packet: &[u8]) -> Vec<Vec<u8>> {
+        match self.packets.push(packet) {
+            Ok(Some(m)) => self.handle(&m),
+            _ => Vec::new(),
+        }
     }
 
     /// One whole message from the host; the reader's replies (whole messages).
