@@ -931,13 +931,9 @@ fn is_origin(text: &str) -> bool {
 }
 
 /// Selectors of design.md §3; the device module parses them fully.
+/// One rule for what a selector is: the device layer's parser.
 fn check_selector(sel: &str) -> bool {
-    if sel == "stdin" {
-        return true;
-    }
-    ["hid:", "hidraw:", "serial:", "keyboard:"]
-        .iter()
-        .any(|p| sel.strip_prefix(p).is_some_and(|rest| !rest.is_empty()))
+    sel.parse::<crate::device::Selector>().is_ok()
 }
 
 fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
@@ -963,7 +959,7 @@ fn parse_readers(value: Option<&Value>) -> Result<Vec<ReaderConfig>> {
             Some(_) => {
                 return Err(bad(
                     &s.path("device"),
-                    "not a device selector (hid:VID:PID[:SERIAL], hidraw:PATH, serial:PATH[@BAUD], keyboard:PATH, stdin)",
+                    "not a device selector (hid:VID:PID[:SERIAL], hidraw:PATH, serial:PATH[@BAUD], keyboard:PATH, stdin, sim:[LABEL])",
                 ))
             }
         };

@@ -724,6 +724,15 @@ fn resolve_readers(
             .map_err(|e: crate::device::selector::SelectorError| reader_err(e.to_string()))?;
         let mut profile = resolve_profile(&selector, profiles, r.profile.as_deref())
             .map_err(|e| reader_err(e.to_string()))?;
+        if matches!(selector, Selector::Simulated(_))
+            && !profile
+                .as_ref()
+                .is_some_and(|p| matches!(p.protocol, Protocol::Mms | Protocol::MagtekV5))
+        {
+            return Err(reader_err(String::from(
+                "sim: needs `profile =` a driven MagTek profile (protocol \"mms\" or \"magtek-v5\")",
+            )));
+        }
         // The reader's own setting wins over its profile's (a keypad fitted or not).
         if let Some(pin_entry) = r.pin_entry {
             match profile.as_mut() {

@@ -250,7 +250,7 @@ pub fn resolve_profile_in(
         Selector::Hidraw(p) => hidraw_ids(p),
         Selector::Serial { path, .. } => tty_usb_ids(sys, path),
         Selector::Keyboard(p) => input_ids(sys, p),
-        Selector::Stdin => None,
+        Selector::Stdin | Selector::Simulated(_) => None,
     };
     let matched = match (selector, ids) {
         (Selector::Serial { .. }, Some((v, _))) => serial_match(profiles, v),
@@ -315,6 +315,11 @@ pub fn open(
         )?),
         Selector::Keyboard(path) => Box::new(KeyboardTransport::open(path)?),
         Selector::Stdin => Box::new(StdinTransport::open()),
+        Selector::Simulated(_) => {
+            return Err(TransportError::Config(String::from(
+                "sim: is a driven MagTek reader (protocol \"mms\" or \"magtek-v5\"), not a listen-only one",
+            )))
+        }
     })
 }
 

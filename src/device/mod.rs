@@ -11,6 +11,7 @@ pub mod manager;
 pub mod profile;
 pub mod selector;
 pub mod session;
+pub mod simulated;
 pub mod transport;
 
 pub use framer::{Frame, Framer};

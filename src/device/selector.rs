@@ -20,11 +20,16 @@ pub enum Selector {
     },
     Keyboard(String),
     Stdin,
+    /// `sim:` or `sim:LABEL`: a simulated MagTek reader inside the agent
+    /// (`device::simulated`); the label tells several apart.
+    Simulated(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SelectorError {
-    #[error("unknown device selector kind (expected hid:, hidraw:, serial:, keyboard: or stdin)")]
+    #[error(
+        "unknown device selector kind (expected hid:, hidraw:, serial:, keyboard:, sim: or stdin)"
+    )]
     UnknownKind,
     #[error("bad vendor/product id in hid: selector (expected hid:VID:PID[:SERIAL], hex)")]
     BadUsbId,
@@ -95,6 +100,7 @@ impl FromStr for Selector {
                 }),
             },
             "keyboard" => Ok(Selector::Keyboard(path(rest)?)),
+            "sim" => Ok(Selector::Simulated(rest.to_string())),
             _ => Err(SelectorError::UnknownKind),
         }
     }
@@ -117,6 +123,7 @@ impl fmt::Display for Selector {
             },
             Selector::Keyboard(p) => write!(f, "keyboard:{p}"),
             Selector::Stdin => f.write_str("stdin"),
+            Selector::Simulated(label) => write!(f, "sim:{label}"),
         }
     }
 }
@@ -125,7 +132,9 @@ impl Selector {
     /// The transport this selector opens (`stdin` reads keyboard text).
     pub fn transport(&self) -> TransportKind {
         match self {
-            Selector::Hid { .. } | Selector::Hidraw(_) => TransportKind::Hid,
+            Selector::Hid { .. } | Selector::Hidraw(_) | Selector::Simulated(_) => {
+                TransportKind::Hid
+            }
             Selector::Serial { .. } => TransportKind::Serial,
             Selector::Keyboard(_) | Selector::Stdin => TransportKind::Keyboard,
         }
@@ -186,7 +195,11 @@ mod tests {
             Selector::Keyboard("/dev/input/event7".into())
         );
         assert_eq!(ok("stdin"), Selector::Stdin);
+        assert_eq!(ok("sim:"), Selector::Simulated(String::new()));
+        assert_eq!(ok("sim:kiosk"), Selector::Simulated("kiosk".into()));
         for s in [
+            "sim:",
+            "sim:kiosk",
             "hid:0ACD:2010",
             "hid:0801:0011:B1234",
             "serial:/dev/ttyS0@9600",

@@ -183,6 +183,14 @@ impl DrivenReader {
     ) -> DrivenReader {
         let mut config = config;
         config.apply_profile(profile.as_ref());
+        if let Selector::Simulated(_) = selector {
+            let connect = match super::simulated::connector(profile.as_ref()) {
+                Ok(c) => c,
+                // Opening fails the same way on every try: the driver reports it and backs off.
+                Err(e) => Box::new(move || Err(e.clone())),
+            };
+            return DrivenReader::spawn_with(connect, config, on_event);
+        }
         let connect = move || open_port(&selector, profile.as_ref());
         DrivenReader::spawn_with(connect, config, on_event)
     }
