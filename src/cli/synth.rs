@@ -615,7 +615,10 @@ fn synth(args: &Args) -> Result<(), Fail> {
     };
 
     if !args.capture {
-        let mut out: Vec<u8> = if args.hex && !format.is_text() {
+        // An Epson MICR reply is binary (status byte, NUL) though built from text fields.
+        let binary = !format.is_text()
+            || profile.is_some_and(|p| p.framing == Framing::EpsonMicr);
+        let mut out: Vec<u8> = if args.hex && binary {
             let mut h = hex::encode_upper(frame.as_slice()).into_bytes();
             h.push(b'\n');
             h
