@@ -616,8 +616,7 @@ fn synth(args: &Args) -> Result<(), Fail> {
 
     if !args.capture {
         // An Epson MICR reply is binary (status byte, NUL) though built from text fields.
-        let binary = !format.is_text()
-            || profile.is_some_and(|p| p.framing == Framing::EpsonMicr);
+        let binary = !format.is_text() || profile.is_some_and(|p| p.framing == Framing::EpsonMicr);
         let mut out: Vec<u8> = if args.hex && binary {
             let mut h = hex::encode_upper(frame.as_slice()).into_bytes();
             h.push(b'\n');
