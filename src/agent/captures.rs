@@ -311,14 +311,23 @@ impl Captures {
         })
     }
 
-    /// Whether a check capture that `reader` may serve is armed (a check reader that reads
-    /// only when asked is then asked).
-    pub fn check_armed_for(&self, reader: &str) -> bool {
+    /// The oldest armed check capture that `reader` may serve (a check reader that reads only
+    /// when asked is asked for it).
+    pub fn check_armed_for(&self, reader: &str) -> Option<String> {
         let mut inner = self.lock();
         self.sweep(&mut inner, Instant::now());
-        inner.entries.values().any(|e| {
-            e.armed() && e.check.is_some() && e.reader.as_deref().map_or(true, |r| r == reader)
-        })
+        let inner = &*inner;
+        inner
+            .order
+            .iter()
+            .find(|id| {
+                inner.entries.get(*id).is_some_and(|e| {
+                    e.armed()
+                        && e.check.is_some()
+                        && e.reader.as_deref().map_or(true, |r| r == reader)
+                })
+            })
+            .cloned()
     }
 
     /// Whether the capture is still armed (waiting, no swipe taken).

@@ -1,8 +1,10 @@
 //! A check reader that reads only when asked (Epson's `FS a`, profile `[micr] read_command`):
 //! while a check capture this reader may serve is armed, one read command is outstanding. It is
-//! written when such a capture is armed (or the reader attaches with one armed), and again
-//! after each read that left one armed (an unreadable check, an abnormal end), so the customer
-//! can insert the check again. Card captures and readers that send by themselves never ask.
+//! written when such a capture is armed (or the reader attaches with one armed), again after
+//! each read that left one armed (an unreadable check, an abnormal end), so the customer can
+//! insert the check again, and again when another capture comes first in line (the one asked
+//! for timed out or was cancelled: the printer may have given up on that command too). Card
+//! captures and readers that send by themselves never ask.
 
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
@@ -25,15 +27,16 @@ pub fn spawn_micr_asker(
     let mut changed = captures.subscribe();
     let mut lane = events.subscribe();
     tokio::spawn(async move {
-        // Whether a command is outstanding: the reader has been asked and has not answered.
-        let mut asked = false;
+        // The capture the outstanding command was written for (the reader has not answered).
+        let mut asked: Option<String> = None;
         loop {
-            if !asked && captures.check_armed_for(&id) {
+            let first = captures.check_armed_for(&id);
+            if first.is_some() && first != asked {
                 if tx.send(command.clone()).is_err() {
                     return;
                 }
-                tracing::info!(reader = %id, "check capture armed: asked the MICR reader to read");
-                asked = true;
+                tracing::info!(reader = %id, capture = first.as_deref(), "check capture armed: asked the MICR reader to read");
+                asked = first;
             }
             tokio::select! {
                 r = changed.changed() => if r.is_err() { return },
@@ -42,10 +45,10 @@ pub fn spawn_micr_asker(
                     // command it had: ask again if a check capture is still armed.
                     Ok(LaneEvent::Swipe { reader, .. })
                     | Ok(LaneEvent::SwipeUnreadable { reader, .. })
-                    | Ok(LaneEvent::ReaderAttached { reader, .. }) if reader == id => asked = false,
+                    | Ok(LaneEvent::ReaderAttached { reader, .. }) if reader == id => asked = None,
                     Ok(_) => {}
                     // Missed events may have held this reader's answer.
-                    Err(RecvError::Lagged(_)) => asked = false,
+                    Err(RecvError::Lagged(_)) => asked = None,
                     Err(RecvError::Closed) => return,
                 },
             }
@@ -109,14 +112,25 @@ mod tests {
             .unwrap();
         assert_eq!(recv(&rx), None);
         // A check capture it may serve: one command, not one per change.
-        let id = captures
+        let first = captures
             .arm_check(None, Default::default(), MIN, CheckOptions::default())
             .unwrap();
         assert_eq!(recv_within(&rx, WAIT), Some(vec![0x1C, 0x61, 0]));
         captures
             .arm(Some("epson".into()), Default::default(), MIN)
             .unwrap();
-        assert_eq!(recv(&rx), None, "still outstanding");
+        let id = captures
+            .arm_check(
+                Some("epson".into()),
+                Default::default(),
+                MIN,
+                CheckOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(recv(&rx), None, "still outstanding for the first");
+        // The first cancelled: the next in line is asked for.
+        captures.cancel(&first).unwrap();
+        assert!(recv_within(&rx, WAIT).is_some(), "asked for the next one");
         // Another reader's read changes nothing; this reader's unreadable check asks again.
         events.publish(swipe("other", None));
         assert_eq!(recv(&rx), None);
