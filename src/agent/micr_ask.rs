@@ -41,9 +41,11 @@ pub fn spawn_micr_asker(
             tokio::select! {
                 r = changed.changed() => if r.is_err() { return },
                 ev = lane.recv() => match ev {
-                    // The reader answered (a read, good or not), or came back without the
-                    // command it had: ask again if a check capture is still armed.
-                    Ok(LaneEvent::Swipe { reader, .. })
+                    // The reader answered (a read, or an unreadable one: every failed read has
+                    // one `swipe-unreadable`, a failed decode also a `swipe` with its code, so
+                    // that one is not counted twice), or came back without the command it had:
+                    // ask again if a check capture is still armed.
+                    Ok(LaneEvent::Swipe { reader, error_code: None, .. })
                     | Ok(LaneEvent::SwipeUnreadable { reader, .. })
                     | Ok(LaneEvent::ReaderAttached { reader, .. }) if reader == id => asked = None,
                     Ok(_) => {}
@@ -134,11 +136,17 @@ mod tests {
         // Another reader's read changes nothing; this reader's unreadable check asks again.
         events.publish(swipe("other", None));
         assert_eq!(recv(&rx), None);
+        // A failed decode, as the pipeline reports it: two events, one more command.
+        events.publish(LaneEvent::SwipeUnreadable {
+            reader: "epson".into(),
+            code: "micr-abnormal-end".into(),
+        });
         events.publish(swipe("epson", Some("micr-abnormal-end")));
         assert!(
             recv_within(&rx, WAIT).is_some(),
             "asked again after the bad read"
         );
+        assert_eq!(recv(&rx), None, "once per bad read");
         // The good read took the capture: nothing more to ask for.
         assert_eq!(captures.take_for_check("epson").map(|c| c.id), Some(id));
         events.publish(swipe("epson", None));
