@@ -63,6 +63,7 @@ impl Lane for FakeLane {
                 age_s: 75,
                 last_error: Some("gateway unreachable".into()),
                 masked_pan: MaskedPanText::new("400557******1111"),
+                masked_account: None,
                 next_attempt_in_s: Some(30),
             }],
         }

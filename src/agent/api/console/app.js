@@ -111,7 +111,7 @@ function showQueue(q) {
   body.replaceChildren();
   for (const r of q.records || []) {
     const next = r.next_attempt_in_s == null ? '-' : (r.next_attempt_in_s === 0 ? 'now' : 'in ' + r.next_attempt_in_s + ' s');
-    const tr = row([r.customer_id, r.masked_pan || '', r.state, r.attempts, next, r.last_error || '']);
+    const tr = row([r.customer_id, r.masked_pan || r.masked_account || '', r.state, r.attempts, next, r.last_error || '']);
     tr.lastChild.className = 'wrap';
     body.appendChild(tr);
   }
