@@ -63,6 +63,7 @@ impl Lane for FakeLane {
                 age_s: 75,
                 last_error: Some("gateway unreachable".into()),
                 masked_pan: MaskedPanText::new("400557******1111"),
+                masked_account: None,
                 next_attempt_in_s: Some(30),
             }],
         }
@@ -432,6 +433,7 @@ async fn capture_flow_to_saved() {
                 customer_id: Some("CL000123".into()),
                 token: Some("9876543210123456".into()),
                 masked_pan: MaskedPanText::from_pan_digits("4005571701111111"),
+                masked_account: None,
                 error: None,
                 error_code: None,
             },
@@ -592,6 +594,7 @@ async fn events_stream_masked_lane_events() {
         format: Some("idtech-enhanced".into()),
         entry_mode: Some("90".into()),
         masked_pan: masked.clone(),
+        masked_account: None,
         last4: Some("1111".into()),
         capture_id: None,
         error_code: None,
@@ -605,6 +608,7 @@ async fn events_stream_masked_lane_events() {
         customer_id: "CL1".into(),
         token: Some("1234".into()),
         masked_pan: masked,
+        masked_account: None,
         last4: Some(pan.into()),
     });
     s.events.publish(LaneEvent::ReaderDetached {
@@ -666,6 +670,7 @@ async fn a_lagging_event_subscriber_is_told_what_it_missed() {
             capture_id: None,
             customer_id: format!("CL{i:03}"),
             masked_pan: None,
+            masked_account: None,
             last4: None,
         });
     }

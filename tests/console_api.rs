@@ -257,6 +257,7 @@ async fn last_reads_newest_first_and_masked() {
             capture_id: None,
             customer_id: id.into(),
             masked_pan: MaskedPanText::from_pan_digits(pan),
+            masked_account: None,
             last4: Some(pan.into()),
         });
     }

@@ -1,7 +1,7 @@
 //! `cardlane run` as a real process: a serial reader played by a PTY, the gateway simulator on
 //! 127.0.0.1:0, the local API over real HTTP, SIGTERM and a clean restart.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -467,6 +467,31 @@ const CHECK_LINE: &str = "T122000218T 1234 5678 9U 1321\r\n";
 /// The same line with a routing digit the reader could not read (`?`).
 const UNREADABLE_CHECK: &str = "T12200?218T 1234 5678 9U 1321\r\n";
 
+/// The account number of a set-00 line, worked out here from the line itself: the digits
+/// between the second transit symbol and the on-us symbol (spaces are not part of it).
+fn account_of(line: &str, transit: char, on_us: char) -> String {
+    let after_transit = line.split(transit).nth(2).expect("two transit symbols");
+    let on_us_field = after_transit.split(on_us).next().unwrap_or_default();
+    on_us_field.chars().filter(char::is_ascii_digit).collect()
+}
+
+/// The masked account every check output must show: `*` and the account's last 4, no other
+/// digit, and never the account itself (`json` is the whole object or event).
+fn assert_masked_account(json: &Value, account: &str) {
+    let masked = json["masked_account"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{json}"));
+    let last4 = &account[account.len() - 4..];
+    assert!(masked.ends_with(last4), "{json}");
+    assert_eq!(masked.len(), account.len(), "{json}");
+    assert!(
+        masked[..masked.len() - 4].bytes().all(|b| b == b'*'),
+        "{json}"
+    );
+    assert!(json["masked_pan"].is_null(), "{json}");
+    assert!(!json.to_string().contains(account), "{json}");
+}
+
 #[test]
 fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     let gateway = Gateway::start(API_KEY);
@@ -526,6 +551,20 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     assert_eq!(saved["account_last_4"], "6789", "{saved}");
     assert_eq!(saved["last_name"], "Check", "{saved}");
     assert_eq!(saved["token"], cap["token"], "{saved}");
+    // The capture, its events and the last reads show the account masked to its last 4.
+    let account = account_of(CHECK_LINE, 'T', 'U');
+    assert_eq!(saved["account_last_4"], &account[account.len() - 4..]);
+    assert_masked_account(&cap, &account);
+    let reads = api.json("/v1/reads");
+    for kind in ["swipe", "saved"] {
+        let ev = reads["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == kind && e["capture_id"] == id.as_str())
+            .unwrap_or_else(|| panic!("no {kind} event: {reads}"));
+        assert_masked_account(ev, &account);
+    }
 
     // No capture armed: a check needs a name, so on_swipe = "save" does nothing with it. An
     // unreadable routing digit is reported by its code. Neither reaches the gateway.
@@ -551,7 +590,7 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
         "the agent logged the check reads"
     );
     assert!(
-        !out.contains("123456789"),
+        !out.contains(&account),
         "account number in the agent's output"
     );
     for f in std::fs::read_dir(dir.path()).unwrap() {
@@ -563,10 +602,148 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
         {
             let bytes = std::fs::read(&p).unwrap();
             assert!(
-                !String::from_utf8_lossy(&bytes).contains("123456789"),
+                !String::from_utf8_lossy(&bytes).contains(&account),
                 "{}",
                 p.display()
             );
         }
     }
+}
+
+/// The MagTek manual's check (micr.md §2) as `epson-micr-serial` reads it, in the profile's
+/// characters for the symbols (A transit, C on-us).
+const EPSON_LINE: &str = "A122000218A 1234 5678 9C 1321";
+/// ESC/POS `FS a 0` (micr.md §2: `1C 61 n`).
+const FS_A: [u8; 3] = [0x1C, 0x61, 0x00];
+
+/// Reads from the fake printer's side until the agent has written `FS a`; everything read.
+fn expect_fs_a(master: &mut TTYPort, within: Duration) -> Vec<u8> {
+    let end = Instant::now() + within;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 64];
+    while !got.windows(3).any(|w| w == FS_A) {
+        assert!(
+            Instant::now() < end,
+            "the agent did not write FS a; got {got:02X?}"
+        );
+        master.set_timeout(Duration::from_millis(100)).unwrap();
+        match master.read(&mut buf) {
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(e) => panic!("pty read: {e}"),
+        }
+    }
+    got
+}
+
+/// Nothing written by the agent for a while.
+fn expect_silence(master: &mut TTYPort, for_: Duration) {
+    master.set_timeout(for_).unwrap();
+    let mut buf = [0u8; 64];
+    match master.read(&mut buf) {
+        Ok(n) => panic!("the agent wrote {:02X?}", &buf[..n]),
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}"),
+    }
+}
+
+/// An Epson printer's MICR reader on a PTY: the agent writes `FS a` only once a kiosk arms a
+/// check capture; the fake printer's abnormal end (status bit 5) is reported with its code and
+/// the agent asks again; the printer's reply to that is saved at the simulator, masked.
+#[test]
+fn an_epson_micr_reader_is_asked_for_the_check_and_its_reply_is_saved() {
+    let gateway = Gateway::start(API_KEY);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut master, pts) = far_end();
+    let config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{pts}@9600"),
+        "",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "id = \"front\"\n",
+        "id = \"front\"\nprofile = \"epson-micr-serial\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+    api.wait_for("reader connected", |a| {
+        reader_state(a, "front").as_deref() == Some("connected")
+    });
+    // No check capture, no read command (a card capture does not ask either).
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"reader": "front", "timeout_s": 30, "customer": {"first_name": "Card"}}),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    expect_silence(&mut master, Duration::from_millis(700));
+
+    let (s, body) = api.post(
+        "/v1/captures",
+        &json!({"reader": "front", "kind": "check", "timeout_s": 30,
+                "check": {"account_type": "checking", "sec_code": "PPD"},
+                "customer": {"first_name": "Eve", "last_name": "Epson"}}),
+    );
+    assert_eq!(s, StatusCode::ACCEPTED, "{body}");
+    let id = body["id"].as_str().unwrap().to_string();
+    expect_fs_a(&mut master, Duration::from_secs(10));
+
+    // The printer ends the read abnormally: reported by code, the capture still waits, and
+    // the agent asks for the check again.
+    master.write_all(&[0x5F, 0x20, 0x00]).unwrap();
+    master.flush().unwrap();
+    api.wait_for("the abnormal end reported", |a| {
+        a.json("/v1/reads")["reads"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "swipe" && e["error_code"] == "micr-abnormal-end")
+    });
+    assert_eq!(capture_state(&api, &id)["state"], "waiting");
+    expect_fs_a(&mut master, Duration::from_secs(10));
+
+    // The reply: header, status 0, the line, NUL (in serial reads split mid-line).
+    let mut reply = vec![0x5F, 0x00];
+    reply.extend_from_slice(EPSON_LINE.as_bytes());
+    reply.push(0);
+    for piece in reply.chunks(7) {
+        master.write_all(piece).unwrap();
+        master.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    api.wait_for("check capture outcome", |a| {
+        !matches!(
+            capture_state(a, &id)["state"].as_str(),
+            Some("waiting" | "queued")
+        )
+    });
+    let cap = capture_state(&api, &id);
+    assert_eq!(cap["state"], "saved", "{cap}");
+    let account = account_of(EPSON_LINE, 'A', 'C');
+    assert_masked_account(&cap, &account);
+    let customers = gateway.customers();
+    let saved = customers
+        .iter()
+        .find(|c| c["customer_id"] == cap["customer_id"])
+        .unwrap_or_else(|| panic!("not at the gateway: {customers:?}"));
+    assert_eq!(saved["aba_code"], "122000218", "{saved}");
+    assert_eq!(
+        saved["account_last_4"],
+        &account[account.len() - 4..],
+        "{saved}"
+    );
+    assert_eq!(saved["last_name"], "Epson", "{saved}");
+    // The check served, only the card capture waits: nothing more is asked of the printer.
+    expect_silence(&mut master, Duration::from_millis(700));
+
+    assert!(agent.terminate().success());
+    let out = agent.output();
+    assert!(
+        !out.contains(&account),
+        "account number in the agent's output"
+    );
+    assert!(
+        out.contains("micr-abnormal-end"),
+        "the abnormal end is logged by code"
+    );
 }

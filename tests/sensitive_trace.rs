@@ -181,6 +181,11 @@ fn no_card_data_at_trace_level() {
         assert!(checks.status.success(), "{checks:?}");
         // Two checks in the serial capture, one in the keyboard one.
         assert_eq!(json_lines(&checks).len(), 3);
+        // Epson replies: two checks and an abnormal end (exit 1 for the unreadable one).
+        let epson = fixture("captures/epson-micr-serial.capture");
+        let replies = run(fmt, dir.path(), &["replay", &epson]);
+        check_output("replay decode-only (Epson checks)", &replies);
+        assert_eq!(json_lines(&replies).len(), 3, "{replies:?}");
 
         // The simulator, logging at trace into a file we search afterwards.
         let sim_log = std::fs::File::create(dir.path().join("sim.log")).unwrap();

@@ -305,3 +305,89 @@ fn a_micr_frame_with_a_wrong_lrc_is_asked_for_again() {
     drop(rx);
     handle.join().unwrap();
 }
+
+/// `cardlane capture` with an Epson MICR printer (a fake one on the PTY): the capture asks it
+/// for a check (`FS a`, micr.md §2: `1C 61 n`) and again after each reply, and the file replays
+/// to the two checks the fake printer answered with (fields as the lines were written).
+#[test]
+fn capture_asks_an_epson_printer_for_each_check() {
+    const FS_A: [u8; 3] = [0x1C, 0x61, 0x00];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("epson.capture");
+    let (mut master, pts) = far_end();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["capture", "--device", &format!("serial:{pts}")])
+        .args([
+            "--profile",
+            "epson-micr-serial",
+            "--allow-clear",
+            "--frames",
+            "2",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = Lines::new(child.stderr.take().unwrap());
+    stderr.until("the recording line", |l| {
+        l.starts_with("recording from serial:")
+    });
+    // A personal check, then a business one, in the profile's default characters
+    // (A transit, C on-us, D dash).
+    let lines: [&[u8]; 2] = [
+        b"A122000218A 1234 5678 9C 1321",
+        b"C0004567C A021000021A 555D123D4321C",
+    ];
+    for line in lines {
+        assert_eq!(
+            read_from_reader_side(&mut master, 3),
+            FS_A,
+            "asked for a check"
+        );
+        let mut reply = vec![0x5F, 0x00];
+        reply.extend_from_slice(line);
+        reply.push(0);
+        master.write_all(&reply).unwrap();
+        master.flush().unwrap();
+    }
+    let status = wait_output(&mut child).status;
+    let rest = stderr.rest().join("\n");
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("captured 2 frame(s)"), "{rest}");
+
+    let replay = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .arg("replay")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&replay.stdout);
+    assert!(replay.status.success(), "{text}");
+    let checks: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(checks.len(), 2, "{text}");
+    let (personal, business) = (&checks[0]["check"], &checks[1]["check"]);
+    assert_eq!(
+        (
+            &personal["aba_code"],
+            &personal["account_last4"],
+            &personal["check_number"]
+        ),
+        (&"122000218".into(), &"6789".into(), &"1321".into()),
+        "{text}"
+    );
+    assert_eq!(
+        (
+            &business["aba_code"],
+            &business["account_last4"],
+            &business["type"]
+        ),
+        (&"021000021".into(), &"4321".into(), &"business".into()),
+        "{text}"
+    );
+    assert!(!text.contains("123456789") && !text.contains("5551234321"));
+}

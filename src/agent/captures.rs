@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use super::capture_pin::{KioskPin, PinNote, PinPolicy};
-use super::events::MaskedPanText;
+use super::events::{MaskedAccountText, MaskedPanText};
 use crate::gateway::check_record::CheckOptions;
 use crate::protocol::neo2::Interfaces;
 use crate::queue::{CaptureRow, Queue};
@@ -83,6 +83,8 @@ pub struct CaptureOutcome {
     pub customer_id: Option<String>,
     pub token: Option<String>,
     pub masked_pan: Option<MaskedPanText>,
+    /// A check's account number masked to its last 4.
+    pub masked_account: Option<MaskedAccountText>,
     /// Reason text for people; never card data.
     pub error: Option<String>,
     /// Stable reason code of a failure (`pin-needs-online`, `queue-full`, …).
@@ -134,6 +136,9 @@ pub struct CaptureStatus {
     pub customer_id: Option<String>,
     pub token: Option<String>,
     pub masked_pan: Option<MaskedPanText>,
+    /// A check capture's account number masked to its last 4 (`null` for cards; `masked_pan`
+    /// is `null` for checks).
+    pub masked_account: Option<MaskedAccountText>,
     pub error: Option<String>,
     /// Stable reason code when a driven reader ended the capture (`reader-timed-out`,
     /// `reader-declined`, `reader-error`).
@@ -197,6 +202,7 @@ struct Entry {
     customer_id: Option<String>,
     token: Option<String>,
     masked_pan: Option<MaskedPanText>,
+    masked_account: Option<MaskedAccountText>,
     error: Option<String>,
     error_code: Option<String>,
     interfaces: Option<Interfaces>,
@@ -220,6 +226,7 @@ impl Entry {
             customer_id: self.customer_id.clone(),
             token: self.token.clone(),
             masked_pan: self.masked_pan.clone(),
+            masked_account: self.masked_account.clone(),
             error: self.error.clone(),
             error_code: self.error_code.clone(),
             pin: self.pin_note,
@@ -304,6 +311,25 @@ impl Captures {
         })
     }
 
+    /// The oldest armed check capture that `reader` may serve (a check reader that reads only
+    /// when asked is asked for it).
+    pub fn check_armed_for(&self, reader: &str) -> Option<String> {
+        let mut inner = self.lock();
+        self.sweep(&mut inner, Instant::now());
+        let inner = &*inner;
+        inner
+            .order
+            .iter()
+            .find(|id| {
+                inner.entries.get(*id).is_some_and(|e| {
+                    e.armed()
+                        && e.check.is_some()
+                        && e.reader.as_deref().map_or(true, |r| r == reader)
+                })
+            })
+            .cloned()
+    }
+
     /// Whether the capture is still armed (waiting, no swipe taken).
     pub fn is_armed(&self, id: &str) -> bool {
         let mut inner = self.lock();
@@ -359,6 +385,10 @@ impl Captures {
             state: status.state.as_str().to_string(),
             token: status.token.clone(),
             masked_pan: status.masked_pan.as_ref().map(|m| m.as_str().to_string()),
+            masked_account: status
+                .masked_account
+                .as_ref()
+                .map(|m| m.as_str().to_string()),
             error: status.error.clone(),
         };
         if let Err(e) = q.save_capture(&row) {
@@ -511,6 +541,7 @@ impl Captures {
                 customer_id: None,
                 token: None,
                 masked_pan: None,
+                masked_account: None,
                 error: None,
                 error_code: None,
                 interfaces: options.interfaces,
@@ -601,6 +632,7 @@ impl Captures {
         e.customer_id = outcome.customer_id.or(e.customer_id.take());
         e.token = outcome.token.or(e.token.take());
         e.masked_pan = outcome.masked_pan.or(e.masked_pan.take());
+        e.masked_account = outcome.masked_account.or(e.masked_account.take());
         e.error = outcome.error;
         e.error_code = outcome.error_code;
         e.finish(outcome.state);
@@ -673,6 +705,10 @@ impl Captures {
             customer_id: row.customer_id,
             token: row.token,
             masked_pan: row.masked_pan.as_deref().and_then(MaskedPanText::new),
+            masked_account: row
+                .masked_account
+                .as_deref()
+                .and_then(MaskedAccountText::new),
             error: row.error,
             error_code: None,
             pin: None,
@@ -808,6 +844,7 @@ mod tests {
             customer_id: Some(customer_id.into()),
             token: Some("1234567890".into()),
             masked_pan: MaskedPanText::new("400557******1111"),
+            masked_account: None,
             error: None,
             error_code: None,
         }
@@ -969,6 +1006,7 @@ mod tests {
             customer_id: Some("CL9".into()),
             token: None,
             masked_pan: None,
+            masked_account: None,
             error: Some("gateway unreachable".into()),
             error_code: None,
         };

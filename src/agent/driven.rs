@@ -306,6 +306,7 @@ impl Task {
                     format: None,
                     entry_mode: None,
                     masked_pan: None,
+                    masked_account: None,
                     last4: None,
                     capture_id: None,
                     error_code: Some(code.into()),
@@ -388,6 +389,7 @@ impl Task {
                         code: code.to_string(),
                         error: error.clone(),
                         masked_pan: None,
+                        masked_account: None,
                         last4: None,
                     });
                     let _ = captures.end_by_reader(&id, CaptureState::Failed, code, error);

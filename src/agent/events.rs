@@ -3,7 +3,7 @@
 //!
 //! Events carry card data only in masked form. The masked PAN is a [`MaskedPanText`], which
 //! refuses text showing more than 10 digits (first 6 + last 4), so a PAN cannot slip into the
-//! event stream even by mistake.
+//! event stream even by mistake; a check's account number is a [`MaskedAccountText`] (last 4).
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -57,6 +57,44 @@ impl std::fmt::Debug for MaskedPanText {
     }
 }
 
+/// A bank account number as shown to people: `*` for every hidden digit, then at most the
+/// last 4 (never more digits than stars, so a short number is never half shown). Text with
+/// more digits, or digits before a star, is refused: a clear account cannot get through.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct MaskedAccountText(String);
+
+impl MaskedAccountText {
+    /// `None` unless `text` is 1 to 32 stars followed by at most 4 digits, no more digits
+    /// than stars (the shape [`AccountNumber::masked`](crate::card::AccountNumber) gives).
+    pub fn new(text: &str) -> Option<MaskedAccountText> {
+        let stars = text.bytes().take_while(|&b| b == b'*').count();
+        let tail = text.get(stars..)?;
+        let digits = tail.len();
+        let ok = (1..=32).contains(&text.len())
+            && stars > 0
+            && tail.bytes().all(|b| b.is_ascii_digit())
+            && digits <= 4
+            && digits <= stars;
+        ok.then(|| MaskedAccountText(text.to_string()))
+    }
+
+    /// The account masked to its last 4 (fewer for a short number).
+    pub fn from_account(account: &crate::card::AccountNumber) -> Option<MaskedAccountText> {
+        MaskedAccountText::new(&account.masked())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for MaskedAccountText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MaskedAccountText({})", self.0)
+    }
+}
+
 /// What happened on the lane. Serialized with `"type"` naming the kind (the SSE event name).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -76,6 +114,8 @@ pub enum LaneEvent {
         format: Option<String>,
         entry_mode: Option<String>,
         masked_pan: Option<MaskedPanText>,
+        /// A check's account, masked to its last 4 (`None` for cards).
+        masked_account: Option<MaskedAccountText>,
         #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
         capture_id: Option<String>,
@@ -91,6 +131,8 @@ pub enum LaneEvent {
         customer_id: String,
         token: Option<String>,
         masked_pan: Option<MaskedPanText>,
+        /// A check's account, masked to its last 4 (`None` for cards).
+        masked_account: Option<MaskedAccountText>,
         #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
@@ -100,6 +142,8 @@ pub enum LaneEvent {
         capture_id: Option<String>,
         customer_id: String,
         masked_pan: Option<MaskedPanText>,
+        /// A check's account, masked to its last 4 (`None` for cards).
+        masked_account: Option<MaskedAccountText>,
         #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
@@ -113,6 +157,8 @@ pub enum LaneEvent {
         code: String,
         error: String,
         masked_pan: Option<MaskedPanText>,
+        /// A check's account, masked to its last 4 (`None` for cards).
+        masked_account: Option<MaskedAccountText>,
         #[serde(serialize_with = "last4_only")]
         last4: Option<String>,
     },
@@ -247,6 +293,45 @@ mod tests {
     }
 
     #[test]
+    fn masked_account_refuses_clear_accounts() {
+        // What AccountNumber::masked gives passes: 9 digits show their last 4, 6 show 2.
+        let a = crate::card::AccountNumber::new("123456789").unwrap();
+        let m = MaskedAccountText::from_account(&a).unwrap();
+        assert_eq!(m.as_str(), "*****6789");
+        let short = crate::card::AccountNumber::new("123456").unwrap();
+        assert_eq!(
+            MaskedAccountText::from_account(&short).unwrap().as_str(),
+            "****56"
+        );
+        for clear in [
+            "123456789",
+            "*23456789",
+            "****56789",
+            "12**6789",
+            "**1234",
+            "6789",
+            "",
+            "*****67a9",
+        ] {
+            assert!(MaskedAccountText::new(clear).is_none(), "{clear}");
+        }
+        assert!(MaskedAccountText::new(&"*".repeat(33)).is_none());
+        assert_eq!(format!("{m:?}"), "MaskedAccountText(*****6789)");
+        let e = LaneEvent::Saved {
+            reader: None,
+            capture_id: None,
+            customer_id: "CL3".into(),
+            token: None,
+            masked_pan: None,
+            masked_account: Some(m),
+            last4: Some("6789".into()),
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(v["masked_account"], "*****6789");
+        assert!(v["masked_pan"].is_null());
+    }
+
+    #[test]
     fn masks_pan_digits() {
         let m = MaskedPanText::from_pan_digits("4005571701111111").unwrap();
         assert_eq!(m.as_str(), "400557******1111");
@@ -265,6 +350,7 @@ mod tests {
             customer_id: "CL1".into(),
             token: Some("123".into()),
             masked_pan: MaskedPanText::from_pan_digits("4005571701111111"),
+            masked_account: None,
             last4: Some("1111".into()),
         };
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
@@ -288,6 +374,7 @@ mod tests {
             capture_id: None,
             customer_id: "CL2".into(),
             masked_pan: None,
+            masked_account: None,
             last4: Some("4005571701111111".into()),
         };
         let json = e.to_json();

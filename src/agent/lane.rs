@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::agent::api::{
     FieldError, GatewayState, Lane, QueueInfo, QueueRecordInfo, ReaderInfo, ReaderState,
 };
-use crate::agent::events::{LaneEvent, MaskedPanText};
+use crate::agent::events::{LaneEvent, MaskedAccountText, MaskedPanText};
 use crate::agent::metrics::Metrics;
 use crate::device::manager::DeviceEvent;
 use crate::gateway::record::CustomerFields;
@@ -404,6 +404,9 @@ impl Lane for AgentLane {
                     last_error: r.last_error,
                     // The queue stores a masked PAN; re-check it so nothing wider leaks out.
                     masked_pan: r.masked_pan.as_deref().and_then(MaskedPanText::new),
+                    // A check record's masked account sits in the same column; the two
+                    // shapes exclude each other (a masked PAN shows its first digits).
+                    masked_account: r.masked_pan.as_deref().and_then(MaskedAccountText::new),
                     next_attempt_in_s: (r.state == RecordState::Pending).then(|| {
                         u64::try_from(r.next_attempt_ms.saturating_sub(now_ms) / 1000).unwrap_or(0)
                     }),
@@ -683,6 +686,59 @@ mod tests {
         l.remove_reader("hidraw:/dev/hidraw3");
         assert_eq!(l.readers().len(), 1);
         assert_eq!(l.reader_id("hidraw:/dev/hidraw3"), None);
+    }
+
+    /// The queue view shows a card record's masked PAN and a check record's masked account
+    /// (the queue keeps either in the same column), each only in its own field.
+    #[test]
+    fn queued_records_show_a_masked_pan_or_a_masked_account() {
+        use crate::queue::{KeySource, NewRecord, QueueConfig, QueueKey};
+        let dir = tempfile::tempdir().unwrap();
+        let queue = Arc::new(
+            Queue::open(
+                dir.path().join("q.db"),
+                QueueConfig {
+                    key: KeySource::Key(QueueKey::from_bytes([6; 32])),
+                    ..QueueConfig::default()
+                },
+            )
+            .unwrap(),
+        );
+        for (id, masked) in [("CARD1", "400557******1111"), ("CHECK1", "*****6789")] {
+            queue
+                .enqueue(NewRecord {
+                    customer_id: id.into(),
+                    masked_pan: Some(masked.into()),
+                    payload: zeroize::Zeroizing::new(b"{}".to_vec()),
+                    has_pin_block: false,
+                    in_flight: false,
+                })
+                .unwrap();
+        }
+        let l = AgentLane::new(
+            Some(queue),
+            Arc::new(GatewayHealth::new()),
+            Arc::new(Metrics::new()),
+        );
+        let v = serde_json::to_value((&l as &dyn Lane).queue()).unwrap();
+        let record = |id: &str| {
+            v["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["customer_id"] == id)
+                .cloned()
+                .unwrap()
+        };
+        let (card, check) = (record("CARD1"), record("CHECK1"));
+        assert_eq!(
+            (&card["masked_pan"], &card["masked_account"]),
+            (&json!("400557******1111"), &json!(null))
+        );
+        assert_eq!(
+            (&check["masked_pan"], &check["masked_account"]),
+            (&json!(null), &json!("*****6789"))
+        );
     }
 
     /// Health used to say `ok` while the only reader was missing or the queue could not take

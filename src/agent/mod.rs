@@ -7,6 +7,7 @@ pub mod driven;
 pub mod events;
 pub mod lane;
 pub mod metrics;
+pub mod micr_ask;
 pub mod pipeline;
 pub mod service;
 pub mod telemetry;

@@ -43,7 +43,7 @@ pub use ticket::{SwipeOutcome, SwipeTicket};
 
 use super::api::GatewayState;
 use super::captures::{ArmedCapture, CaptureOutcome, CaptureState, Captures};
-use super::events::{EventHub, LaneEvent, MaskedPanText};
+use super::events::{EventHub, LaneEvent, MaskedAccountText, MaskedPanText};
 use super::lane::GatewayHealth;
 use super::metrics::Metrics;
 use crate::card::CardRead;
@@ -143,6 +143,14 @@ struct Tracker {
     capture_id: Option<String>,
     customer_id: String,
     masked_pan: Option<MaskedPanText>,
+    masked_account: Option<MaskedAccountText>,
+    last4: Option<String>,
+}
+
+/// What a read's events and outcome show of it: masked PAN (cards) or account (checks).
+struct Masked {
+    pan: Option<MaskedPanText>,
+    account: Option<MaskedAccountText>,
     last4: Option<String>,
 }
 
@@ -317,8 +325,11 @@ impl Pipeline {
             return ticket;
         };
         let capture = sh.take_capture(&mut swipe, &read);
-        let (masked_pan, last4) =
-            sh.announce(&swipe.reader_id, &read, capture.as_ref(), &mut ticket);
+        let Masked {
+            pan: masked_pan,
+            account: masked_account,
+            last4,
+        } = sh.announce(&swipe.reader_id, &read, capture.as_ref(), &mut ticket);
         // A check needs a kiosk capture (a name): `on_swipe = "save"` does nothing with one.
         if capture.is_none() && (!sh.cfg.save_unarmed || read.check.is_some()) {
             let _ = state_tx.send(SwipeOutcome::Ignored);
@@ -331,6 +342,7 @@ impl Pipeline {
             capture_id: capture.as_ref().map(|c| c.id.clone()),
             customer_id: String::new(),
             masked_pan,
+            masked_account,
             last4,
         };
         let record = match sh.build(&mut swipe, &read, capture.as_ref()) {
@@ -485,6 +497,7 @@ impl Shared {
                     format: None,
                     entry_mode: None,
                     masked_pan: None,
+                    masked_account: None,
                     last4: None,
                     capture_id: None,
                     error_code: Some(e.code().into()),
@@ -509,14 +522,14 @@ impl Shared {
     }
 
     /// Fills the ticket, counts the swipe, publishes the `swipe` event and logs it (masked).
-    /// Returns the masked PAN and last 4 the outcome will carry.
+    /// Returns the masked PAN or account and the last 4 the outcome will carry.
     fn announce(
         &self,
         reader: &str,
         read: &CardRead,
         capture: Option<&ArmedCapture>,
         ticket: &mut SwipeTicket,
-    ) -> (Option<MaskedPanText>, Option<String>) {
+    ) -> Masked {
         let masked_pan = read
             .masked_pan
             .as_ref()
@@ -524,7 +537,11 @@ impl Shared {
         ticket.masked_pan = masked_pan.clone();
         ticket.brand = read.brand.map(|b| b.code().to_string());
         ticket.format = Some(read.format.as_str().to_string());
-        ticket.masked_account = read.check.as_ref().map(|c| c.account.masked().to_string());
+        let masked_account = read
+            .check
+            .as_ref()
+            .and_then(|c| MaskedAccountText::from_account(&c.account));
+        ticket.masked_account = masked_account.as_ref().map(|m| m.as_str().to_string());
         self.metrics.swipe(reader, read.format.as_str());
         // The account's last 4 stand in for a card's in events and tickets.
         let last4 = read.last4.as_deref().map(String::from).or_else(|| {
@@ -539,6 +556,7 @@ impl Shared {
             format: Some(read.format.as_str().into()),
             entry_mode,
             masked_pan: masked_pan.clone(),
+            masked_account: masked_account.clone(),
             last4: last4.clone(),
             capture_id: capture.map(|c| c.id.clone()),
             error_code: None,
@@ -549,7 +567,11 @@ impl Shared {
             capture = capture.map(|c| c.id.as_str()),
             "swipe decoded"
         );
-        (masked_pan, last4)
+        Masked {
+            pan: masked_pan,
+            account: masked_account,
+            last4,
+        }
     }
 
     /// The record for this read and its capture's fields (a check record for a check capture),
@@ -701,6 +723,7 @@ impl Shared {
                 customer_id: t.customer_id.clone(),
                 token: token.clone(),
                 masked_pan: t.masked_pan.clone(),
+                masked_account: t.masked_account.clone(),
                 last4: t.last4.clone(),
             },
             SwipeOutcome::Queued => LaneEvent::Queued {
@@ -708,6 +731,7 @@ impl Shared {
                 capture_id: t.capture_id.clone(),
                 customer_id: t.customer_id.clone(),
                 masked_pan: t.masked_pan.clone(),
+                masked_account: t.masked_account.clone(),
                 last4: t.last4.clone(),
             },
             other => LaneEvent::Failed {
@@ -717,6 +741,7 @@ impl Shared {
                 code: other.code().into(),
                 error: other.error().unwrap_or_default(),
                 masked_pan: t.masked_pan.clone(),
+                masked_account: t.masked_account.clone(),
                 last4: t.last4.clone(),
             },
         };
@@ -741,6 +766,7 @@ impl Shared {
                     customer_id,
                     token: outcome.token(),
                     masked_pan: t.masked_pan.clone(),
+                    masked_account: t.masked_account.clone(),
                     error: outcome.error(),
                     error_code: match outcome {
                         SwipeOutcome::Failed { code, .. } => Some(code.clone()),
@@ -832,6 +858,7 @@ impl Shared {
                         customer_id: Some(customer_id.clone()),
                         token: outcome.token(),
                         masked_pan: None,
+                        masked_account: None,
                         error: outcome.error(),
                         error_code: None,
                     },

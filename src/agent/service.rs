@@ -23,10 +23,13 @@ use crate::agent::driven::{spawn_driven, DrivenContext};
 use crate::agent::events::EventHub;
 use crate::agent::lane::{probe_target, run_probe, AgentLane, GatewayHealth, ObservedDeliver};
 use crate::agent::metrics::Metrics;
+use crate::agent::micr_ask::spawn_micr_asker;
 use crate::agent::pipeline::{GatewayDeliver, Pipeline, PipelineConfig, Swipe};
 use crate::agent::telemetry::Telemetry;
 use crate::device::enumerate::{enumerate, hidraw_ids, resolve_profile, SelectorConnector};
-use crate::device::manager::{spawn_reader, spawn_watcher, DeviceEvent, ManagerConfig, Stop};
+use crate::device::manager::{
+    spawn_reader_with_commands, spawn_watcher, DeviceEvent, ManagerConfig, Stop,
+};
 use crate::device::profile::Protocol;
 use crate::device::{Frame, Profile, ProfileError, Profiles, Selector};
 use crate::gateway::client::{ClientConfig, GatewayClient};
@@ -80,6 +83,17 @@ struct RunningReader {
     id: String,
     profile: Option<Arc<Profile>>,
     stop: Stop,
+    /// A check reader asked for each check: the task that asks it.
+    asker: Option<JoinHandle<()>>,
+}
+
+impl RunningReader {
+    fn stop(&mut self) {
+        self.stop.stop();
+        if let Some(a) = self.asker.take() {
+            a.abort();
+        }
+    }
 }
 
 /// Everything that reacts to device events; lives on one task.
@@ -88,6 +102,8 @@ struct DeviceLoop {
     events: EventHub,
     /// `None` only in unit tests of the device routing.
     pipeline: Option<Arc<Pipeline>>,
+    /// Armed captures, for readers that read a check only when asked.
+    captures: Option<Arc<Captures>>,
     profiles: Profiles,
     manager: ManagerConfig,
     tx: mpsc::Sender<DeviceEvent>,
@@ -118,19 +134,42 @@ impl DeviceLoop {
             selector,
             profile: profile.clone(),
         };
-        let (stop, _thread) = spawn_reader(
+        let command = profile
+            .as_ref()
+            .map(|p| p.micr_read_command().to_vec())
+            .filter(|c| !c.is_empty());
+        let (commands_tx, commands) = match (&command, &self.captures) {
+            (Some(_), Some(_)) => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let (stop, _thread) = spawn_reader_with_commands(
             Box::new(connector),
             profile.clone(),
             transport,
             self.manager.clone(),
             self.tx.clone(),
+            commands,
         )?;
+        let asker = match (command, commands_tx, &self.captures) {
+            (Some(command), Some(tx), Some(captures)) => Some(spawn_micr_asker(
+                id.to_string(),
+                command,
+                tx,
+                captures.clone(),
+                &self.events,
+            )),
+            _ => None,
+        };
         self.readers.insert(
             source,
             RunningReader {
                 id: id.to_string(),
                 profile: profile.map(Arc::new),
                 stop,
+                asker,
             },
         );
         Ok(())
@@ -199,7 +238,7 @@ impl DeviceLoop {
                 let Some(mut r) = self.readers.remove(&source) else {
                     return;
                 };
-                r.stop.stop();
+                r.stop();
                 // The thread may not have noticed yet: report the departure once, here.
                 if let Some(ev) = self.lane.apply(&DeviceEvent::Detached {
                     source: source.clone(),
@@ -233,7 +272,7 @@ impl DeviceLoop {
 
     fn stop_all(&mut self) {
         for r in self.readers.values_mut() {
-            r.stop.stop();
+            r.stop();
         }
     }
 }
@@ -598,6 +637,7 @@ fn start_readers(
         lane: lane.clone(),
         events: driven_ctx.events.clone(),
         pipeline: Some(driven_ctx.pipeline.clone()),
+        captures: Some(driven_ctx.captures.clone()),
         profiles: profiles.clone(),
         manager,
         tx,
@@ -787,6 +827,7 @@ mod tests {
             )),
             events: EventHub::default(),
             pipeline: None,
+            captures: None,
             profiles: Profiles::embedded().unwrap(),
             manager: ManagerConfig::default(),
             tx,

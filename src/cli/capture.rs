@@ -77,6 +77,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The blocking reads run on their own thread; this one waits on a channel with a deadline.
     let (tx, rx) = mpsc::channel::<Result<Chunk, TransportError>>();
     let (open_tx, open_rx) = mpsc::channel::<Result<(), TransportError>>();
+    // A check reader that reads only when asked (Epson `FS a`): asked once now and again after
+    // each frame, so that every check put in is recorded.
+    let command = profile
+        .as_ref()
+        .map(|p| p.micr_read_command().to_vec())
+        .unwrap_or_default();
+    let (ask_tx, ask_rx) = mpsc::channel::<()>();
+    if !command.is_empty() {
+        let _ = ask_tx.send(());
+    }
+    let asks = !command.is_empty();
     let (sel, prof) = (selector.clone(), profile.clone());
     std::thread::Builder::new()
         .name(String::from("capture reader"))
@@ -90,7 +101,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let _ = open_tx.send(Ok(()));
             loop {
-                match t.read_chunk(Duration::from_millis(500)) {
+                while ask_rx.try_recv().is_ok() {
+                    match t.as_writer().map(|w| w.write_unit(&command)) {
+                        Some(Ok(())) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(code = e.code(), "cannot ask the reader to read")
+                        }
+                        None => tracing::warn!("the reader's transport cannot be written to"),
+                    }
+                }
+                // Short reads when asking, so a request waits no longer than that.
+                let wait = if command.is_empty() { 500 } else { 100 };
+                match t.read_chunk(Duration::from_millis(wait)) {
                     Ok(Some(c)) => {
                         if tx.send(Ok(c)).is_err() {
                             return;
@@ -208,6 +230,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         };
         frames += made.len() as u64;
+        if asks && !made.is_empty() && !done(frames) {
+            let _ = ask_tx.send(());
+        }
         match gate.offer(chunk, &made, framer.deadline().is_none()) {
             Ok(ready) => write_chunks(&mut rec, &ready, &args.out)?,
             Err(e) => {

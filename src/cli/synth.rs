@@ -175,13 +175,14 @@ struct MicrArgs {
     /// Runs of spaces: keep, collapse (MagTek +16) or remove (+32).
     #[arg(long, value_parser = ["keep", "collapse", "remove"], default_value = "collapse")]
     spacing: String,
-    /// The reader's status suffix after the data (`/NN`).
+    /// The reader's status suffix after the data (`/NN`); for an Epson reply its status byte
+    /// in hex (`20`: abnormal end; default `00`).
     #[arg(long, value_name = "NN")]
     status: Option<String>,
 }
 
 /// A MICR line as the profile's reader sends it: data, `/NN` if asked, CR LF (serial) or CR
-/// (keyboard, upper case).
+/// (keyboard, upper case); an Epson `FS a` reply for the `epson` set.
 fn micr_frame(m: &MicrArgs, profile: Option<&Profile>) -> Result<Zeroizing<Vec<u8>>, Fail> {
     use cardlane::parse::micr::{build_line, CheckLine, Spacing, SymbolSet};
     let (set, upper) = match (&m.symbol_set, profile.and_then(|p| p.micr_decoding())) {
@@ -214,6 +215,17 @@ fn micr_frame(m: &MicrArgs, profile: Option<&Profile>) -> Result<Zeroizing<Vec<u
         amount_cents: m.amount_cents,
     };
     let mut text = Zeroizing::new(build_line(&line, set, spacing));
+    if set.is_epson_reply() {
+        // `0x5F status line NUL`, binary: no CR/LF after it.
+        let status = match &m.status {
+            Some(st) => u8::from_str_radix(st, 16)
+                .ok()
+                .filter(|_| st.len() == 2)
+                .ok_or_else(|| usage("--status takes two hex digits for an Epson reply"))?,
+            None => 0,
+        };
+        return Ok(cardlane::parse::micr::epson_frame(status, text.as_bytes()));
+    }
     if set.has_status_byte() {
         text.insert(0, '0');
     }
@@ -605,7 +617,9 @@ fn synth(args: &Args) -> Result<(), Fail> {
     };
 
     if !args.capture {
-        let mut out: Vec<u8> = if args.hex && !format.is_text() {
+        // An Epson MICR reply is binary (status byte, NUL) though built from text fields.
+        let binary = !format.is_text() || profile.is_some_and(|p| p.framing == Framing::EpsonMicr);
+        let mut out: Vec<u8> = if args.hex && binary {
             let mut h = hex::encode_upper(frame.as_slice()).into_bytes();
             h.push(b'\n');
             h

@@ -103,12 +103,33 @@ fn stop_pair() -> (Stop, StopRx) {
 /// Starts a reader thread: connect, read, frame, emit; on error emit and reconnect with backoff.
 /// Ends when stopped or when the event receiver is dropped.
 pub fn spawn_reader(
-    mut connector: Box<dyn Connector>,
+    connector: Box<dyn Connector>,
     profile: Option<Profile>,
     transport: TransportKind,
     config: ManagerConfig,
     events: mpsc::Sender<DeviceEvent>,
 ) -> std::io::Result<(Stop, JoinHandle<()>)> {
+    spawn_reader_with_commands(connector, profile, transport, config, events, None)
+}
+
+/// Longest wait before a command sent to a reader thread is written to its device.
+const COMMAND_LATENCY: Duration = Duration::from_millis(100);
+
+/// As [`spawn_reader`], with a channel of commands the thread writes to the device as they
+/// come (an Epson MICR reader's `FS a` when a check capture is armed). A command that arrives
+/// while the device is not open is dropped: whoever sends it sends again on `Attached`.
+pub fn spawn_reader_with_commands(
+    mut connector: Box<dyn Connector>,
+    profile: Option<Profile>,
+    transport: TransportKind,
+    mut config: ManagerConfig,
+    events: mpsc::Sender<DeviceEvent>,
+    commands: Option<std_mpsc::Receiver<Vec<u8>>>,
+) -> std::io::Result<(Stop, JoinHandle<()>)> {
+    if commands.is_some() {
+        // Reads return at least this often, so a command waits no longer.
+        config.read_timeout = config.read_timeout.min(COMMAND_LATENCY);
+    }
     let (stop, stop_rx) = stop_pair();
     let handle = std::thread::Builder::new()
         .name(format!("reader {}", connector.source()))
@@ -120,6 +141,7 @@ pub fn spawn_reader(
                 &config,
                 &events,
                 &stop_rx,
+                commands.as_ref(),
             )
         })?;
     Ok((stop, handle))
@@ -144,6 +166,7 @@ fn reader_loop(
     config: &ManagerConfig,
     events: &mpsc::Sender<DeviceEvent>,
     stop: &StopRx,
+    commands: Option<&std_mpsc::Receiver<Vec<u8>>>,
 ) {
     let source = connector.source();
     let vid = profile.as_ref().and_then(|p| p.matcher.vid);
@@ -175,6 +198,9 @@ fn reader_loop(
             }
         };
         last_error = None;
+        // Commands sent while the device was away are stale (before `Attached`, which is
+        // when their sender sends again).
+        while commands.is_some_and(|c| c.try_recv().is_ok()) {}
         backoff = new_backoff(config);
         tracing::info!(source = %source, "reader attached");
         if !send(DeviceEvent::Attached {
@@ -202,6 +228,9 @@ fn reader_loop(
         let reason = loop {
             if stop.stopped() || events.is_closed() {
                 return;
+            }
+            if let Some(c) = commands {
+                write_commands(c, t.as_mut(), &source);
             }
             let now = opened.elapsed();
             let timeout = framer
@@ -265,6 +294,28 @@ fn reader_loop(
         let delay = backoff.next().unwrap_or(config.backoff_max);
         if stop.sleep(delay) {
             return;
+        }
+    }
+}
+
+/// Writes the commands waiting for the device; a failed write is logged (by code) and the
+/// command dropped: the read it asked for then never comes, and the capture times out.
+fn write_commands(
+    commands: &std_mpsc::Receiver<Vec<u8>>,
+    t: &mut dyn super::transport::Transport,
+    source: &str,
+) {
+    while let Ok(cmd) = commands.try_recv() {
+        match t.as_writer() {
+            Some(w) => match w.write_unit(&cmd) {
+                Ok(()) => {
+                    tracing::info!(source = %source, len = cmd.len(), "command written to the reader")
+                }
+                Err(e) => {
+                    tracing::warn!(source = %source, code = e.code(), "cannot write a command to the reader")
+                }
+            },
+            None => tracing::warn!(source = %source, "the reader's transport cannot be written to"),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::parse::micr::SymbolSet;
+use crate::parse::micr::{SymbolSet, Symbols};
 
 /// How the reader reaches the host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
@@ -47,6 +47,8 @@ pub enum Framing {
     /// MagneSafe V5 input reports: id 1 a swipe (the `magtek-report` layout, `report.size`
     /// bytes), id 2 notifications whose ARQC or transaction-result data is an EMV container.
     MagtekV5Report,
+    /// Epson ESC/POS `FS a` replies on a serial line: `0x5F`, status, MICR data, NUL.
+    EpsonMicr,
 }
 
 /// Whether, and how, the host drives the reader (design.md §3 "Driving readers").
@@ -173,8 +175,58 @@ pub enum ReaderKind {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct MicrSettings {
-    /// `magtek-NN` (the `xx` of MagTek format `00xx`), `ranger`, `axiohm`, `opos`, `auto`.
+    /// `magtek-NN` (the `xx` of MagTek format `00xx`), `ranger`, `axiohm`, `opos`, `font`,
+    /// `epson`, `auto`.
     pub symbol_set: String,
+    /// `[micr.symbols]`: the reader's own characters for the four symbols (`epson` only,
+    /// whose characters the spec does not give).
+    pub symbols: Option<MicrSymbols>,
+    /// Bytes the host writes to the reader when a check capture is armed for it (Epson's
+    /// `FS a n`, `[0x1C, 0x61, 0]`): the reader reads a check only when asked.
+    #[serde(default)]
+    pub read_command: Vec<u8>,
+}
+
+/// `[micr.symbols]`: one character each. `dash = "0"`: the reader sends the dash as a zero.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MicrSymbols {
+    pub transit: String,
+    pub on_us: String,
+    pub amount: String,
+    pub dash: String,
+    pub unreadable: String,
+}
+
+impl MicrSymbols {
+    fn to_symbols(&self) -> Option<Symbols> {
+        let one = |s: &str| match s.as_bytes() {
+            [c] => Some(*c),
+            _ => None,
+        };
+        let dash = match one(&self.dash)? {
+            b'0' => None,
+            d => Some(d),
+        };
+        Symbols::new(
+            one(&self.transit)?,
+            one(&self.on_us)?,
+            one(&self.amount)?,
+            dash,
+            one(&self.unreadable)?,
+        )
+    }
+}
+
+impl MicrSettings {
+    /// The symbol set, with the profile's own characters for `epson`.
+    pub fn symbol_set(&self) -> Option<SymbolSet> {
+        match (SymbolSet::parse(&self.symbol_set)?, &self.symbols) {
+            (SymbolSet::Epson(_), Some(own)) => own.to_symbols().map(SymbolSet::Epson),
+            (set, None) => Some(set),
+            (_, Some(_)) => None,
+        }
+    }
 }
 
 /// A MagneSafe V5 reader's command settings (`[magtek_v5]`, with `protocol = "magtek-v5"`).
@@ -320,8 +372,14 @@ impl Profile {
                     }
                     Some(_) => {}
                 }
-                if !matches!(self.framing, Framing::Stream | Framing::Text) {
-                    return bad("framing", "a serial reader needs stream or text framing");
+                if !matches!(
+                    self.framing,
+                    Framing::Stream | Framing::Text | Framing::EpsonMicr
+                ) {
+                    return bad(
+                        "framing",
+                        "a serial reader needs stream, text or epson-micr framing",
+                    );
                 }
             }
             TransportKind::Keyboard => {
@@ -372,21 +430,56 @@ impl Profile {
             (ReaderKind::Card, Some(_)) => return bad("micr", "only for kind = \"micr\""),
             (ReaderKind::Micr, None) => return bad("micr", "required for kind = \"micr\""),
             (ReaderKind::Micr, Some(m)) => {
-                if SymbolSet::parse(&m.symbol_set).is_none() {
+                let Some(set) = SymbolSet::parse(&m.symbol_set) else {
                     return bad(
                         "micr.symbol_set",
-                        "must be magtek-NN (00-04 or 06, plus 16 or 32), ranger, axiohm, opos, font or auto",
+                        "must be magtek-NN (00-04 or 06, plus 16 or 32), ranger, axiohm, opos, font, epson or auto",
+                    );
+                };
+                if m.symbols.is_some() && !set.is_epson_reply() {
+                    return bad(
+                        "micr.symbols",
+                        "only for symbol_set = \"epson\" (the other sets are fixed)",
                     );
                 }
-                // A MICR line ends with CR/LF (or a pause): the text engine frames it.
-                if self.framing != Framing::Text {
-                    return bad("framing", "a MICR reader needs text framing");
+                if m.symbol_set().is_none() {
+                    return bad(
+                        "micr.symbols",
+                        "each must be one printable ASCII character, no digit (dash may be \"0\"), all different",
+                    );
+                }
+                // A MICR line ends with CR/LF (or a pause): the text engine frames it; an
+                // Epson reply is binary (header, status byte, NUL) and has its own.
+                let framing = if set.is_epson_reply() {
+                    Framing::EpsonMicr
+                } else {
+                    Framing::Text
+                };
+                if self.framing != framing {
+                    return bad(
+                        "framing",
+                        if set.is_epson_reply() {
+                            "an Epson MICR reader needs epson-micr framing"
+                        } else {
+                            "a MICR reader needs text framing"
+                        },
+                    );
+                }
+                if !m.read_command.is_empty() && self.transport != TransportKind::Serial {
+                    return bad(
+                        "micr.read_command",
+                        "the host writes it on a serial line: only for a serial reader",
+                    );
                 }
                 if self.key_usage != KeyUsage::None {
                     return bad("key_usage", "a MICR reader does not encrypt: use \"none\"");
                 }
             }
-            (ReaderKind::Card, None) => {}
+            (ReaderKind::Card, None) => {
+                if self.framing == Framing::EpsonMicr {
+                    return bad("framing", "epson-micr framing is for kind = \"micr\"");
+                }
+            }
         }
         Ok(())
     }
@@ -394,8 +487,17 @@ impl Profile {
     /// For a check reader: its symbol set, and whether letters arrive upper case (keyboard
     /// emulation sends every letter upper case).
     pub fn micr_decoding(&self) -> Option<(SymbolSet, bool)> {
-        let set = SymbolSet::parse(&self.micr.as_ref()?.symbol_set)?;
+        let set = self.micr.as_ref()?.symbol_set()?;
         (self.kind == ReaderKind::Micr).then_some((set, self.transport == TransportKind::Keyboard))
+    }
+
+    /// What the host writes to a check reader when a check capture is armed for it (empty:
+    /// the reader sends by itself).
+    pub fn micr_read_command(&self) -> &[u8] {
+        match (&self.kind, &self.micr) {
+            (ReaderKind::Micr, Some(m)) => &m.read_command,
+            _ => &[],
+        }
     }
 
     /// Whether this profile describes a device with these USB ids.
@@ -517,6 +619,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded!(
     "magtek-micr-serial.toml",
     "magtek-micr-kb.toml",
     "opos-micr-serial.toml",
+    "epson-micr-serial.toml",
 );
 
 /// A validated set of profiles, ordered by id.

@@ -31,6 +31,10 @@ pub enum ParseError {
     NoAccount(&'static str),
     #[error("check not supported ({0})")]
     UnsupportedCheck(&'static str),
+    /// The reader itself says the read ended abnormally (Epson status bit 5): no line to
+    /// judge, so not reported as a misread character.
+    #[error("the MICR reader ended the read abnormally ({0})")]
+    MicrAbnormalEnd(&'static str),
 }
 
 impl ParseError {
@@ -50,6 +54,7 @@ impl ParseError {
             ParseError::BadRouting(_) => "bad-routing",
             ParseError::NoAccount(_) => "no-account",
             ParseError::UnsupportedCheck(_) => "unsupported-check",
+            ParseError::MicrAbnormalEnd(_) => "micr-abnormal-end",
         }
     }
 }

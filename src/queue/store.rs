@@ -42,7 +42,8 @@ CREATE INDEX IF NOT EXISTS records_customer ON records (customer_id, id);
 -- The cap count and expiry purge look at `created` only.
 CREATE INDEX IF NOT EXISTS records_created ON records (created);
 -- Kiosk captures and how their record ended, so a capture survives a restart of the agent
--- (no card data: ids, state, the gateway's token, a masked PAN, a masked reason).
+-- (no card data: ids, state, the gateway's token, a masked PAN or account, a masked reason).
+-- `masked_account` was added later: `migrate_captures` adds it to an older file.
 CREATE TABLE IF NOT EXISTS captures (
     id          TEXT    PRIMARY KEY,
     customer_id TEXT,
@@ -50,7 +51,8 @@ CREATE TABLE IF NOT EXISTS captures (
     token       TEXT,
     masked_pan  TEXT,
     error       TEXT,
-    updated     INTEGER NOT NULL
+    updated     INTEGER NOT NULL,
+    masked_account TEXT
 );
 CREATE INDEX IF NOT EXISTS captures_customer ON captures (customer_id);
 ";
@@ -64,6 +66,8 @@ pub struct CaptureRow {
     pub state: String,
     pub token: Option<String>,
     pub masked_pan: Option<String>,
+    /// A check's account masked to its last 4 (`*****6789`).
+    pub masked_account: Option<String>,
     pub error: Option<String>,
 }
 
@@ -281,6 +285,7 @@ impl Queue {
         conn.pragma_update(None, "secure_delete", "ON")?;
         conn.execute_batch(SCHEMA)?;
         let held_base = migrate_held(&conn)?;
+        migrate_captures(&conn)?;
 
         let check: Option<Vec<u8>> = conn
             .query_row("SELECT v FROM meta WHERE k = 'key_check'", [], |r| r.get(0))
@@ -749,21 +754,26 @@ impl Queue {
 
     /// Keeps (or updates) a capture's state beside its record.
     pub fn save_capture(&self, c: &CaptureRow) -> Result<(), QueueError> {
-        if let Some(m) = &c.masked_pan {
-            if m.chars().filter(|c| c.is_ascii_digit()).count() > 10 {
-                return Err(QueueError::UnmaskedPan);
-            }
+        let digits = |m: &Option<String>| {
+            m.as_deref()
+                .map_or(0, |m| m.chars().filter(|c| c.is_ascii_digit()).count())
+        };
+        // A masked PAN shows at most 10 digits, a masked account its last 4.
+        if digits(&c.masked_pan) > 10 || digits(&c.masked_account) > 4 {
+            return Err(QueueError::UnmaskedPan);
         }
         let now = self.now_ms();
         let conn = self.lock();
         conn.execute(
-            "INSERT INTO captures (id, customer_id, state, token, masked_pan, error, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO captures (id, customer_id, state, token, masked_pan, error, updated,
+                                   masked_account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (id) DO UPDATE SET
                 customer_id = COALESCE(excluded.customer_id, customer_id),
                 state = excluded.state,
                 token = COALESCE(excluded.token, token),
                 masked_pan = COALESCE(excluded.masked_pan, masked_pan),
+                masked_account = COALESCE(excluded.masked_account, masked_account),
                 error = excluded.error, updated = excluded.updated",
             params![
                 c.id,
@@ -772,7 +782,8 @@ impl Queue {
                 c.token,
                 c.masked_pan,
                 c.error.as_deref().map(mask_text),
-                now
+                now,
+                c.masked_account
             ],
         )?;
         Ok(())
@@ -811,7 +822,7 @@ impl Queue {
     pub fn find_capture(&self, id_or_customer: &str) -> Result<Option<CaptureRow>, QueueError> {
         let conn = self.lock();
         let mut stmt = conn.prepare_cached(
-            "SELECT id, customer_id, state, token, masked_pan, error FROM captures
+            "SELECT id, customer_id, state, token, masked_pan, error, masked_account FROM captures
              WHERE id = ?1 OR customer_id = ?1
              ORDER BY (id = ?1) DESC, updated DESC LIMIT 1",
         )?;
@@ -824,6 +835,7 @@ impl Queue {
                     token: r.get(3)?,
                     masked_pan: r.get(4)?,
                     error: r.get(5)?,
+                    masked_account: r.get(6)?,
                 })
             })
             .optional()?)
@@ -864,6 +876,20 @@ fn migrate_held(conn: &Connection) -> Result<i64, QueueError> {
         params![base, system_now_ms()],
     )?;
     Ok(base)
+}
+
+/// Adds `masked_account` to the `captures` table of a queue file made before it (its kept
+/// captures are card captures, or checks whose masked account was not kept: NULL).
+fn migrate_captures(conn: &Connection) -> Result<(), QueueError> {
+    let has: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('captures') WHERE name = 'masked_account'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        conn.execute_batch("ALTER TABLE captures ADD COLUMN masked_account TEXT")?;
+    }
+    Ok(())
 }
 
 /// Moves the WAL into the database and truncates it, so deleted rows do not linger there.

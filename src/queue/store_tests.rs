@@ -510,3 +510,58 @@ fn a_wall_clock_jump_does_not_expire_a_fresh_record() {
     assert!(q.claim_due(1).unwrap().is_empty());
     assert_eq!(q.purge_expired().unwrap(), 1);
 }
+
+/// A queue file from before `masked_account`: its `captures` table gets the column on open,
+/// its kept capture still reads, and a check capture keeps its masked account (never more).
+#[test]
+fn an_older_captures_table_gets_masked_account() {
+    let f = Fixture::new();
+    {
+        let raw = Connection::open(f.db()).unwrap();
+        raw.execute_batch(
+            "CREATE TABLE captures (id TEXT PRIMARY KEY, customer_id TEXT, state TEXT NOT NULL,
+                 token TEXT, masked_pan TEXT, error TEXT, updated INTEGER NOT NULL);
+             INSERT INTO captures VALUES ('cap_old', 'CL1', 'saved', '77', '476173******0119',
+                 NULL, 1);",
+        )
+        .unwrap();
+    }
+    let q = f.open(key_cfg());
+    let old = q.find_capture("cap_old").unwrap().unwrap();
+    assert_eq!(old.masked_pan.as_deref(), Some("476173******0119"));
+    assert_eq!(old.masked_account, None);
+    let check = CaptureRow {
+        id: "cap_check".into(),
+        customer_id: Some("CL2".into()),
+        state: "queued".into(),
+        token: None,
+        masked_pan: None,
+        masked_account: Some("*****6789".into()),
+        error: None,
+    };
+    q.save_capture(&check).unwrap();
+    // A later update without it (the settled outcome) keeps it.
+    q.save_capture(&CaptureRow {
+        state: "saved".into(),
+        masked_account: None,
+        ..check.clone()
+    })
+    .unwrap();
+    let got = q.find_capture("CL2").unwrap().unwrap();
+    assert_eq!(
+        (got.state.as_str(), got.masked_account.as_deref()),
+        ("saved", Some("*****6789"))
+    );
+    let clear = CaptureRow {
+        masked_account: Some("123456789".into()),
+        ..check
+    };
+    assert!(matches!(
+        q.save_capture(&clear),
+        Err(QueueError::UnmaskedPan)
+    ));
+    drop(q);
+    // Opening it again (the column is there now) changes nothing.
+    let q = f.open(key_cfg());
+    assert!(q.find_capture("cap_check").unwrap().is_some());
+}

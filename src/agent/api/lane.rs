@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::agent::events::MaskedPanText;
+use crate::agent::events::{MaskedAccountText, MaskedPanText};
 
 /// The agent as the API sees it. Calls may block briefly (the queue is a database): the API
 /// runs them on the blocking pool.
@@ -146,6 +146,9 @@ pub struct QueueRecordInfo {
     pub age_s: u64,
     pub last_error: Option<String>,
     pub masked_pan: Option<MaskedPanText>,
+    /// A check record's account masked to its last 4 (the queue keeps it where a card's
+    /// masked PAN goes; `null` for cards).
+    pub masked_account: Option<MaskedAccountText>,
     /// Seconds until the uploader tries it again (0: due now); absent once it failed for good.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_in_s: Option<u64>,

@@ -604,3 +604,81 @@ async fn a_queued_capture_survives_a_restart_and_is_found_by_customer_id() {
     assert_eq!(captures.get(&customer_id).unwrap().id, id);
     pipeline.shutdown().await;
 }
+
+/// A check capture shows its account masked to the last 4 (and no masked PAN) in its status,
+/// its events and, once the agent restarted, from the kept captures.
+#[tokio::test]
+async fn a_check_capture_reports_its_masked_account_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = || {
+        Arc::new(
+            Queue::open(
+                dir.path().join("q.db"),
+                QueueConfig {
+                    key: KeySource::Key(QueueKey::from_bytes([9; 32])),
+                    ..QueueConfig::default()
+                },
+            )
+            .unwrap(),
+        )
+    };
+    let queue = open();
+    let captures = Arc::new(Captures::new(4).with_store(queue.clone()));
+    let events = EventHub::new(64);
+    let mut rx = events.subscribe();
+    let mut cfg = PipelineConfig::default();
+    cfg.lane.allow_clear = true;
+    let pipeline = Pipeline::start(
+        cfg,
+        queue,
+        Fake::new(DeliverResult::Transient("gateway down".into())),
+        events,
+        captures.clone(),
+        Arc::new(Metrics::new()),
+    )
+    .unwrap();
+    let id = captures
+        .arm_check(
+            None,
+            serde_json::Map::new(),
+            Duration::from_secs(60),
+            Default::default(),
+        )
+        .unwrap();
+    let mut t = pipeline
+        .submit(Swipe::new(MICR, "micr", micr_profile()))
+        .await;
+    assert_eq!(t.taken().await, SwipeOutcome::Queued);
+    // MICR is the MagTek manual's line: account 123456789, so `*****6789`.
+    let want = Some("*****6789");
+    assert_eq!(t.masked_account.as_deref(), want);
+    let status = captures.get(&id).unwrap();
+    assert_eq!(status.masked_account.as_ref().map(|m| m.as_str()), want);
+    assert_eq!(status.masked_pan, None);
+    let mut kinds = Vec::new();
+    // The `queued` event may follow the ticket's change by a moment.
+    while !kinds.contains(&"queued") {
+        let ev = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("the queued event")
+            .unwrap();
+        if let LaneEvent::Swipe { masked_account, .. } | LaneEvent::Queued { masked_account, .. } =
+            &ev
+        {
+            assert_eq!(masked_account.as_ref().map(|m| m.as_str()), want, "{ev:?}");
+            kinds.push(ev.kind());
+        }
+    }
+    assert_eq!(kinds, ["swipe", "queued"]);
+    pipeline.shutdown().await;
+    drop((pipeline, captures));
+
+    // The next run knows the capture from the queue file only.
+    let captures = Captures::new(4).with_store(open());
+    let status = captures.get(&id).unwrap();
+    assert_eq!(status.state, CaptureState::Queued);
+    assert_eq!(status.masked_account.as_ref().map(|m| m.as_str()), want);
+    let json = serde_json::to_value(&status).unwrap();
+    assert_eq!(json["masked_account"], "*****6789");
+    assert!(json["masked_pan"].is_null());
+}

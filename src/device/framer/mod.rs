@@ -3,9 +3,11 @@
 //!
 //! Three engines: a binary stream engine (ID TECH `STX…ETX` and `ViVOtech2` frames, used for
 //! serial reads and for HID reports that carry such frames zero-filled or in continuation
-//! reports), a fixed-size report engine (MagTek HID layout) and a text engine (keyboard wedge).
+//! reports), a fixed-size report engine (MagTek HID layout), a text engine (keyboard wedge) and
+//! one for Epson's binary MICR replies.
 //! Time is passed in by the caller (`Duration` since the stream started), so replays are exact.
 
+mod epson;
 mod magtek_v5;
 mod mms;
 mod report;
@@ -136,6 +138,7 @@ impl FramerOptions {
 }
 
 enum Engine {
+    Epson(epson::EpsonEngine),
     Mms(mms::MmsEngine),
     Stream(stream::StreamEngine),
     Report(report::ReportEngine),
@@ -168,6 +171,7 @@ impl Framer {
                 options.report_size,
                 options.stall_timeout,
             )),
+            Framing::EpsonMicr => Engine::Epson(epson::EpsonEngine::new(options.stall_timeout)),
             Framing::Text => Engine::Text(text::TextEngine::new(
                 options.char_timeout,
                 options.prefix.clone(),
@@ -205,6 +209,7 @@ impl Framer {
         let data = self.strip_report_id(chunk);
         let mut out = Vec::new();
         match &mut self.engine {
+            Engine::Epson(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Mms(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Stream(e) => e.push(data, at, &mut out, &mut self.stats),
             Engine::Report(e) => e.push(data, at, &mut out, &mut self.stats),
@@ -218,6 +223,7 @@ impl Framer {
     pub fn poll(&mut self, now: Duration) -> Vec<Frame> {
         let mut out = Vec::new();
         match &mut self.engine {
+            Engine::Epson(e) => e.poll(now, &mut self.stats),
             Engine::Mms(_) => {}
             Engine::Stream(e) => e.poll(now, &mut out, &mut self.stats),
             Engine::Report(e) => e.poll(now, &mut self.stats),
@@ -230,6 +236,7 @@ impl Framer {
     /// When `poll` should next be called if no input arrives (None: nothing pending).
     pub fn deadline(&self) -> Option<Duration> {
         match &self.engine {
+            Engine::Epson(e) => e.deadline(),
             Engine::Mms(_) => None,
             Engine::Stream(e) => e.deadline(),
             Engine::Report(e) => e.deadline(),
@@ -242,6 +249,7 @@ impl Framer {
     pub fn finish(&mut self, at: Duration) -> Vec<Frame> {
         let mut out = Vec::new();
         match &mut self.engine {
+            Engine::Epson(e) => e.finish(&mut self.stats),
             Engine::Mms(_) => {}
             Engine::Stream(e) => e.finish(&mut out, &mut self.stats),
             Engine::Report(e) => e.finish(&mut self.stats),

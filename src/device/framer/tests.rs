@@ -395,3 +395,40 @@ fn magtek_v5_reports_swipes_and_notification_containers() {
     assert_eq!(frames[0].bytes.as_slice(), &container[..]);
     assert_eq!(f.stats().garbage_bytes, 4);
 }
+
+/// Epson `FS a` replies (micr.md §2): `0x5F`, a status byte of any value (here CR and NUL,
+/// which would end a text line), data, NUL.
+#[test]
+fn epson_replies_frame_whole_whatever_their_status_byte() {
+    let mut f = Framer::new(Framing::EpsonMicr, FramerOptions::default(), "pty");
+    let good = b"\x5F\x00A122000218A 1234 5678 9C 1321\x00".to_vec();
+    let cr = b"\x5F\x0DA122000218A 12C\x00".to_vec();
+    let abnormal = b"\x5F\x20\x00".to_vec();
+    let mut stream = b"\x00\r\nxx".to_vec();
+    stream.extend_from_slice(&good);
+    stream.extend_from_slice(&cr);
+    stream.extend_from_slice(&abnormal);
+    let mut frames = Vec::new();
+    for (i, piece) in stream.chunks(3).enumerate() {
+        frames.extend(f.push(piece, ms(i as u64)));
+    }
+    assert_eq!(all_bytes(&frames), vec![good, cr, abnormal]);
+    // CR, LF and `x x` before the first header are skipped (NULs are line idle, not counted).
+    assert_eq!(f.stats().garbage_bytes, 4);
+    assert_eq!(f.deadline(), None);
+
+    // A reply cut off: dropped at the stall time-out, and the next one still frames.
+    let mut f = Framer::new(Framing::EpsonMicr, FramerOptions::default(), "pty");
+    assert!(f.push(b"\x5F\x00A1220", ms(0)).is_empty());
+    assert_eq!(f.deadline(), Some(ms(1000)));
+    assert!(f.poll(ms(1000)).is_empty());
+    assert_eq!(f.stats().dropped_partials, 1);
+    assert_eq!(f.push(b"\x5F\x20\x00", ms(1001)).len(), 1);
+    // One far longer than any MICR line is dropped, not held.
+    let mut f = Framer::new(Framing::EpsonMicr, FramerOptions::default(), "pty");
+    let mut long = vec![0x5F, 0];
+    long.resize(600, b'1');
+    assert!(f.push(&long, ms(0)).is_empty());
+    assert_eq!(f.stats().dropped_partials, 1);
+    assert!(f.finish(ms(1)).is_empty());
+}

@@ -329,3 +329,93 @@ fn magnesafe_v5_profiles_are_driven_with_their_card_types() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn the_epson_micr_profile_and_its_symbol_table() {
+    use crate::parse::micr::{SymbolSet, Symbols, EPSON_DEFAULT, EPSON_READ_COMMAND};
+    let p = embedded();
+    let epson = p.require("epson-micr-serial").unwrap();
+    assert_eq!(epson.framing, Framing::EpsonMicr);
+    assert_eq!(
+        epson.micr_decoding(),
+        Some((SymbolSet::Epson(EPSON_DEFAULT), false))
+    );
+    // micr.md §2: the host writes `1C 61 n` to read a check.
+    assert_eq!(epson.micr_read_command(), EPSON_READ_COMMAND);
+    assert!(p
+        .require("magtek-micr-serial")
+        .unwrap()
+        .micr_read_command()
+        .is_empty());
+
+    let base =
+        "id = \"e\"\nname = \"n\"\nvendor = \"v\"\nkind = \"micr\"\ntransport = \"serial\"\n\
+                track_data = \"clear-tracks\"\nkey_usage = \"none\"\n";
+    let serial = "[serial]\nbaud = 9600\n";
+    // Its own characters, dash sent as a zero.
+    let own = format!(
+        "{base}framing = \"epson-micr\"\n{serial}[micr]\nsymbol_set = \"epson\"\n\
+         [micr.symbols]\ntransit = \"t\"\non_us = \"o\"\namount = \"a\"\ndash = \"0\"\nunreadable = \"!\"\n"
+    );
+    let got = Profile::from_toml("f.toml", &own).unwrap();
+    assert_eq!(
+        got.micr_decoding(),
+        Some((
+            SymbolSet::Epson(Symbols::new(b't', b'o', b'a', None, b'!').unwrap()),
+            false
+        ))
+    );
+    let table = "[micr.symbols]\ntransit = \"A\"\non_us = \"C\"\namount = \"B\"\ndash = \"D\"\nunreadable = \"?\"\n";
+    let cases = [
+        // Epson replies are not text lines, and text lines are no Epson replies.
+        (
+            format!("framing = \"text\"\n{serial}[micr]\nsymbol_set = \"epson\"\n"),
+            "framing",
+        ),
+        (
+            format!("framing = \"epson-micr\"\n{serial}[micr]\nsymbol_set = \"opos\"\n"),
+            "framing",
+        ),
+        // A table only where the spec leaves the characters open, and a usable one.
+        (
+            format!("framing = \"text\"\n{serial}[micr]\nsymbol_set = \"opos\"\n{table}"),
+            "micr.symbols",
+        ),
+        (
+            format!(
+                "framing = \"epson-micr\"\n{serial}[micr]\nsymbol_set = \"epson\"\n{}",
+                table.replace("\"B\"", "\"A\"")
+            ),
+            "micr.symbols",
+        ),
+        (
+            format!(
+                "framing = \"epson-micr\"\n{serial}[micr]\nsymbol_set = \"epson\"\n{}",
+                table.replace("\"D\"", "\"DD\"")
+            ),
+            "micr.symbols",
+        ),
+    ];
+    for (extra, want) in cases {
+        match Profile::from_toml("f.toml", &format!("{base}{extra}")) {
+            Err(ProfileError::Invalid { key, .. }) => assert_eq!(key, want, "{extra}"),
+            other => panic!("{extra}: {other:?}"),
+        }
+    }
+    // A read command needs a line to write it on; epson-micr framing is for check readers.
+    let kb =
+        "id = \"e\"\nname = \"n\"\nvendor = \"v\"\nkind = \"micr\"\ntransport = \"keyboard\"\n\
+              track_data = \"clear-tracks\"\nkey_usage = \"none\"\nframing = \"text\"\n\
+              [micr]\nsymbol_set = \"magtek-01\"\nread_command = [0x1C, 0x61, 0]\n";
+    assert!(matches!(
+        Profile::from_toml("f.toml", kb),
+        Err(ProfileError::Invalid { key, .. }) if key == "micr.read_command"
+    ));
+    let card = "id = \"c\"\nname = \"n\"\nvendor = \"v\"\ntransport = \"serial\"\n\
+                track_data = \"clear-tracks\"\nkey_usage = \"none\"\nframing = \"epson-micr\"\n\
+                [serial]\nbaud = 9600\n";
+    assert!(matches!(
+        Profile::from_toml("f.toml", card),
+        Err(ProfileError::Invalid { key, .. }) if key == "framing"
+    ));
+}

@@ -12,7 +12,7 @@ use nom::IResult;
 
 pub use build::{build_line, CheckLine, Spacing};
 pub use fields::aba_valid;
-pub use symbols::{SymbolSet, Symbols};
+pub use symbols::{SymbolSet, Symbols, EPSON_DEFAULT};
 
 use crate::card::{CardRead, CheckRead};
 use crate::parse::ParseError;
@@ -20,6 +20,49 @@ use crate::parse::ParseError;
 const STX: u8 = 0x02;
 const ETX: u8 = 0x03;
 const ESC: u8 = 0x1B;
+
+/// First byte of an Epson ESC/POS `FS a` reply (micr.md §2).
+pub const EPSON_HEADER: u8 = 0x5F;
+/// Epson reply status bit 5: the read ended abnormally.
+pub const EPSON_ABNORMAL: u8 = 0x20;
+/// The ESC/POS command `FS a n` a host writes to have an Epson printer read a check's MICR
+/// line; `n = 0` is assumed to pick E-13B (the spec gives the command, not `n`'s values).
+pub const EPSON_READ_COMMAND: [u8; 3] = [0x1C, 0x61, 0x00];
+
+/// An Epson `FS a` reply, `0x5F status data NUL`: its status byte and data. A status with bit
+/// 5 set is the reader's abnormal end, whatever data came with it.
+fn epson_reply(input: &[u8]) -> Result<(u8, &[u8]), ParseError> {
+    let rest = input
+        .strip_prefix(&[EPSON_HEADER])
+        .ok_or(ParseError::UnknownFormat)?;
+    let (&status, rest) = rest.split_first().ok_or(ParseError::Truncated(
+        "Epson MICR reply without a status byte",
+    ))?;
+    if status & EPSON_ABNORMAL != 0 {
+        return Err(ParseError::MicrAbnormalEnd("Epson status bit 5"));
+    }
+    let end = rest
+        .iter()
+        .position(|&c| c == 0)
+        .ok_or(ParseError::Truncated("Epson MICR reply without its NUL"))?;
+    let (data, tail) = rest.split_at(end);
+    // Only the NUL (and line ends a serial bridge may add) may follow the data.
+    if !tail.iter().skip(1).all(|c| matches!(c, b'\r' | b'\n' | 0)) {
+        return Err(ParseError::BadLength("data after the Epson reply's NUL"));
+    }
+    Ok((status, data))
+}
+
+/// An Epson `FS a` reply for `line` (header, `status`, line, NUL), as the printer sends it;
+/// for tests, `synth` and fake printers.
+pub fn epson_frame(status: u8, line: &[u8]) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(line.len() + 3));
+    out.push(EPSON_HEADER);
+    out.push(status);
+    out.extend_from_slice(line);
+    out.push(0);
+    out
+}
 
 /// `STX data ETX [LRC]`: the data and the LRC byte if one follows.
 fn stx_frame(i: &[u8]) -> IResult<&[u8], (&[u8], Option<u8>)> {
@@ -166,8 +209,14 @@ pub fn decode_check(
     upper: bool,
 ) -> Result<(CheckRead, Vec<String>), ParseError> {
     let mut warnings = Vec::new();
-    let mut line = unframe(input)?;
     let mut status = None;
+    let mut line = if set.is_epson_reply() {
+        let (st, data) = epson_reply(input)?;
+        status = Some(st);
+        data
+    } else {
+        unframe(input)?
+    };
     if set.has_status_byte() {
         let (st, rest) = status_byte(line, &mut warnings)?;
         status = Some(st);

@@ -29,7 +29,16 @@ pub enum SymbolSet {
     /// The letters MICR fonts and OCR models (e.g. Tesseract's E-13B data) put on the four
     /// symbols: `A` transit, `B` amount, `C` on-us, `D` dash.
     Font,
+    /// An Epson ESC/POS `FS a` reply (micr.md §2): header `0x5F`, a status byte, the line in
+    /// these characters, NUL. The spec does not give Epson's characters for the four symbols:
+    /// the profile's `[micr.symbols]` sets them, [`EPSON_DEFAULT`] otherwise.
+    Epson(Symbols),
 }
+
+/// The characters assumed for an Epson reply when the profile does not set them: the MICR font
+/// letters (`A` transit, `C` on-us, `B` amount, `D` dash, `?` unreadable). An assumption, to
+/// check against the printer's manual.
+pub const EPSON_DEFAULT: Symbols = s(b'A', b'C', b'B', Some(b'D'), b'?');
 
 /// The concrete characters of one set (`dash` is `None` where the reader sends it as `0`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,6 +48,36 @@ pub struct Symbols {
     pub amount: u8,
     pub dash: Option<u8>,
     pub unreadable: u8,
+}
+
+impl Symbols {
+    /// A profile's own characters for the four symbols and an unreadable one: each a printable
+    /// ASCII character that is no digit and no space, all different (a dash sent as `0`,
+    /// like MagTek sets 04 and 06, is `None`). `None` when they do not qualify.
+    pub fn new(
+        transit: u8,
+        on_us: u8,
+        amount: u8,
+        dash: Option<u8>,
+        unreadable: u8,
+    ) -> Option<Symbols> {
+        let all = [
+            Some(transit),
+            Some(on_us),
+            Some(amount),
+            dash,
+            Some(unreadable),
+        ];
+        let chars: Vec<u8> = all.into_iter().flatten().collect();
+        let usable = chars
+            .iter()
+            .all(|c| c.is_ascii_graphic() && !c.is_ascii_digit());
+        let distinct = chars
+            .iter()
+            .enumerate()
+            .all(|(i, c)| !chars.get(i + 1..).unwrap_or_default().contains(c));
+        (usable && distinct).then_some(s(transit, on_us, amount, dash, unreadable))
+    }
 }
 
 const fn s(transit: u8, on_us: u8, amount: u8, dash: Option<u8>, unreadable: u8) -> Symbols {
@@ -52,7 +91,8 @@ const fn s(transit: u8, on_us: u8, amount: u8, dash: Option<u8>, unreadable: u8)
 }
 
 impl SymbolSet {
-    /// Profile spelling: `auto`, `magtek-NN` (decimal `xx`), `ranger`, `axiohm`, `opos`.
+    /// Profile spelling: `auto`, `magtek-NN` (decimal `xx`), `ranger`, `axiohm`, `opos`,
+    /// `font`, `epson` (with [`EPSON_DEFAULT`]; see [`Symbols::new`] for other characters).
     pub fn parse(name: &str) -> Option<SymbolSet> {
         match name {
             "auto" => Some(SymbolSet::Auto),
@@ -60,6 +100,7 @@ impl SymbolSet {
             "axiohm" => Some(SymbolSet::Axiohm),
             "opos" => Some(SymbolSet::Opos),
             "font" => Some(SymbolSet::Font),
+            "epson" => Some(SymbolSet::Epson(EPSON_DEFAULT)),
             _ => {
                 let xx = name.strip_prefix("magtek-")?;
                 if xx.len() != 2 {
@@ -95,7 +136,13 @@ impl SymbolSet {
             SymbolSet::Axiohm => Some(s(b')', b'(', b'&', Some(b'\''), b'?')),
             SymbolSet::Opos => Some(s(b't', b'o', b'a', Some(b'-'), b'?')),
             SymbolSet::Font => Some(s(b'A', b'C', b'B', Some(b'D'), b'?')),
+            SymbolSet::Epson(sy) => Some(sy),
         }
+    }
+
+    /// Whether the line comes as an Epson `FS a` reply (header, status byte, data, NUL).
+    pub fn is_epson_reply(self) -> bool {
+        matches!(self, SymbolSet::Epson(_))
     }
 
     /// Whether the line comes behind a one-byte reader status (Axiohm/NCR raw mode).

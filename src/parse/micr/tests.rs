@@ -253,3 +253,91 @@ fn a_wrong_lrc_is_told_apart_for_a_nak() {
     // The decoder still calls the bad one bad-lrc when it gets through.
     assert_eq!(err(&frame(good ^ 0x40)), "bad-lrc");
 }
+
+/// Epson `FS a` replies (micr.md §2: `0x5F`, status, data, NUL) around the MagTek manual's
+/// check, written in the default Epson characters (font letters) and in a table of its own.
+#[test]
+fn epson_replies() {
+    let epson = SymbolSet::parse("epson").unwrap();
+    let mut reply = vec![0x5F, 0x00];
+    reply.extend_from_slice(b"A122000218A 1234 5678 9C 1321");
+    reply.push(0);
+    let (c, w) = decode_check(&reply, epson, false).unwrap();
+    assert_eq!(c.aba_code, ROUTING);
+    assert_eq!(c.account.expose(), "123456789");
+    assert_eq!(c.check_number.as_deref(), Some("1321"));
+    assert_eq!(c.reader_status, Some(0));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(
+        &epson_frame(0, b"A122000218A 1234 5678 9C 1321")[..],
+        &reply[..]
+    );
+
+    // Another table: `[micr.symbols]` with T transit, U on-us, $ amount, - dash.
+    let own = SymbolSet::Epson(Symbols::new(b'T', b'U', b'$', Some(b'-'), b'?').unwrap());
+    let (c, _) = decode_check(
+        &epson_frame(0x01, b"T122000218T 1234 5678 9U 1321"),
+        own,
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        (c.account.expose(), c.reader_status),
+        ("123456789", Some(1))
+    );
+    // The default table does not read it: `T` is no Epson default character.
+    let e = decode_check(
+        &epson_frame(0, b"T122000218T 1234 5678 9U 1321"),
+        epson,
+        false,
+    );
+    assert_eq!(e.unwrap_err().code(), "micr-unreadable");
+
+    // Status bit 5: the read ended abnormally, with or without data: its own code.
+    let with_data = epson_frame(0x21, b"A122000218A 1234 5678 9C 1321");
+    for bad in [&[0x5F, 0x20, 0x00][..], &with_data[..]] {
+        let e = decode_check(bad, epson, false).unwrap_err();
+        assert_eq!(e.code(), "micr-abnormal-end", "{bad:02X?}");
+        assert_eq!(e, ParseError::MicrAbnormalEnd("Epson status bit 5"));
+    }
+    assert_eq!(
+        decode_check(&[0x5F], epson, false).unwrap_err().code(),
+        "truncated"
+    );
+    assert_eq!(
+        decode_check(&reply[..reply.len() - 1], epson, false)
+            .unwrap_err()
+            .code(),
+        "truncated",
+        "no NUL"
+    );
+    assert_eq!(
+        decode_check(&reply[1..], epson, false).unwrap_err().code(),
+        "unknown-format",
+        "no header"
+    );
+    let mut trailing = reply.clone();
+    trailing.extend_from_slice(b"A1");
+    assert_eq!(
+        decode_check(&trailing, epson, false).unwrap_err().code(),
+        "bad-length"
+    );
+    assert_eq!(
+        decode_check(&[0x5F, 0x00, 0x00], epson, false)
+            .unwrap_err()
+            .code(),
+        "truncated",
+        "a good status with no line"
+    );
+}
+
+#[test]
+fn own_symbol_tables_must_be_distinct_printable_non_digits() {
+    assert!(Symbols::new(b'A', b'C', b'B', Some(b'D'), b'?').is_some());
+    assert!(Symbols::new(b'A', b'C', b'B', None, b'?').is_some());
+    assert!(Symbols::new(b'A', b'A', b'B', Some(b'D'), b'?').is_none());
+    assert!(Symbols::new(b'1', b'C', b'B', Some(b'D'), b'?').is_none());
+    assert!(Symbols::new(b' ', b'C', b'B', Some(b'D'), b'?').is_none());
+    assert!(Symbols::new(0, b'C', b'B', Some(b'D'), b'?').is_none());
+    assert!(Symbols::new(b'A', b'C', b'B', Some(b'?'), b'?').is_none());
+}

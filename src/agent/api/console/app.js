@@ -111,7 +111,7 @@ function showQueue(q) {
   body.replaceChildren();
   for (const r of q.records || []) {
     const next = r.next_attempt_in_s == null ? '-' : (r.next_attempt_in_s === 0 ? 'now' : 'in ' + r.next_attempt_in_s + ' s');
-    const tr = row([r.customer_id, r.masked_pan || '', r.state, r.attempts, next, r.last_error || '']);
+    const tr = row([r.customer_id, r.masked_pan || r.masked_account || '', r.state, r.attempts, next, r.last_error || '']);
     tr.lastChild.className = 'wrap';
     body.appendChild(tr);
   }
@@ -121,6 +121,7 @@ function describe(ev) {
   const parts = [];
   if (ev.reader) parts.push(ev.reader);
   if (ev.masked_pan) parts.push(ev.masked_pan);
+  if (ev.masked_account) parts.push(ev.masked_account);
   if (ev.customer_id) parts.push(ev.customer_id);
   if (ev.format) parts.push(ev.format);
   if (ev.code) parts.push(ev.code);
@@ -202,6 +203,7 @@ async function flush() {
 function showCapture(c) {
   const parts = ['capture ' + c.id + ': ' + c.state];
   if (c.masked_pan) parts.push(c.masked_pan);
+  if (c.masked_account) parts.push(c.masked_account);
   if (c.error) parts.push(c.error);
   $('test-state').textContent = parts.join('  ');
   const waiting = c.state === 'waiting';
