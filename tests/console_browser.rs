@@ -215,8 +215,9 @@ fn console_in_a_real_browser() {
     swipe(&mut master, SWIPE_2);
     b.wait_for(
         &page,
-        "the held record in the queue view",
-        "document.getElementById('queue-held').textContent === '1' && document.querySelector('#queue').textContent.includes('555555******4444')",
+        "the held record in the queue view, between attempts",
+        // The row says `sending` while a retry is on the wire and `pending` between them.
+        "document.getElementById('queue-held').textContent === '1' && document.querySelector('#queue').textContent.includes('555555******4444') && document.querySelector('#queue tr').innerText.includes('pending')",
     );
     let row = b.eval(&page, "document.querySelector('#queue tr').innerText");
     let row = row.as_str().unwrap();

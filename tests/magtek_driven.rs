@@ -275,5 +275,9 @@ fn reader_sim_magtek_mode_reads_each_card() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["received"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(received, ["DF01", "1001", "1008", "1001", "1008"]);
+    // The open's echo first; the idle watchdog may add echoes between transactions on a slow
+    // machine, so the transactions are compared without them.
+    assert_eq!(received.first().map(String::as_str), Some("DF01"));
+    let transactions: Vec<&String> = received.iter().filter(|r| *r != "DF01").collect();
+    assert_eq!(transactions, ["1001", "1008", "1001", "1008"]);
 }
