@@ -6,9 +6,7 @@
 //! cancel the reader refuses because the card is in (the card's data still ends the
 //! transaction), and a reader that takes no feature report (unresponsive, then ready again
 //! with its clock set anew after a power-up). Every wait has a 30 s bound that fails.
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -18,19 +16,23 @@ use cardlane::device::transport::Duplex;
 use cardlane::device::Profiles;
 use cardlane::protocol::magtek_v5::sim::SimEdynamo;
 use cardlane::protocol::mms::sim::SimCard;
-use cardlane::protocol::neo2::{
-    Activate, Event, Interfaces, Outcome, SessionConfig, State, Status,
-};
+use cardlane::protocol::neo2::{Activate, Event, Interfaces, SessionConfig, State, Status};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 mod common;
-use common::{Lines, OutputWithin, Reaper, WAIT};
+use common::driven_hid::{capture_text, read, ready, replay_to_gateway_sim, wait_for, Replayed};
+use common::OutputWithin;
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const KEY: &str = "test-api-key-0001";
 
 type Line = Arc<Mutex<FakeLine<SimEdynamo>>>;
+
+/// The capture header's provenance line for a read made here.
+fn source(what: &str) -> String {
+    format!("synthetic: protocol::magtek_v5::sim over the fake HID transport (tests/edynamo_driven.rs, WRITE_V5_CAPTURES=DIR); {what}; ANSI test BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00001, data key (OWF)")
+}
 
 /// A PAN with its Luhn check digit computed here (not taken from any output).
 fn luhn_pan(body: &str) -> String {
@@ -95,77 +97,12 @@ fn reader(line: Line, profile: &str) -> (DrivenReader, mpsc::Receiver<DriverEven
     (r, rx)
 }
 
-/// The next session event matching `pick`, within `WAIT`.
-fn wait_for<T>(
-    rx: &mpsc::Receiver<DriverEvent>,
-    what: &str,
-    pick: impl Fn(&Event) -> Option<T>,
-) -> T {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(DriverEvent::Session(e)) => {
-                if let Some(t) = pick(&e) {
-                    return t;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => panic!("waited {WAIT:?} for {what}: {e}"),
-        }
-    }
-}
-
-fn ready(rx: &mpsc::Receiver<DriverEvent>) {
-    wait_for(rx, "ready", |e| {
-        matches!(e, Event::Ready { .. }).then_some(())
-    });
-}
-
 fn activate(r: &DrivenReader) {
     r.activate(Activate {
         interfaces: Interfaces::ALL,
         timeout: Duration::from_secs(20),
     })
     .unwrap();
-}
-
-/// The read's last 4 and frame; fails on any other outcome.
-fn read(rx: &mpsc::Receiver<DriverEvent>) -> (String, Vec<u8>) {
-    wait_for(rx, "the read", |e| match e {
-        Event::Outcome(Outcome::Read { read, frame }) => {
-            Some((read.last4.clone().unwrap().to_string(), frame.to_vec()))
-        }
-        Event::Outcome(o) => panic!("outcome {o:?}"),
-        _ => None,
-    })
-}
-
-fn http(addr: &str, path: &str) -> Value {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-authorization: {KEY}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 2"), "{head}");
-    serde_json::from_str(body.trim()).unwrap()
-}
-
-/// The input reports the host got, as a capture of `profile` (what `cardlane capture` writes).
-fn capture_text(profile: &str, what: &str, reports: &[Vec<u8>]) -> String {
-    let mut text = format!(
-        "# cardlane capture v1\n# profile: {profile}\n# transport: hid\n\
-         # source: synthetic: protocol::magtek_v5::sim over the fake HID transport (tests/edynamo_driven.rs, WRITE_V5_CAPTURES=DIR); {what}; ANSI test BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00001, data key (OWF)\n",
-    );
-    for r in reports {
-        text.push_str(&format!("+1ms hex {}\n", hex::encode_upper(r)));
-    }
-    text
 }
 
 #[test]
@@ -196,7 +133,11 @@ fn edynamo_chip_read_through_feature_reports_is_saved_once() {
     // capture of the eDynamo profile; its framer finds the container in the ARQC notification.
     let reports = line.lock().unwrap().delivered.clone();
     assert!(reports.iter().all(|r| r.len() == 64 && r[0] == 0x02));
-    let text = capture_text("magtek-edynamo-hid", "an eDynamo chip read", &reports);
+    let text = capture_text(
+        "magtek-edynamo-hid",
+        &source("an eDynamo chip read"),
+        &reports,
+    );
     let profiles = Profiles::embedded().unwrap();
     let cap = cardlane::capture::Capture::parse(&text).unwrap();
     let frames = cardlane::capture::frames(&cap, &profiles).unwrap();
@@ -215,60 +156,16 @@ fn edynamo_chip_read_through_feature_reports_is_saved_once() {
         )
         .unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("edynamo.capture");
-    std::fs::write(&capture, text).unwrap();
-    let bin = env!("CARGO_BIN_EXE_cardlane");
-    let mut sim = Command::new(bin)
-        .args([
-            "gateway-sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--bdk",
-            BDK,
-            "--db",
-        ])
-        .arg(dir.path().join("sim.db"))
-        .env("CARDLANE_API_KEY", KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = sim.stdout.take().unwrap();
-    let sim = Reaper(sim);
-    let first = Lines::new(stdout).next();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    let addr = url.strip_prefix("http://").unwrap().to_string();
-    let out = Command::new(bin)
-        .args(["replay", "--no-delay", "--gateway", &url])
-        .arg("--queue")
-        .arg(dir.path().join("q.db"))
-        .arg(&capture)
-        .env("CARDLANE_API_KEY", KEY)
-        .env_remove("CARDLANE_QUEUE_KEY")
-        .output_within();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let customers = http(&addr, "/_sim/customers");
-    drop(sim);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let Replayed {
+        stdout,
+        lines,
+        customers,
+    } = replay_to_gateway_sim(&text, BDK, KEY);
     assert_eq!(lines.len(), 1, "{stdout}");
     assert_eq!(lines[0]["outcome"], "saved", "{stdout}");
     let masked = format!("{}{}{last4}", &pan[..6], "*".repeat(pan.len() - 10));
     assert_eq!(lines[0]["masked_pan"], masked.as_str());
     assert!(!stdout.contains(&pan));
-    let customers = customers.as_array().unwrap().clone();
     assert_eq!(customers.len(), 1, "{customers:?}");
     // The simulator's last 4 come from the decrypted container (DFDF59 under the data key).
     assert_eq!(customers[0]["account_last_4"], last4.as_str());
@@ -295,7 +192,11 @@ fn tdynamo_contactless_read_uses_its_card_types() {
     // MSR, contact and the tDynamo profile's contactless bit.
     assert_eq!(line.lock().unwrap().reader.card_types, Some(0x07));
     let reports = line.lock().unwrap().delivered.clone();
-    let text = capture_text("magtek-tdynamo-hid", "a tDynamo contactless read", &reports);
+    let text = capture_text(
+        "magtek-tdynamo-hid",
+        &source("a tDynamo contactless read"),
+        &reports,
+    );
     if let Ok(dir) = std::env::var("WRITE_V5_CAPTURES") {
         // How fixtures/captures/magtek-tdynamo-hid.capture was made.
         std::fs::write(
@@ -416,7 +317,11 @@ fn reader_sim_edynamo_mode_reads_each_card() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["received"].as_str().map(str::to_string))
         .collect();
-    assert_eq!(received, ["030C", "0300", "0304", "0300", "0304"]);
+    // The open's clock first; the idle watchdog sets it again (its ping) if a slow machine
+    // leaves the reader quiet long enough, so the transactions are compared without it.
+    assert_eq!(received.first().map(String::as_str), Some("030C"));
+    let transactions: Vec<&String> = received.iter().filter(|r| *r != "030C").collect();
+    assert_eq!(transactions, ["0300", "0304", "0300", "0304"]);
     // An eDynamo has no antenna: a contactless card is refused before anything runs.
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["reader-sim", "--profile", "magtek-edynamo-hid"])

@@ -4,9 +4,7 @@
 //! with the reader's profile) to `cardlane gateway-sim` on loopback, which decrypts it and
 //! saves the customer once. Also: a reader that ignores every message is reported unresponsive.
 //! Every wait has a 30 s bound that fails.
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -14,12 +12,13 @@ use cardlane::device::fake_hid::{FakeDynaflexPort, FakeLine};
 use cardlane::device::session::{DrivenProtocol, DrivenReader, DriverConfig, DriverEvent, Port};
 use cardlane::device::transport::Duplex;
 use cardlane::protocol::mms::sim::{SimCard, SimDynaflex};
-use cardlane::protocol::neo2::{Activate, Event, Interfaces, Outcome, SessionConfig, State};
+use cardlane::protocol::neo2::{Activate, Event, Interfaces, SessionConfig, State};
 use serde_json::Value;
 use zeroize::Zeroizing;
 
 mod common;
-use common::{Lines, OutputWithin, WAIT};
+use common::driven_hid::{capture_text, read, ready, replay_to_gateway_sim, wait_for, Replayed};
+use common::OutputWithin;
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const KEY: &str = "test-api-key-0001";
@@ -49,27 +48,6 @@ fn reader(
     (r, rx)
 }
 
-/// The next session event matching `pick`, within `WAIT`.
-fn wait_for<T>(
-    rx: &mpsc::Receiver<DriverEvent>,
-    what: &str,
-    pick: impl Fn(&Event) -> Option<T>,
-) -> T {
-    let deadline = std::time::Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(DriverEvent::Session(e)) => {
-                if let Some(t) = pick(&e) {
-                    return t;
-                }
-            }
-            Ok(_) => {}
-            Err(e) => panic!("waited {WAIT:?} for {what}: {e}"),
-        }
-    }
-}
-
 fn sim_with(pans: &[&str]) -> SimDynaflex {
     let cards = pans
         .iter()
@@ -87,21 +65,6 @@ fn sim_with(pans: &[&str]) -> SimDynaflex {
     .unwrap()
 }
 
-fn http(addr: &str, path: &str) -> Value {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nx-authorization: {KEY}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 2"), "{head}");
-    serde_json::from_str(body.trim()).unwrap()
-}
-
 #[test]
 fn dynaflex_chip_read_through_the_fake_hid_transport_is_saved_once() {
     // 1. The read, through the driver and the fake HID line.
@@ -110,21 +73,13 @@ fn dynaflex_chip_read_through_the_fake_hid_transport_is_saved_once() {
         Some(Duration::from_millis(50)),
     );
     let (r, rx) = reader(line.clone());
-    wait_for(&rx, "ready", |e| {
-        matches!(e, Event::Ready { .. }).then_some(())
-    });
+    ready(&rx);
     r.activate(Activate {
         interfaces: Interfaces::ALL,
         timeout: Duration::from_secs(20),
     })
     .unwrap();
-    let (last4, frame) = wait_for(&rx, "the read", |e| match e {
-        Event::Outcome(Outcome::Read { read, frame }) => {
-            Some((read.last4.clone().unwrap().to_string(), frame.to_vec()))
-        }
-        Event::Outcome(o) => panic!("outcome {o:?}"),
-        _ => None,
-    });
+    let (last4, frame) = read(&rx);
     assert_eq!(last4, "0011");
     wait_for(&rx, "idle after the read's cancel", |e| {
         (*e == Event::State(State::Idle)).then_some(())
@@ -137,13 +92,11 @@ fn dynaflex_chip_read_through_the_fake_hid_transport_is_saved_once() {
     // capture of the DynaFlex profile; its framer finds the container in the card-data update.
     let reports = line.lock().unwrap().delivered.clone();
     assert!(reports.iter().all(|r| r.len() == 64));
-    let mut text = String::from(
-        "# cardlane capture v1\n# profile: magtek-dynaflex-hid\n# transport: hid\n\
-         # source: synthetic: protocol::mms::sim over the fake HID transport (tests/magtek_driven.rs, WRITE_DYNAFLEX_CAPTURE=FILE); ANSI test BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00001, data key (OWF)\n",
+    let text = capture_text(
+        "magtek-dynaflex-hid",
+        "synthetic: protocol::mms::sim over the fake HID transport (tests/magtek_driven.rs, WRITE_DYNAFLEX_CAPTURE=FILE); ANSI test BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00001, data key (OWF)",
+        &reports,
     );
-    for r in &reports {
-        text.push_str(&format!("+1ms hex {}\n", hex::encode_upper(r)));
-    }
     let profiles = cardlane::device::Profiles::embedded().unwrap();
     let cap = cardlane::capture::Capture::parse(&text).unwrap();
     let frames = cardlane::capture::frames(&cap, &profiles).unwrap();
@@ -158,58 +111,15 @@ fn dynaflex_chip_read_through_the_fake_hid_transport_is_saved_once() {
         // How fixtures/captures/magtek-dynaflex-hid.capture was made.
         std::fs::write(path, &text).unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("dynaflex.capture");
-    std::fs::write(&capture, text).unwrap();
-    let bin = env!("CARGO_BIN_EXE_cardlane");
-    let mut sim = Command::new(bin)
-        .args([
-            "gateway-sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--bdk",
-            BDK,
-            "--db",
-        ])
-        .arg(dir.path().join("sim.db"))
-        .env("CARDLANE_API_KEY", KEY)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let first = Lines::new(sim.stdout.take().unwrap()).next();
-    let url = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_string();
-    let addr = url.strip_prefix("http://").unwrap().to_string();
-    let out = Command::new(bin)
-        .args(["replay", "--no-delay", "--gateway", &url])
-        .arg("--queue")
-        .arg(dir.path().join("q.db"))
-        .arg(&capture)
-        .env("CARDLANE_API_KEY", KEY)
-        .env_remove("CARDLANE_QUEUE_KEY")
-        .output_within();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    let customers = http(&addr, "/_sim/customers");
-    let _ = sim.kill();
-    let _ = sim.wait();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let Replayed {
+        stdout,
+        lines,
+        customers,
+    } = replay_to_gateway_sim(&text, BDK, KEY);
     assert_eq!(lines.len(), 1, "{stdout}");
     assert_eq!(lines[0]["outcome"], "saved", "{stdout}");
     assert_eq!(lines[0]["masked_pan"], "541333******0011");
     assert!(!stdout.contains("5413330089020011"));
-    let customers = customers.as_array().unwrap().clone();
     assert_eq!(customers.len(), 1, "{customers:?}");
     assert_eq!(customers[0]["account_last_4"], "0011");
     assert_eq!(customers[0]["expiration_date"], "1229");
@@ -226,9 +136,7 @@ fn a_dynaflex_that_ignores_every_message_is_unresponsive() {
     });
     // It answers again: the reopened port gets ready.
     line.lock().unwrap().deaf = false;
-    wait_for(&rx, "ready after reopening", |e| {
-        matches!(e, Event::Ready { .. }).then_some(())
-    });
+    ready(&rx);
     r.shutdown();
 }
 

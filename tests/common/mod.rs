@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod driven_hid;
 pub mod gateway;
 pub mod reader_sim;
 
