@@ -17,11 +17,13 @@ use cardlane::device::Profiles;
 use cardlane::protocol::magtek_v5::sim::SimEdynamo;
 use cardlane::protocol::mms::sim::SimCard;
 use cardlane::protocol::neo2::{Activate, Event, Interfaces, SessionConfig, State, Status};
-use serde_json::Value;
 use zeroize::Zeroizing;
 
 mod common;
-use common::driven_hid::{capture_text, read, ready, replay_to_gateway_sim, wait_for, Replayed};
+use common::driven_hid::{
+    assert_requests, capture_text, read, reader_sim_two_cards, ready, replay_to_gateway_sim,
+    wait_for, Replayed,
+};
 use common::OutputWithin;
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
@@ -282,46 +284,11 @@ fn a_silent_edynamo_is_unresponsive_and_its_clock_is_set_again() {
 /// `--card`, KSN counting up, the reader's received commands on standard error.
 #[test]
 fn reader_sim_edynamo_mode_reads_each_card() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
-        .args(["reader-sim", "--profile", "magtek-edynamo-hid"])
-        .args(["--interface", "contact"])
-        .args([
-            "--card",
-            "5413330089020011:2912",
-            "--card",
-            "4761739001010119:2512",
-        ])
-        .args(["--present-after", "20"])
-        .output_within();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}");
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert_eq!(lines[0]["ready"], true);
-    assert_eq!(lines[0]["profile"], "magtek-edynamo-hid");
-    for (l, last4, ksn) in [
-        (&lines[1], "0011", "FFFF9876543210E00001"),
-        (&lines[2], "0119", "FFFF9876543210E00002"),
-    ] {
-        assert_eq!(l["format"], "magtek-emv");
-        assert_eq!(l["last4"], last4);
-        assert_eq!(l["ksn"], ksn);
-        assert_eq!(l["entry_mode"], "05");
-    }
-    assert!(!stdout.contains("5413330089020011") && !stdout.contains("4761739001010119"));
-    let received: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["received"].as_str().map(str::to_string))
-        .collect();
+    let (ready, received) = reader_sim_two_cards("magtek-edynamo-hid");
+    assert_eq!(ready["profile"], "magtek-edynamo-hid");
     // The open's clock first; the idle watchdog sets it again (its ping) if a slow machine
-    // leaves the reader quiet long enough, so the transactions are compared without it.
-    assert_eq!(received.first().map(String::as_str), Some("030C"));
-    let transactions: Vec<&String> = received.iter().filter(|r| *r != "030C").collect();
-    assert_eq!(transactions, ["0300", "0304", "0300", "0304"]);
+    // leaves the reader quiet long enough.
+    assert_requests(&received, "030C", &["0300", "0304", "0300", "0304"]);
     // An eDynamo has no antenna: a contactless card is refused before anything runs.
     let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
         .args(["reader-sim", "--profile", "magtek-edynamo-hid"])

@@ -4,7 +4,6 @@
 //! with the reader's profile) to `cardlane gateway-sim` on loopback, which decrypts it and
 //! saves the customer once. Also: a reader that ignores every message is reported unresponsive.
 //! Every wait has a 30 s bound that fails.
-use std::process::Command;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -13,12 +12,13 @@ use cardlane::device::session::{DrivenProtocol, DrivenReader, DriverConfig, Driv
 use cardlane::device::transport::Duplex;
 use cardlane::protocol::mms::sim::{SimCard, SimDynaflex};
 use cardlane::protocol::neo2::{Activate, Event, Interfaces, SessionConfig, State};
-use serde_json::Value;
 use zeroize::Zeroizing;
 
 mod common;
-use common::driven_hid::{capture_text, read, ready, replay_to_gateway_sim, wait_for, Replayed};
-use common::OutputWithin;
+use common::driven_hid::{
+    assert_requests, capture_text, read, reader_sim_two_cards, ready, replay_to_gateway_sim,
+    wait_for, Replayed,
+};
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const KEY: &str = "test-api-key-0001";
@@ -144,48 +144,7 @@ fn a_dynaflex_that_ignores_every_message_is_unresponsive() {
 /// `--card`, KSN counting up, the reader's received requests on standard error.
 #[test]
 fn reader_sim_magtek_mode_reads_each_card() {
-    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
-        .args([
-            "reader-sim",
-            "--profile",
-            "magtek-dynaflex-hid",
-            "--interface",
-            "contact",
-        ])
-        .args([
-            "--card",
-            "5413330089020011:2912",
-            "--card",
-            "4761739001010119:2512",
-        ])
-        .args(["--present-after", "20"])
-        .output_within();
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "{stdout}");
-    let lines: Vec<Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
-    assert_eq!(lines[0]["ready"], true);
-    for (l, last4, ksn) in [
-        (&lines[1], "0011", "FFFF9876543210E00001"),
-        (&lines[2], "0119", "FFFF9876543210E00002"),
-    ] {
-        assert_eq!(l["format"], "magtek-emv");
-        assert_eq!(l["last4"], last4);
-        assert_eq!(l["ksn"], ksn);
-        assert_eq!(l["entry_mode"], "05");
-    }
-    assert!(!stdout.contains("5413330089020011") && !stdout.contains("4761739001010119"));
-    let received: Vec<String> = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["received"].as_str().map(str::to_string))
-        .collect();
-    // The open's echo first; the idle watchdog may add echoes between transactions on a slow
-    // machine, so the transactions are compared without them.
-    assert_eq!(received.first().map(String::as_str), Some("DF01"));
-    let transactions: Vec<&String> = received.iter().filter(|r| *r != "DF01").collect();
-    assert_eq!(transactions, ["1001", "1008", "1001", "1008"]);
+    let (_, received) = reader_sim_two_cards("magtek-dynaflex-hid");
+    // The open's echo first; the idle watchdog may add echoes on a slow machine.
+    assert_requests(&received, "DF01", &["1001", "1008", "1001", "1008"]);
 }

@@ -65,6 +65,44 @@ fn reader_state(api: &Api, id: &str) -> Option<String> {
         .and_then(|r| r["state"].as_str().map(str::to_string))
 }
 
+/// One PTY reader `front` (with `profile`, if given) in a lane with `extra` configuration: the
+/// agent started and the reader connected.
+struct PtyLane {
+    dir: tempfile::TempDir,
+    master: TTYPort,
+    agent: Agent,
+    api: Api,
+}
+
+fn pty_lane(gateway: &Gateway, profile: Option<&str>, extra: &str) -> PtyLane {
+    let dir = tempfile::tempdir().unwrap();
+    let (master, pts) = far_end();
+    let config = write_config(
+        dir.path(),
+        &gateway.base_url,
+        &format!("serial:{pts}@9600"),
+        extra,
+    );
+    if let Some(profile) = profile {
+        let text = std::fs::read_to_string(&config).unwrap().replace(
+            "id = \"front\"\n",
+            &format!("id = \"front\"\nprofile = \"{profile}\"\n"),
+        );
+        std::fs::write(&config, text).unwrap();
+    }
+    let agent = Agent::start(&config, API_KEY, "cardlane=debug");
+    let api = Api::new(&agent.api, &dir.path().join("api-token"));
+    api.wait_for("reader connected", |a| {
+        reader_state(a, "front").as_deref() == Some("connected")
+    });
+    PtyLane {
+        dir,
+        master,
+        agent,
+        api,
+    }
+}
+
 #[test]
 fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     let gateway = Gateway::start(API_KEY);
@@ -277,26 +315,17 @@ fn capture_state(api: &Api, id: &str) -> Value {
 #[test]
 fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     let gateway = Gateway::start(API_KEY);
-    let dir = tempfile::tempdir().unwrap();
-    let (mut master, pts) = far_end();
     // A clear-text head on the serial line (typed tracks), allowed explicitly for the test.
-    let mut config = write_config(
-        dir.path(),
-        &gateway.base_url,
-        &format!("serial:{pts}@9600"),
+    let PtyLane {
+        dir: _dir,
+        mut master,
+        mut agent,
+        api,
+    } = pty_lane(
+        &gateway,
+        Some("generic-keyboard-wedge"),
         "[lane]\non_swipe = \"save\"\nallow_clear_text = true\n",
     );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "id = \"front\"\n",
-        "id = \"front\"\nprofile = \"generic-keyboard-wedge\"\n",
-    );
-    config = dir.path().join("wedge.toml");
-    std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
-    let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", |a| {
-        reader_state(a, "front").as_deref() == Some("connected")
-    });
 
     // The kiosk arms the next swipe with its visitor's fields; the card is swiped.
     let (s, body) = api.post(
@@ -392,24 +421,12 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
 fn an_encrypted_reader_frame_is_saved_with_the_kiosk_fields() {
     // The simulator decrypts with the ANSI X9.24 test BDK, as a gateway holding the key would.
     let gateway = Gateway::start_decrypting(API_KEY);
-    let dir = tempfile::tempdir().unwrap();
-    let (mut master, pts) = far_end();
-    let config = write_config(
-        dir.path(),
-        &gateway.base_url,
-        &format!("serial:{pts}@9600"),
-        "",
-    );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "id = \"front\"\n",
-        "id = \"front\"\nprofile = \"idtech-serial\"\n",
-    );
-    std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
-    let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", |a| {
-        reader_state(a, "front").as_deref() == Some("connected")
-    });
+    let PtyLane {
+        dir: _dir,
+        mut master,
+        mut agent,
+        api,
+    } = pty_lane(&gateway, Some("idtech-serial"), "");
     let (s, body) = api.post(
         "/v1/captures",
         &json!({"customer": {"first_name": "Grace", "last_name": "Hopper", "zip": "021390000"}}),
@@ -495,25 +512,16 @@ fn assert_masked_account(json: &Value, account: &str) {
 #[test]
 fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     let gateway = Gateway::start(API_KEY);
-    let dir = tempfile::tempdir().unwrap();
-    let (mut master, pts) = far_end();
-    let config = write_config(
-        dir.path(),
-        &gateway.base_url,
-        &format!("serial:{pts}@9600"),
+    let PtyLane {
+        dir,
+        mut master,
+        mut agent,
+        api,
+    } = pty_lane(
+        &gateway,
+        Some("magtek-micr-serial"),
         "[lane]\non_swipe = \"save\"\n",
     );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "id = \"front\"\n",
-        "id = \"front\"\nprofile = \"magtek-micr-serial\"\n",
-    );
-    let config = dir.path().join("micr.toml");
-    std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
-    let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", |a| {
-        reader_state(a, "front").as_deref() == Some("connected")
-    });
 
     // A bad `check` object is refused naming the field.
     let (s, body) = api.post(
@@ -652,24 +660,12 @@ fn expect_silence(master: &mut TTYPort, for_: Duration) {
 #[test]
 fn an_epson_micr_reader_is_asked_for_the_check_and_its_reply_is_saved() {
     let gateway = Gateway::start(API_KEY);
-    let dir = tempfile::tempdir().unwrap();
-    let (mut master, pts) = far_end();
-    let config = write_config(
-        dir.path(),
-        &gateway.base_url,
-        &format!("serial:{pts}@9600"),
-        "",
-    );
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        "id = \"front\"\n",
-        "id = \"front\"\nprofile = \"epson-micr-serial\"\n",
-    );
-    std::fs::write(&config, text).unwrap();
-    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
-    let api = Api::new(&agent.api, &dir.path().join("api-token"));
-    api.wait_for("reader connected", |a| {
-        reader_state(a, "front").as_deref() == Some("connected")
-    });
+    let PtyLane {
+        dir: _dir,
+        mut master,
+        mut agent,
+        api,
+    } = pty_lane(&gateway, Some("epson-micr-serial"), "");
     // No check capture, no read command (a card capture does not ask either).
     let (s, body) = api.post(
         "/v1/captures",

@@ -143,3 +143,56 @@ fn sim_customers(addr: &str, key: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(body.trim()).unwrap();
     v.as_array().cloned().unwrap_or_default()
 }
+
+/// `reader-sim --profile profile` with two test cards on the contact interface: checks its
+/// ready line and its two decode lines (last 4 of each card, the KSN counting up, entry mode
+/// 05, no clear PAN), and returns the ready line and the requests the simulated reader
+/// received, in order.
+pub fn reader_sim_two_cards(profile: &str) -> (Value, Vec<String>) {
+    const CARDS: [(&str, &str); 2] = [
+        ("5413330089020011", "5413330089020011:2912"),
+        ("4761739001010119", "4761739001010119:2512"),
+    ];
+    let out = Command::new(env!("CARGO_BIN_EXE_cardlane"))
+        .args(["reader-sim", "--profile", profile, "--interface", "contact"])
+        .args(["--card", CARDS[0].1, "--card", CARDS[1].1])
+        .args(["--present-after", "20"])
+        .output_within();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["ready"], true);
+    for (i, (l, (pan, _))) in lines[1..].iter().zip(CARDS).enumerate() {
+        assert_eq!(l["format"], "magtek-emv");
+        assert_eq!(l["last4"], &pan[pan.len() - 4..]);
+        assert_eq!(l["ksn"], format!("FFFF9876543210E0000{}", i + 1));
+        assert_eq!(l["entry_mode"], "05");
+        assert!(!stdout.contains(pan), "clear PAN in reader-sim's output");
+    }
+    let received = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["received"].as_str().map(str::to_string))
+        .collect();
+    (lines[0].clone(), received)
+}
+
+/// `received` begins with the open's `ping` and, with any further pings (the idle watchdog's,
+/// on a slow machine) left out, is `transactions`.
+pub fn assert_requests(received: &[String], ping: &str, transactions: &[&str]) {
+    assert_eq!(
+        received.first().map(String::as_str),
+        Some(ping),
+        "{received:?}"
+    );
+    let rest: Vec<&str> = received
+        .iter()
+        .map(String::as_str)
+        .filter(|r| *r != ping)
+        .collect();
+    assert_eq!(rest, transactions, "{received:?}");
+}
