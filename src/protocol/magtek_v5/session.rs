@@ -349,13 +349,8 @@ impl Session {
         else {
             return;
         };
-        let outcome = match parse::decode_frame(frame) {
-            Ok(read) => Outcome::Read {
-                read: Box::new(read),
-                frame: zeroize::Zeroizing::new(frame.to_vec()),
-            },
-            Err(e) => Outcome::Unreadable { code: e.code() },
-        };
+        let outcome =
+            Outcome::of_frame(zeroize::Zeroizing::new(frame.to_vec()), parse::decode_frame);
         self.end_with(outcome);
         // The card's data is out: the reader now takes the cancel that ends its transaction
         // (also after a refused one), so the next start is not refused as busy.

@@ -325,13 +325,10 @@ impl Session {
         else {
             return;
         };
-        let outcome = match parse::decode_frame(container) {
-            Ok(read) => Outcome::Read {
-                read: Box::new(read),
-                frame: zeroize::Zeroizing::new(container.to_vec()),
-            },
-            Err(e) => Outcome::Unreadable { code: e.code() },
-        };
+        let outcome = Outcome::of_frame(
+            zeroize::Zeroizing::new(container.to_vec()),
+            parse::decode_frame,
+        );
         self.end_tx_with(outcome);
         match phase {
             // A cancel is on its way or was refused: its answer or the end closes it.

@@ -27,14 +27,7 @@ fn decode_read(r: &Response) -> Outcome {
     let Ok(bytes) = r.encode() else {
         return Outcome::Unreadable { code: "bad-length" };
     };
-    let frame = Zeroizing::new(bytes);
-    match vivo::decode(&frame) {
-        Ok(read) => Outcome::Read {
-            read: Box::new(read),
-            frame,
-        },
-        Err(e) => Outcome::Unreadable { code: e.code() },
-    }
+    Outcome::of_frame(Zeroizing::new(bytes), vivo::decode)
 }
 
 /// `DFEE25`, else the first 2-byte code inside `FFEE1F`.

@@ -103,6 +103,21 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// The outcome of card data `frame` as `decode` gives it: `Read` with the frame kept whole
+    /// (what the gateway gets), or `Unreadable` with the decoder's reason code.
+    pub fn of_frame(
+        frame: Zeroizing<Vec<u8>>,
+        decode: impl FnOnce(&[u8]) -> Result<CardRead, crate::parse::ParseError>,
+    ) -> Outcome {
+        match decode(&frame) {
+            Ok(read) => Outcome::Read {
+                read: Box::new(read),
+                frame,
+            },
+            Err(e) => Outcome::Unreadable { code: e.code() },
+        }
+    }
+
     /// Stable code (design.md §3 error codes for `reader read`).
     pub fn code(&self) -> &'static str {
         match self {
