@@ -1,6 +1,7 @@
 //! `cardlane demo` as a process: exits 0, every bundled swipe saved, masked PANs only, and the
 //! table's last 4 digits are the ones fixtures/captures/expected.json lists; the driven
-//! reader's dip and tap (reader-sim) saved with their entry modes.
+//! readers' reads (reader-sim's dip and tap over NEO 2, a `sim:` DynaFlex's dip over MMS) saved
+//! with their entry modes.
 use std::process::Command;
 
 mod common;
@@ -19,16 +20,20 @@ fn demo_saves_every_bundled_swipe() {
         "{text}"
     );
     let rows: Vec<&str> = text.lines().filter(|l| l.contains(".capture")).collect();
-    // 28 card swipes and 2 checks (a personal and a business one) from captures; the dip and
-    // the tap of the driven reader have rows of their own (checked below).
+    // 28 card swipes and 2 checks (a personal and a business one) from captures; the driven
+    // readers' three reads have rows of their own (checked below).
     assert_eq!(rows.len(), 30, "{text}");
     assert!(rows.iter().all(|r| r.contains(" saved ")), "{text}");
-    assert!(text.contains("32 of 32 swipes saved"), "{text}");
-    // The driven reader (reader-sim, NEO 2): a dip (chip, entry mode 05) and a tap
-    // (contactless chip, 07) of the test PANs the demo gives it, masked.
+    assert!(text.contains("33 of 33 swipes saved"), "{text}");
+    // The driven readers: reader-sim (NEO 2) dips and taps the test PANs the demo gives it
+    // (chip, entry mode 05; contactless chip, 07); the simulated DynaFlex dips its first test
+    // card (05). All masked.
+    let (dynaflex_pan, _) = cardlane::device::simulated::TEST_CARDS[0];
+    let dynaflex_masked = format!("{}******{}", &dynaflex_pan[..6], &dynaflex_pan[12..]);
     for (name, masked, entry) in [
         ("reader-sim:dip", "476173******0119", "05"),
         ("reader-sim:tap", "541333******0608", "07"),
+        ("sim:dynaflex-dip", dynaflex_masked.as_str(), "05"),
     ] {
         let row = text
             .lines()

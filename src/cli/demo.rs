@@ -181,7 +181,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let driven_reads = driven::reads(&dir.0, &profiles)?;
-    let driven_profile = profiles.get(driven::PROFILE).cloned().map(Arc::new);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -208,10 +207,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Arc::new(Metrics::new()),
         )?;
         let (mut entries, interrupted) = replay::submit_all(&pipeline, fixtures, true).await;
-        for (name, mut frame) in driven_reads {
+        for (name, profile, mut frame) in driven_reads {
             // Moved, not copied: the bytes stay in one zeroizing buffer.
             let bytes = std::mem::take(&mut *frame);
-            let swipe = Swipe::new(bytes, "reader-sim", driven_profile.clone());
+            let swipe = Swipe::new(bytes, "reader-sim", Some(Arc::new(profile)));
             let ticket = pipeline.submit(swipe).await;
             entries.push(Entry::Swipe {
                 fixture: name,

@@ -1,6 +1,7 @@
-//! The demo's driven reader: `cardlane reader-sim` (this same binary) on a PTY in the demo's
-//! scratch directory, driven over NEO 2 like a lane's VP3300: one dip, one tap. Each read's
-//! final response is handed back as the frame the pipeline takes.
+//! The demo's driven readers: `cardlane reader-sim` (this same binary) on a PTY in the demo's
+//! scratch directory, driven over NEO 2 like a lane's VP3300 (one dip, one tap), and a DynaFlex
+//! dip from a `sim:` reader (MMS over the fake HID transport, in this process). Each read's
+//! card data is handed back, with its profile, as the frame the pipeline takes.
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -14,7 +15,10 @@ use cardlane::device::Selector;
 use cardlane::protocol::neo2::{Activate, Event, Interfaces, Outcome};
 use zeroize::Zeroizing;
 
-pub(super) const PROFILE: &str = "idtech-neo2-serial";
+const PROFILE: &str = "idtech-neo2-serial";
+const MAGTEK_PROFILE: &str = "magtek-dynaflex-hid";
+/// The DynaFlex's row; it presents `device::simulated::TEST_CARDS[0]`.
+const MAGTEK_DIP: &str = "sim:dynaflex-dip";
 /// Issuer test PANs (Visa, Mastercard); the rows show them masked.
 const DIP: (&str, &str, &str) = ("reader-sim:dip", "contact", "4761739001010119:2812");
 const TAP: (&str, &str, &str) = ("reader-sim:tap", "contactless", "5413330089010608:2901");
@@ -31,23 +35,37 @@ impl Drop for SimProcess {
     }
 }
 
-/// One dip and one tap: (row name, final response).
-pub(super) fn reads(
-    dir: &Path,
-    profiles: &Profiles,
-) -> anyhow::Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+/// A read the demo submits: its row name, the reader's profile and the card data.
+pub(super) type DrivenRead = (String, Profile, Zeroizing<Vec<u8>>);
+
+/// One dip and one tap over NEO 2, one DynaFlex dip.
+pub(super) fn reads(dir: &Path, profiles: &Profiles) -> anyhow::Result<Vec<DrivenRead>> {
     let profile = profiles
         .get(PROFILE)
         .context("the NEO 2 serial profile is missing")?
         .clone();
-    [DIP, TAP]
+    let mut reads = [DIP, TAP]
         .into_iter()
         .map(|(name, interface, card)| {
             let frame = one_read(dir, &profile, interface, card)
                 .with_context(|| format!("{name} through reader-sim"))?;
-            Ok((name.to_string(), frame))
+            Ok((name.to_string(), profile.clone(), frame))
         })
-        .collect()
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let magtek = profiles
+        .get(MAGTEK_PROFILE)
+        .context("the DynaFlex profile is missing")?
+        .clone();
+    let (reader, events) = DrivenReader::spawn_channel(
+        Selector::Simulated("demo".into()),
+        Some(magtek.clone()),
+        DriverConfig::default(),
+    );
+    let frame = drive(&reader, &events, "contact");
+    reader.shutdown();
+    let frame = frame.with_context(|| format!("{MAGTEK_DIP} through the fake HID transport"))?;
+    reads.push((MAGTEK_DIP.to_string(), magtek, frame));
+    Ok(reads)
 }
 
 fn one_read(
