@@ -69,7 +69,10 @@ impl CaptureRequest {
         };
         let customer = match body.remove("customer") {
             None => Map::new(),
-            Some(Value::Object(m)) => m,
+            Some(Value::Object(mut m)) => {
+                whole_numbers(&mut m);
+                m
+            }
             Some(_) => return Err(ApiError::field("customer", "`customer` must be an object")),
         };
         let timeout = timeout(body.remove("timeout_s"), settings)?;
@@ -100,6 +103,27 @@ impl CaptureRequest {
             pin,
             pin_block,
         })
+    }
+}
+
+/// Writes `2.0` as `2`: JSON (and the document's `integer`) make no difference between them,
+/// and the digits-only fields are checked as text.
+fn whole_numbers(m: &mut Map<String, Value>) {
+    for v in m.values_mut() {
+        let whole = match v {
+            Value::Number(n) if !n.is_u64() && !n.is_i64() => {
+                n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            }
+            _ => None,
+        };
+        if let Some(f) = whole {
+            // Exact: |f| < 2^53 and integral.
+            *v = if f < 0.0 {
+                Value::from(f as i64)
+            } else {
+                Value::from(f as u64)
+            };
+        }
     }
 }
 
@@ -189,9 +213,12 @@ fn check(kind: Option<Value>, details: Option<Value>) -> Result<Option<CheckOpti
             "`check` is given: set `kind` to \"check\"",
         )),
         (true, None) => Ok(Some(CheckOptions::default())),
-        (true, Some(Value::Object(m))) => CheckOptions::from_json(&m)
-            .map(Some)
-            .map_err(|(field, message)| ApiError::field(&field, message)),
+        (true, Some(Value::Object(mut m))) => CheckOptions::from_json({
+            whole_numbers(&mut m);
+            &m
+        })
+        .map(Some)
+        .map_err(|(field, message)| ApiError::field(&field, message)),
         (true, Some(_)) => Err(ApiError::field("check", "`check` must be an object")),
     }
 }
@@ -286,6 +313,16 @@ mod tests {
             refused(json!({"kind": "cheque"})).2.as_deref(),
             Some("kind")
         );
+    }
+
+    #[test]
+    fn whole_floats_are_integers() {
+        let r = parse(json!({"customer": {"zip": 32503.0}, "kind": "check",
+            "check": {"sec_code": 2.0}}))
+        .unwrap();
+        assert_eq!(r.customer["zip"], json!(32503));
+        assert_eq!(r.check.unwrap().sec_code.map(|c| c.code()), Some("2"));
+        assert!(parse(json!({"kind": "check", "check": {"sec_code": 2.5}})).is_err());
     }
 
     #[test]

@@ -14,9 +14,12 @@ use super::routes::Op;
 use super::ApiSettings;
 use crate::gateway::check_record::{ACCOUNT_TYPE_NAMES, SEC_CODE_NAMES};
 
-/// `components/schemas`: name and builder. The builders see the settings because some limits
-/// (`timeout_s`'s maximum) come from the configuration.
-const SCHEMAS: &[(&str, fn(&ApiSettings) -> Value)] = &[
+/// Builds one schema. Builders see the settings because some limits (`timeout_s`'s maximum)
+/// come from the configuration.
+type Build = fn(&ApiSettings) -> Value;
+
+/// `components/schemas`: name and builder.
+const SCHEMAS: &[(&str, Build)] = &[
     ("Error", error),
     ("Reader", reader),
     ("Readers", |_| list_of("readers", "Reader")),
