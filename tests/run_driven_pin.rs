@@ -106,15 +106,17 @@ fn keypad_and_pin_pad_outcomes_through_the_real_agent() {
     // The profile says keypad; the reader's own setting says not.
     assert_eq!(api.reader("no-keypad")["pin_entry"], false);
 
-    // Refusals, each naming its field with a reason code (422).
+    // Refusals, each naming its field with a reason code (422: the request breaks the schema).
     let block0 = pad_block(TDES_BDK, PAD_TDES_KSN, PIN, VISA, 0);
     refused(&api, json!({"pin": "required"}), "pin", "pin-not-supported");
-    refused(
-        &api,
-        json!({"reader": "no-keypad", "pin": "required"}),
-        "pin",
-        "pin-not-supported",
+    // Well-formed, but this reader has no keypad: a conflict with the lane, not a bad request.
+    let (s, b) = api.post(
+        "/v1/captures",
+        &json!({"reader": "no-keypad", "pin": "required"}),
     );
+    assert_eq!(s, StatusCode::CONFLICT, "{b}");
+    assert_eq!(b["error"]["code"], "pin-not-supported", "{b}");
+    assert_eq!(b["error"]["field"], "pin", "{b}");
     refused(
         &api,
         json!({"reader": "typer", "pin": "yes"}),

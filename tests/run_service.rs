@@ -162,8 +162,10 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     );
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "zip", "{body}");
+    // Well-formed, but no such reader: a conflict with the lane, not a bad request.
     let (s, body) = api.post("/v1/captures", &json!({"reader": "nope", "customer": {}}));
-    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(body["error"]["code"], "unknown-reader", "{body}");
     assert_eq!(body["error"]["field"], "reader", "{body}");
 
     // A capture armed on the reader by its id, then cancelled.

@@ -507,7 +507,7 @@ pub fn validate_customer(fields: &Value) -> Result<(), FieldError> {
     // safe (design.md §2). Another code is refused, never silently replaced.
     if let Some(code) = map.get("action_code").filter(|v| !v.is_null()) {
         let one = match code {
-            Value::String(s) => s.trim() == "1",
+            Value::String(s) => s == "1",
             Value::Number(n) => n.as_u64() == Some(1),
             _ => false,
         };

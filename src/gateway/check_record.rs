@@ -100,40 +100,32 @@ impl CheckOptions {
     pub fn from_json(v: &Map<String, Value>) -> Result<CheckOptions, (String, String)> {
         let mut o = CheckOptions::default();
         for (k, val) in v {
-            let text = match val {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                Value::Null => continue,
-                _ => {
-                    return Err((
-                        format!("check.{k}"),
-                        format!("`check.{k}` must be a string"),
-                    ))
-                }
-            };
+            let bad = |what: &str| (format!("check.{k}"), what.to_string());
             match k.as_str() {
                 "account_type" => {
-                    o.account_type = Some(AccountType::parse(&text).ok_or_else(|| {
-                        (
-                            "check.account_type".to_string(),
-                            "must be 0 (checking), 1 (saving) or 2 (business)".to_string(),
-                        )
-                    })?)
+                    let text = code_text(val, ACCOUNT_TYPE_NAMES);
+                    o.account_type = Some(
+                        text.as_deref()
+                            .and_then(AccountType::parse)
+                            .ok_or_else(|| {
+                                bad("must be 0 (checking), 1 (saving) or 2 (business)")
+                            })?,
+                    )
                 }
                 "sec_code" => {
-                    o.sec_code = Some(SecCode::parse(&text).ok_or_else(|| {
-                        (
-                            "check.sec_code".to_string(),
-                            "must be one of CCD (0), PPD (1), WEB (2), TEL (3), BOC (4), ARC (5)"
-                                .to_string(),
-                        )
+                    let text = code_text(val, SEC_CODE_NAMES);
+                    o.sec_code = Some(text.as_deref().and_then(SecCode::parse).ok_or_else(|| {
+                        bad("must be one of CCD (0), PPD (1), WEB (2), TEL (3), BOC (4), ARC (5)")
                     })?)
                 }
                 "bank_name" => {
-                    let t = text.trim();
-                    if t.chars().count() > 100 {
-                        return Err(("check.bank_name".into(), "at most 100 characters".into()));
+                    let Value::String(text) = val else {
+                        return Err(bad("must be a string"));
+                    };
+                    if text.chars().count() > 100 {
+                        return Err(bad("at most 100 characters"));
                     }
+                    let t = text.trim();
                     o.bank_name = (!t.is_empty()).then(|| t.to_string());
                 }
                 _ => {
@@ -146,6 +138,25 @@ impl CheckOptions {
             }
         }
         Ok(o)
+    }
+}
+
+/// `check.account_type` as a kiosk may write it: the gateway's digit or a name, exactly.
+pub const ACCOUNT_TYPE_NAMES: &[&str] =
+    &["0", "1", "2", "checking", "saving", "savings", "business"];
+
+/// `check.sec_code` as a kiosk may write it: the gateway's digit or the code, upper or lower case.
+pub const SEC_CODE_NAMES: &[&str] = &[
+    "0", "1", "2", "3", "4", "5", "CCD", "PPD", "WEB", "TEL", "BOC", "ARC", "ccd", "ppd", "web",
+    "tel", "boc", "arc",
+];
+
+/// A code given as one of `names` or as a whole JSON number (the digit).
+fn code_text(v: &Value, names: &[&str]) -> Option<String> {
+    match v {
+        Value::String(s) if names.contains(&s.as_str()) => Some(s.clone()),
+        Value::Number(n) => n.as_u64().map(|d| d.to_string()),
+        _ => None,
     }
 }
 

@@ -43,6 +43,17 @@ impl ApiError {
         }
     }
 
+    /// 409 naming the field: a well-formed request the agent cannot act on now (an unknown
+    /// reader, a reader without a keypad).
+    pub fn conflict(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::CONFLICT,
+            code,
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+
     pub fn unauthorized() -> ApiError {
         ApiError::new(
             StatusCode::UNAUTHORIZED,

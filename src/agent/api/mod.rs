@@ -6,11 +6,12 @@
 //! POST   /v1/captures       GET|DELETE /v1/captures/{id}
 //! GET    /v1/events (SSE)   GET /metrics         GET /v1/openapi.json
 //! POST   /v1/events/ticket  POST /v1/queue/flush GET /v1/reads
-//! POST   /v1/console/code   GET / (the console, see [`console`])
+//! POST   /v1/console/code   GET / (the console, see [`console`]) POST /console/session|signout
 //! ```
 //! The agent plugs in through [`Lane`]; captures go through the shared
 //! [`Captures`] registry, events through the [`EventHub`].
 
+mod capture_request;
 pub mod console;
 mod cors;
 mod error;
@@ -177,7 +178,6 @@ fn build_router(state: AppState) -> Router {
         router = router.route(path, mr);
     }
     router
-        .merge(console::routes())
         .fallback(|| async {
             ApiError::not_found("no-route", "no such route (see GET /v1/openapi.json)")
         })

@@ -16,16 +16,14 @@ use serde_json::{json, Map, Value};
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 
+use super::capture_request::CaptureRequest;
+use super::console;
 use super::error::ApiError;
 use super::guard::read_body;
-use super::lane::ReaderInfo;
 use super::lane::{HealthStatus, Lane};
 use super::AppState;
-use crate::agent::capture_pin::{KioskPin, PinPolicy};
 use crate::agent::captures::{CaptureError, CaptureStatus, CardOptions};
 use crate::agent::metrics;
-use crate::gateway::check_record::CheckOptions;
-use crate::protocol::neo2::Interfaces;
 
 /// One operation of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,10 +41,16 @@ pub enum Op {
     QueueFlush,
     Reads,
     ConsoleCode,
+    ConsolePage,
+    ConsoleSignInPage,
+    ConsoleScript,
+    ConsoleStyle,
+    ConsoleSession,
+    ConsoleSignOut,
 }
 
 impl Op {
-    pub const ALL: [Op; 13] = [
+    pub const ALL: [Op; 19] = [
         Op::Health,
         Op::Readers,
         Op::ArmCapture,
@@ -60,11 +64,22 @@ impl Op {
         Op::QueueFlush,
         Op::Reads,
         Op::ConsoleCode,
+        Op::ConsolePage,
+        Op::ConsoleSignInPage,
+        Op::ConsoleScript,
+        Op::ConsoleStyle,
+        Op::ConsoleSession,
+        Op::ConsoleSignOut,
     ];
 
     pub fn method(self) -> Method {
         match self {
-            Op::ArmCapture | Op::EventsTicket | Op::QueueFlush | Op::ConsoleCode => Method::POST,
+            Op::ArmCapture
+            | Op::EventsTicket
+            | Op::QueueFlush
+            | Op::ConsoleCode
+            | Op::ConsoleSession
+            | Op::ConsoleSignOut => Method::POST,
             Op::CancelCapture => Method::DELETE,
             _ => Method::GET,
         }
@@ -85,6 +100,12 @@ impl Op {
             Op::QueueFlush => "/v1/queue/flush",
             Op::Reads => "/v1/reads",
             Op::ConsoleCode => "/v1/console/code",
+            Op::ConsolePage => "/",
+            Op::ConsoleSignInPage => console::SIGNIN_PATH,
+            Op::ConsoleScript => "/console/app.js",
+            Op::ConsoleStyle => "/console/app.css",
+            Op::ConsoleSession => "/console/session",
+            Op::ConsoleSignOut => "/console/signout",
         }
     }
 
@@ -104,6 +125,11 @@ impl Op {
             Op::QueueFlush => mr.post(queue_flush),
             Op::Reads => mr.get(reads),
             Op::ConsoleCode => mr.post(console_code),
+            Op::ConsolePage | Op::ConsoleSignInPage => mr.get(console::page),
+            Op::ConsoleScript => mr.get(console::script),
+            Op::ConsoleStyle => mr.get(console::style),
+            Op::ConsoleSession => mr.post(console::sign_in),
+            Op::ConsoleSignOut => mr.post(console::sign_out),
         }
     }
 }
@@ -157,111 +183,13 @@ async fn queue(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
     Ok(Json(json!(queue)))
 }
 
-/// `POST /v1/captures` `{"reader":SEL?,"customer":{…},"timeout_s":N?}`.
+/// `POST /v1/captures`: the body as the document's `CaptureRequest` says (400/422), then what
+/// depends on the lane: customer rules (400), the reader and its keypad, the capture limit (409).
 async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body).await?;
-    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        // Position only: serde's message can quote the input.
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-json",
-            format!(
-                "the body is not valid JSON (line {}, column {})",
-                e.line(),
-                e.column()
-            ),
-        )
-    })?;
-    let Value::Object(mut body) = value else {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad-json",
-            "the body must be a JSON object",
-        ));
-    };
-    if let Some(unknown) = body.keys().find(|k| {
-        ![
-            "reader",
-            "customer",
-            "timeout_s",
-            "interfaces",
-            "kind",
-            "check",
-            "pin",
-            "pin_block",
-        ]
-        .contains(&k.as_str())
-    }) {
-        // Name the key only when it looks like one: the body is not echoed back.
-        let plain = unknown.len() <= 64
-            && unknown
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        return Err(if plain {
-            ApiError::field(unknown, format!("unknown field `{unknown}`"))
-        } else {
-            ApiError::field(
-                "body",
-                "the body has an unknown field (expected reader, customer, timeout_s, interfaces, kind, check, pin, pin_block)",
-            )
-        });
-    }
-    let reader = match body.remove("reader") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => return Err(ApiError::field("reader", "`reader` must be a string")),
-    };
-    let customer = match body.remove("customer") {
-        None | Some(Value::Null) => Map::new(),
-        Some(Value::Object(m)) => m,
-        Some(_) => return Err(ApiError::field("customer", "`customer` must be an object")),
-    };
-    // `"kind":"check"` arms the next check (MICR read); `check` holds what the line lacks.
-    let check_options = match (body.remove("kind"), body.remove("check")) {
-        (None | Some(Value::Null), None | Some(Value::Null)) => None,
-        (Some(Value::String(k)), None | Some(Value::Null)) if k == "card" => None,
-        (Some(Value::String(k)), c) if k == "check" => match c {
-            None | Some(Value::Null) => Some(CheckOptions::default()),
-            Some(Value::Object(m)) => Some(
-                CheckOptions::from_json(&m)
-                    .map_err(|(field, message)| ApiError::field(&field, message))?,
-            ),
-            Some(_) => return Err(ApiError::field("check", "`check` must be an object")),
-        },
-        (None | Some(Value::Null), Some(_)) => {
-            return Err(ApiError::field(
-                "kind",
-                "`check` is given: set `kind` to \"check\"",
-            ))
-        }
-        _ => {
-            return Err(ApiError::field(
-                "kind",
-                "`kind` must be \"card\" or \"check\"",
-            ))
-        }
-    };
-    let settings = &state.api.settings;
-    let timeout = match body.remove("timeout_s") {
-        None | Some(Value::Null) => settings.default_capture_timeout,
-        Some(Value::Number(n)) => {
-            let max = settings.max_capture_timeout.as_secs_f64();
-            match n.as_f64() {
-                Some(s) if s > 0.0 && s <= max => Duration::from_secs_f64(s),
-                _ => {
-                    return Err(ApiError::field(
-                        "timeout_s",
-                        format!(
-                            "`timeout_s` must be a number of seconds above 0 and at most {max}"
-                        ),
-                    ))
-                }
-            }
-        }
-        Some(_) => return Err(ApiError::field("timeout_s", "`timeout_s` must be a number")),
-    };
-    let interfaces = parse_interfaces(body.remove("interfaces"))?;
-    let customer_value = Value::Object(customer);
+    let req = CaptureRequest::parse(&bytes, &state.api.settings)?;
+    drop(bytes);
+    let customer_value = Value::Object(req.customer);
     let (check, known) = with_lane(&state, move |l| {
         let check = l.validate_customer(&customer_value);
         (check.map(|()| customer_value), l.readers())
@@ -276,37 +204,41 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         }
     };
     // A capture is kept under the reader's id, whichever way the kiosk named it.
-    let reader = match reader {
+    let reader = match &req.reader {
         None => None,
-        Some(sel) => match known.iter().find(|r| r.id == sel || r.device == sel) {
-            Some(r) => Some(r.id.clone()),
+        Some(sel) => match known.iter().find(|r| &r.id == sel || &r.device == sel) {
+            Some(r) => Some(r),
             None => {
-                return Err(ApiError::field(
+                return Err(ApiError::conflict(
                     "reader",
+                    "unknown-reader",
                     "no such reader (see GET /v1/readers)",
                 ))
             }
         },
     };
-    let (pin, pin_block) = parse_pin(
-        body.remove("pin"),
-        body.remove("pin_block"),
-        reader
-            .as_deref()
-            .and_then(|id| known.iter().find(|r| r.id == id)),
-        check_options.is_some(),
-    )?;
+    if req.pin.is_some() {
+        let keypad = reader.is_some_and(|r| r.pin_entry && r.protocol.as_deref() == Some("neo2"));
+        if !keypad {
+            return Err(ApiError::conflict(
+                "pin",
+                "pin-not-supported",
+                "`pin` needs `reader` naming a driven reader with a keypad (pin_entry in GET /v1/readers)",
+            ));
+        }
+    }
+    let reader = reader.map(|r| r.id.clone());
     let captures = &state.api.captures;
-    let id = match check_options {
-        Some(c) => captures.arm_check(reader, customer, timeout, c),
+    let id = match req.check {
+        Some(c) => captures.arm_check(reader, customer, req.timeout, c),
         None => captures.arm_card(
             reader,
             customer,
-            timeout,
+            req.timeout,
             CardOptions {
-                interfaces,
-                pin,
-                pin_block,
+                interfaces: req.interfaces,
+                pin: req.pin,
+                pin_block: req.pin_block,
             },
         ),
     }
@@ -323,84 +255,6 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         Json(status),
     )
         .into_response())
-}
-
-/// `"interfaces":["msr","contact","contactless"]`: what a driven reader's transaction for the
-/// capture accepts (absent: all it has).
-fn parse_interfaces(v: Option<Value>) -> Result<Option<Interfaces>, ApiError> {
-    let bad = || {
-        ApiError::field(
-            "interfaces",
-            "`interfaces` must be a non-empty list of \"msr\", \"contact\", \"contactless\"",
-        )
-    };
-    let items = match v {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(bad()),
-    };
-    let names: Vec<&str> = items
-        .iter()
-        .map(Value::as_str)
-        .collect::<Option<_>>()
-        .ok_or_else(bad)?;
-    Interfaces::parse_list(&names.join(","))
-        .map(Some)
-        .ok_or_else(bad)
-}
-
-/// `"pin":"required"|"optional"` (a keypad reader named in `reader`) or `"pin_block":{…}` (the
-/// kiosk's PIN pad), never both, never on a check: 422 with a reason code naming the field.
-fn parse_pin(
-    pin: Option<Value>,
-    pin_block: Option<Value>,
-    reader: Option<&ReaderInfo>,
-    check: bool,
-) -> Result<(Option<PinPolicy>, Option<KioskPin>), ApiError> {
-    let pin = match pin {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if PinPolicy::parse(&s).is_some() => PinPolicy::parse(&s),
-        Some(_) => {
-            return Err(ApiError::unprocessable(
-                "pin",
-                "bad-pin",
-                "`pin` must be \"required\" or \"optional\"",
-            ))
-        }
-    };
-    let pin_block = match pin_block {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(
-            KioskPin::take_json(v)
-                .map_err(|e| ApiError::unprocessable(&e.field, e.code, e.message))?,
-        ),
-    };
-    if pin.is_some() && pin_block.is_some() {
-        return Err(ApiError::unprocessable(
-            "pin_block",
-            "pin-conflict",
-            "give `pin` (the reader's keypad) or `pin_block` (the kiosk's PIN pad), not both",
-        ));
-    }
-    if check && (pin.is_some() || pin_block.is_some()) {
-        let field = if pin.is_some() { "pin" } else { "pin_block" };
-        return Err(ApiError::unprocessable(
-            field,
-            "pin-not-supported",
-            "a check capture takes no PIN",
-        ));
-    }
-    if pin.is_some() {
-        let keypad = reader.is_some_and(|r| r.pin_entry && r.protocol.as_deref() == Some("neo2"));
-        if !keypad {
-            return Err(ApiError::unprocessable(
-                "pin",
-                "pin-not-supported",
-                "`pin` needs `reader` naming a driven reader with a keypad (pin_entry in GET /v1/readers)",
-            ));
-        }
-    }
-    Ok((pin, pin_block))
 }
 
 fn capture_error(e: CaptureError) -> ApiError {
@@ -497,8 +351,8 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiErro
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.render()).into_response())
 }
 
-async fn openapi() -> Json<Value> {
-    Json(super::openapi::document())
+async fn openapi(State(state): State<AppState>) -> Json<Value> {
+    Json(super::openapi::document(&state.api.settings))
 }
 
 /// `POST /v1/events/ticket`: a single-use ticket that opens one event stream
@@ -518,7 +372,7 @@ async fn console_code(State(state): State<AppState>) -> Json<Value> {
     let code = state.api.access.codes.issue();
     Json(json!({
         "code": code.as_str(),
-        "path": format!("{}?code={}", super::console::SIGNIN_PATH, code.as_str()),
+        "path": format!("{}?code={}", console::SIGNIN_PATH, code.as_str()),
         "expires_in_s": state.api.access.codes.ttl().as_secs(),
     }))
 }

@@ -7,8 +7,6 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use serde_json::Value;
 
 use super::error::ApiError;
@@ -28,17 +26,6 @@ pub(crate) const PUBLIC_GET: [&str; 4] = ["/", SIGNIN_PATH, "/console/app.js", "
 /// The sign-in exchange and sign-out (each checks what it is given itself).
 pub(crate) const PUBLIC_POST: [&str; 2] = ["/console/session", "/console/signout"];
 
-/// The console's routes, merged into the API's router.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(page))
-        .route(SIGNIN_PATH, get(page))
-        .route("/console/app.js", get(script))
-        .route("/console/app.css", get(style))
-        .route("/console/session", post(sign_in))
-        .route("/console/signout", post(sign_out))
-}
-
 fn asset(content_type: &'static str, body: &'static str) -> Response {
     (
         [
@@ -50,15 +37,15 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-async fn page() -> Response {
+pub(crate) async fn page() -> Response {
     asset("text/html; charset=utf-8", INDEX)
 }
 
-async fn script() -> Response {
+pub(crate) async fn script() -> Response {
     asset("text/javascript; charset=utf-8", SCRIPT)
 }
 
-async fn style() -> Response {
+pub(crate) async fn style() -> Response {
     asset("text/css; charset=utf-8", STYLE)
 }
 
@@ -70,7 +57,11 @@ fn cookie(value: &str, max_age_s: u64) -> HeaderValue {
 }
 
 /// `POST /console/session` `{"code":…}` or `{"token":…}` → 204 and the session cookie.
-async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub(crate) async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     // Only the console's own page may sign in (no other site can plant a session).
     if !same_origin(&headers) {
         return ApiError::new(
@@ -84,11 +75,16 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) 
         Ok(b) => b,
         Err(e) => return e.into_response(),
     };
+    // Exactly one key, as the document's ConsoleSignIn says: anything else is refused whole.
     let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let one = match &value {
+        Value::Object(m) if m.len() == 1 => m.iter().next(),
+        _ => None,
+    };
     let access = &state.api.access;
-    let ok = match (value.get("code"), value.get("token")) {
-        (Some(Value::String(c)), None) => access.codes.accept(c.as_bytes()),
-        (None, Some(Value::String(t))) => state.api.token.verify(t.trim().as_bytes()),
+    let ok = match one {
+        Some((k, Value::String(c))) if k == "code" => access.codes.accept(c.as_bytes()),
+        Some((k, Value::String(t))) if k == "token" => state.api.token.verify(t.trim().as_bytes()),
         _ => return ApiError::field("body", "send {\"code\":…} or {\"token\":…}").into_response(),
     };
     if !ok {
@@ -110,7 +106,7 @@ async fn sign_in(State(state): State<AppState>, headers: HeaderMap, body: Body) 
 }
 
 /// `POST /console/signout`: forgets the session and clears the cookie.
-async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
+pub(crate) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !same_origin(&headers) {
         return ApiError::new(
             StatusCode::FORBIDDEN,
