@@ -15,7 +15,7 @@ mod common;
 use common::{Lines, Reaper};
 
 use cardlane::agent::api::Op;
-use cardlane::agent::events::{LaneEvent, MaskedPanText};
+use cardlane::agent::events::{LaneEvent, MaskedAccountText, MaskedPanText};
 
 const API_KEY: &str = "openapi-test-key";
 
@@ -593,6 +593,7 @@ async fn lane_events_match_their_schema() {
             format: s("iso7813"),
             entry_mode: s("90"),
             masked_pan: pan.clone(),
+            masked_account: None,
             last4: s("1111"),
             capture_id: None,
             error_code: None,
@@ -607,6 +608,7 @@ async fn lane_events_match_their_schema() {
             customer_id: "CL1".into(),
             token: s("tok"),
             masked_pan: pan.clone(),
+            masked_account: None,
             last4: s("1111"),
         },
         LaneEvent::Queued {
@@ -614,7 +616,9 @@ async fn lane_events_match_their_schema() {
             capture_id: None,
             customer_id: "CL1".into(),
             masked_pan: None,
-            last4: None,
+            // A check: its account masked to the last 4, no PAN.
+            masked_account: MaskedAccountText::new("*****6789"),
+            last4: s("6789"),
         },
         LaneEvent::ReaderPrompt {
             reader: "front".into(),
@@ -627,6 +631,7 @@ async fn lane_events_match_their_schema() {
             code: "declined".into(),
             error: "declined".into(),
             masked_pan: pan,
+            masked_account: None,
             last4: s("1111"),
         },
     ];
