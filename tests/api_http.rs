@@ -342,10 +342,11 @@ async fn bad_requests_name_the_field() {
         assert_eq!(e["field"], field, "{body}");
         assert!(e["message"].as_str().unwrap().contains(field), "{e}");
     }
-    // A reader the lane does not know: well-formed, so a conflict rather than a bad request.
+    // A reader the lane does not know: a bad field (design.md §3), with its own code; the
+    // document lists the readers it may name.
     let body = json!({"reader": "side-door"});
     let (st, e) = error_of(s.post("/v1/captures", &body).send().await.unwrap()).await;
-    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(st, StatusCode::BAD_REQUEST);
     assert_eq!(
         (e["code"].as_str(), e["field"].as_str()),
         (Some("unknown-reader"), Some("reader"))

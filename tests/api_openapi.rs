@@ -376,7 +376,7 @@ async fn every_route_answers_as_documented() {
             json!({"kind": "check", "check": {"account_type": "savings", "sec_code": 4}}),
             409,
         ),
-        (json!({"reader": "nope"}), 409),
+        (json!({"reader": "nope"}), 400), // not among the readers the document lists
         (json!({"reader": "front", "pin": "required"}), 409),
         (json!({"reader": null}), 400),
         (json!({"customer": null}), 400),

@@ -162,9 +162,9 @@ fn serves_the_api_with_a_pty_reader_and_restarts_cleanly() {
     );
     assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(body["error"]["field"], "zip", "{body}");
-    // Well-formed, but no such reader: a conflict with the lane, not a bad request.
+    // No such reader: a bad field (design.md §3), named, with its own code.
     let (s, body) = api.post("/v1/captures", &json!({"reader": "nope", "customer": {}}));
-    assert_eq!(s, StatusCode::CONFLICT);
+    assert_eq!(s, StatusCode::BAD_REQUEST);
     assert_eq!(body["error"]["code"], "unknown-reader", "{body}");
     assert_eq!(body["error"]["field"], "reader", "{body}");
 

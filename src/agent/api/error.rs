@@ -33,6 +33,16 @@ impl ApiError {
         }
     }
 
+    /// 400 naming the field, with its own reason code (a value the document does not allow).
+    pub fn bad_value(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+            field: Some(field.to_string()),
+        }
+    }
+
     /// 422 naming the field, with its own reason code: well-formed JSON the agent cannot act on.
     pub fn unprocessable(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
@@ -43,8 +53,8 @@ impl ApiError {
         }
     }
 
-    /// 409 naming the field: a well-formed request the agent cannot act on now (an unknown
-    /// reader, a reader without a keypad).
+    /// 409 naming the field: a well-formed request the agent cannot act on now (a reader
+    /// without a keypad, too many captures waiting).
     pub fn conflict(field: &str, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status: StatusCode::CONFLICT,

@@ -195,6 +195,17 @@ fn health(_: &ApiSettings) -> Value {
     )
 }
 
+/// A capture's `reader`: one the agent knows when it serves the document (readers come and go
+/// with hot-plug, so a later request may name one the document did not list, or no longer).
+/// With none known, no value is valid: the field must be left out.
+fn reader_schema(readers: &[String]) -> Value {
+    let what = "Reader id or device selector, as GET /v1/readers lists them when this document was served; absent: any reader. One the agent does not know (any more) answers 400 unknown-reader";
+    if readers.is_empty() {
+        return json!({"not": {}, "description": what});
+    }
+    json!({"type": "string", "enum": readers, "description": what})
+}
+
 /// `POST /v1/captures`. Absent fields take their defaults; `null` is not a value here.
 fn capture_request(s: &ApiSettings) -> Value {
     let max = s.max_capture_timeout.as_secs_f64();
@@ -203,7 +214,7 @@ fn capture_request(s: &ApiSettings) -> Value {
         "type": "object",
         "additionalProperties": false,
         "properties": {
-            "reader": {"type": "string", "description": "Reader id or device selector (GET /v1/readers); absent: any reader. One the agent does not know answers 409 unknown-reader"},
+            "reader": reader_schema(&[]),
             "customer": schema_ref("Customer"),
             "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": max,
                 "description": format!("Seconds the capture waits for its read (and PIN); absent: {default}")},
@@ -401,10 +412,16 @@ fn queue_record(_: &ApiSettings) -> Value {
             ("last_error", nullable_string()),
             ("masked_pan", nullable_string()),
         ],
-        &[(
-            "next_attempt_in_s",
-            json!({"type": "integer", "minimum": 0, "description": "Seconds until the next attempt (0: due); absent once failed for good"}),
-        )],
+        &[
+            (
+                "masked_account",
+                json!({"type": ["string", "null"], "description": "A check's account number masked to its last 4"}),
+            ),
+            (
+                "next_attempt_in_s",
+                json!({"type": "integer", "minimum": 0, "description": "Seconds until the next attempt (0: due); absent once failed for good"}),
+            ),
+        ],
     )
 }
 
@@ -586,8 +603,8 @@ fn operation(op: Op) -> OpDoc {
         Op::ArmCapture => d("armCapture", "Arms the next read on a reader (or any reader); its card data joins these customer fields. The capture is at the Location header's path.")
             .body("CaptureRequest")
             .answer(202, "Armed, waiting for a read", Json("Capture"))
-            .err(400, "The body breaks the schema (bad-json, bad-field); `error.field` names the field")
-            .err(409, "Well-formed but not possible now: unknown-reader, pin-not-supported (the reader has no keypad), capture-limit (too many captures waiting for this reader)")
+            .err(400, "The body breaks the schema (bad-json, bad-field, unknown-reader); `error.field` names the field")
+            .err(409, "Well-formed but not possible now: pin-not-supported (the reader has no keypad), capture-limit (too many captures waiting for this reader)")
             .err(422, "`pin` or `pin_block` breaks the schema: bad-pin, bad-pin-block, bad-pin-ksn, bad-pin-format, pin-conflict, pin-not-supported (a check takes no PIN); `error.field` names the field"),
         Op::GetCapture => d("getCapture", "A capture's state and, once known, the gateway's outcome; also found by its record's customer_id.")
             .ok("The capture", "Capture")
@@ -691,8 +708,9 @@ fn operation_object(op: Op) -> Value {
     o
 }
 
-/// The whole document, with the limits `settings` put on requests.
-pub fn document(settings: &ApiSettings) -> Value {
+/// The whole document, with the limits `settings` put on requests and `readers` (ids and device
+/// selectors of the readers the agent knows now) as the only values `reader` may take.
+pub fn document(settings: &ApiSettings, readers: &[String]) -> Value {
     let mut paths = Map::new();
     for op in Op::ALL {
         let entry = paths
@@ -700,10 +718,16 @@ pub fn document(settings: &ApiSettings) -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[op.method().as_str().to_ascii_lowercase()] = operation_object(op);
     }
-    let schemas: Map<String, Value> = SCHEMAS
+    let mut schemas: Map<String, Value> = SCHEMAS
         .iter()
         .map(|(name, build)| ((*name).to_string(), build(settings)))
         .collect();
+    if let Some(props) = schemas
+        .get_mut("CaptureRequest")
+        .and_then(|r| r.get_mut("properties"))
+    {
+        props["reader"] = reader_schema(readers);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -726,7 +750,7 @@ mod tests {
 
     #[test]
     fn every_ref_resolves_and_every_schema_is_used() {
-        let doc = document(&ApiSettings::default());
+        let doc = document(&ApiSettings::default(), &[]);
         let text = doc.to_string();
         let schemas = doc["components"]["schemas"].as_object().unwrap();
         let mut used = std::collections::BTreeSet::new();
@@ -750,7 +774,7 @@ mod tests {
             max_capture_timeout: std::time::Duration::from_secs(90),
             ..ApiSettings::default()
         };
-        let doc = document(&s);
+        let doc = document(&s, &[]);
         let t = &doc["components"]["schemas"]["CaptureRequest"]["properties"]["timeout_s"];
         assert_eq!(t["maximum"], 90.0);
         assert_eq!(t["exclusiveMinimum"], 0);

@@ -209,11 +209,12 @@ async fn arm_capture(State(state): State<AppState>, body: Body) -> Result<Respon
         Some(sel) => match known.iter().find(|r| &r.id == sel || &r.device == sel) {
             Some(r) => Some(r),
             None => {
-                return Err(ApiError::conflict(
+                // design.md §3: a bad field is a 400 naming it; the document lists the readers.
+                return Err(ApiError::bad_value(
                     "reader",
                     "unknown-reader",
                     "no such reader (see GET /v1/readers)",
-                ))
+                ));
             }
         },
     };
@@ -351,8 +352,19 @@ async fn metrics_text(State(state): State<AppState>) -> Result<Response, ApiErro
     Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], m.render()).into_response())
 }
 
-async fn openapi(State(state): State<AppState>) -> Json<Value> {
-    Json(super::openapi::document(&state.api.settings))
+async fn openapi(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let readers = with_lane(&state, |l| {
+        l.readers()
+            .into_iter()
+            .flat_map(|r| [r.id, r.device])
+            .collect::<std::collections::BTreeSet<String>>()
+    })
+    .await?;
+    let readers: Vec<String> = readers.into_iter().collect();
+    Ok(Json(super::openapi::document(
+        &state.api.settings,
+        &readers,
+    )))
 }
 
 /// `POST /v1/events/ticket`: a single-use ticket that opens one event stream
