@@ -4,7 +4,7 @@
 //! before the exposition moved to a metrics library. Order of families, of samples and of
 //! labels inside a sample is not part of the contract (Prometheus reads label sets); everything
 //! else is.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -237,7 +237,13 @@ fn the_fixture_is_what_it_claims() {
     );
     let lat = "cardlane_gateway_latency_seconds";
     assert_eq!(f[lat].kind, "histogram");
-    let bucket = |le: &str| v(lat, "cardlane_gateway_latency_seconds_bucket", &[("le", le)]);
+    let bucket = |le: &str| {
+        v(
+            lat,
+            "cardlane_gateway_latency_seconds_bucket",
+            &[("le", le)],
+        )
+    };
     // Cumulative: 0.03 | 0.1 0.1 | 0.7 | 2.5 | 100.
     let want = [
         ("0.05", 1.0),

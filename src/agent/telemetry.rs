@@ -22,6 +22,7 @@ use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor};
 use opentelemetry_sdk::Resource;
+use prometheus::proto::{MetricFamily, MetricType};
 use tokio::sync::watch;
 
 use crate::agent::config::TelemetryConfig;
@@ -247,26 +248,26 @@ impl Exporters {
 /// and labels (histograms are left to the Prometheus endpoint).
 fn register_instruments(provider: &SdkMeterProvider, metrics: Arc<Metrics>) {
     let meter = provider.meter("cardlane");
-    for (name, kind) in families(&metrics.render()) {
+    for (name, kind) in metrics.families() {
         let m = metrics.clone();
         let n = name.clone();
-        match kind.as_str() {
-            "counter" => {
+        match kind {
+            MetricType::COUNTER => {
                 let _counter = meter
                     .u64_observable_counter(name)
                     .with_callback(move |o| {
-                        for (labels, v) in samples(&m.render(), &n) {
-                            // Counters are whole numbers rendered as floats.
+                        for (labels, v) in samples(&m.gather(), &n) {
+                            // Counters are whole numbers kept as floats by the registry.
                             o.observe(v.max(0.0) as u64, &labels);
                         }
                     })
                     .build();
             }
-            "gauge" => {
+            MetricType::GAUGE => {
                 let _gauge = meter
                     .f64_observable_gauge(name)
                     .with_callback(move |o| {
-                        for (labels, v) in samples(&m.render(), &n) {
+                        for (labels, v) in samples(&m.gather(), &n) {
                             o.observe(v, &labels);
                         }
                     })
@@ -277,71 +278,29 @@ fn register_instruments(provider: &SdkMeterProvider, metrics: Arc<Metrics>) {
     }
 }
 
-/// `# TYPE name kind` lines of an exposition text.
-fn families(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| {
-            let (name, kind) = l.split_once(' ')?;
-            Some((name.to_string(), kind.trim().to_string()))
+/// The samples of counter or gauge family `name`: labels as attributes, and the value.
+fn samples(families: &[MetricFamily], name: &str) -> Vec<(Vec<KeyValue>, f64)> {
+    let Some(family) = families.iter().find(|f| f.name() == name) else {
+        return Vec::new();
+    };
+    let kind = family.get_field_type();
+    family
+        .get_metric()
+        .iter()
+        .filter_map(|m| {
+            let value = match kind {
+                MetricType::COUNTER => m.get_counter().get_value(),
+                MetricType::GAUGE => m.get_gauge().get_value(),
+                _ => return None,
+            };
+            let labels = m
+                .get_label()
+                .iter()
+                .map(|l| KeyValue::new(l.name().to_string(), l.value().to_string()))
+                .collect();
+            Some((labels, value))
         })
         .collect()
-}
-
-/// The samples of family `name`: labels as attributes, and the value.
-fn samples(text: &str, name: &str) -> Vec<(Vec<KeyValue>, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let (labels, value) = if let Some(body) = rest.strip_prefix('{') {
-            let Some((inner, value)) = body.rsplit_once("} ") else {
-                continue;
-            };
-            (parse_labels(inner), value)
-        } else if let Some(value) = rest.strip_prefix(' ') {
-            (Vec::new(), value)
-        } else {
-            // Another family whose name starts with this one's.
-            continue;
-        };
-        if let Ok(v) = value.trim().parse::<f64>() {
-            out.push((labels, v));
-        }
-    }
-    out
-}
-
-/// `a="x",b="y\"z"` → attributes (Prometheus escapes `\\`, `\"`, `\n`).
-fn parse_labels(text: &str) -> Vec<KeyValue> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        out.push(KeyValue::new(
-            key.trim_start_matches(',').to_string(),
-            value,
-        ));
-        rest = after.get(end..).unwrap_or("");
-    }
-    out
 }
 
 /// Turns lane events into read spans: a read starts at its `swipe` and ends at its first
@@ -413,30 +372,57 @@ mod tests {
 
     #[test]
     fn samples_of_a_family_with_labels() {
-        let text = "# HELP a_total x\n# TYPE a_total counter\n\
-                    a_total{reader=\"front\",code=\"bad-lrc\"} 3\n\
-                    a_total{reader=\"q\\\"t\\\\\"} 1\n\
-                    a_total_other 9\n# TYPE g gauge\ng 2.5\n";
+        let m = Metrics::new();
+        m.read_unreadable("front", "bad-lrc");
+        m.read_unreadable("front", "bad-lrc");
+        m.read_unreadable("q\"t\\", "truncated");
+        m.set_queue(4, std::time::Duration::from_millis(2_500));
+        let kinds: HashMap<String, MetricType> = m.families().into_iter().collect();
         assert_eq!(
-            families(text),
-            [
-                ("a_total".to_string(), "counter".to_string()),
-                ("g".to_string(), "gauge".to_string())
-            ]
+            kinds.get("cardlane_reads_unreadable_total"),
+            Some(&MetricType::COUNTER)
         );
-        let a = samples(text, "a_total");
+        // Declared before its first sample, so telemetry has an instrument for it.
+        assert_eq!(
+            kinds.get("cardlane_swipes_total"),
+            Some(&MetricType::COUNTER)
+        );
+        assert_eq!(
+            kinds.get("cardlane_queue_oldest_age_seconds"),
+            Some(&MetricType::GAUGE)
+        );
+        let gathered = m.gather();
+        let mut a = samples(&gathered, "cardlane_reads_unreadable_total");
+        a.sort_by(|x, y| x.1.total_cmp(&y.1));
         assert_eq!(a.len(), 2);
+        assert_eq!(a[1].1, 2.0);
+        let attrs = |kv: &[KeyValue]| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = kv
+                .iter()
+                .map(|k| (k.key.to_string(), k.value.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
         assert_eq!(
-            a[0].0,
+            attrs(&a[1].0),
             [
-                KeyValue::new("reader", "front"),
-                KeyValue::new("code", "bad-lrc")
+                ("code".to_string(), "bad-lrc".to_string()),
+                ("reader".to_string(), "front".to_string())
             ]
         );
-        assert_eq!(a[0].1, 3.0);
-        assert_eq!(a[1].0, [KeyValue::new("reader", "q\"t\\")]);
-        let g = samples(text, "g");
-        assert_eq!(g, [(Vec::new(), 2.5)]);
+        assert_eq!(
+            attrs(&a[0].0),
+            [
+                ("code".to_string(), "truncated".to_string()),
+                ("reader".to_string(), "q\"t\\".to_string())
+            ]
+        );
+        assert_eq!(
+            samples(&gathered, "cardlane_queue_oldest_age_seconds"),
+            [(Vec::new(), 2.5)]
+        );
+        assert!(samples(&gathered, "cardlane_swipes_total").is_empty());
     }
 
     #[test]
