@@ -810,7 +810,7 @@ async fn health_readers_queue_and_metrics() {
         "cardlane_queue_oldest_age_seconds 75",
         "cardlane_reader_connected{reader=\"front\"} 1",
         "cardlane_reader_connected{reader=\"back\"} 0",
-        "cardlane_swipes_total{reader=\"front\",format=\"idtech-enhanced\"} 1",
+        "cardlane_swipes_total{format=\"idtech-enhanced\",reader=\"front\"} 1",
         "cardlane_gateway_latency_seconds_bucket{le=\"0.25\"} 1",
         "cardlane_gateway_latency_seconds_count 1",
         "# TYPE cardlane_gateway_latency_seconds histogram",

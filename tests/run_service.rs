@@ -395,7 +395,7 @@ fn a_capture_joins_the_kiosk_fields_and_an_unarmed_swipe_is_saved_by_name() {
     });
     let (_, metrics) = api.get("/metrics");
     assert!(
-        metrics.contains("cardlane_swipes_total{reader=\"front\",format=\"tracks\"} 2"),
+        metrics.contains("cardlane_swipes_total{format=\"tracks\",reader=\"front\"} 2"),
         "{metrics}"
     );
     assert!(
@@ -583,7 +583,7 @@ fn a_kiosk_check_capture_is_saved_and_unarmed_or_unreadable_checks_are_not() {
     master.flush().unwrap();
     api.wait_for("both checks decoded or refused", |a| {
         let (_, m) = a.get("/metrics");
-        m.contains("cardlane_swipes_total{reader=\"front\",format=\"micr\"} 2")
+        m.contains("cardlane_swipes_total{format=\"micr\",reader=\"front\"} 2")
             && m.contains("cardlane_decode_errors_total{code=\"micr-unreadable\"} 1")
     });
     assert_eq!(gateway.customers().len(), 1);

@@ -138,7 +138,7 @@ fn bad_reads_on_a_serial_reader_are_logged_counted_and_sent_as_events() {
             .unwrap()
     });
     for code in ["bad-lrc", code.as_str()] {
-        let line = format!("cardlane_reads_unreadable_total{{reader=\"front\",code=\"{code}\"}} 1");
+        let line = format!("cardlane_reads_unreadable_total{{code=\"{code}\",reader=\"front\"}} 1");
         assert!(metrics.contains(&line), "{line} missing in {metrics}");
     }
     let log = agent

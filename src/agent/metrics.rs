@@ -1,13 +1,24 @@
-//! A small Prometheus registry for the agent's fixed set of metrics, rendered in the text
-//! exposition format (version 0.0.4) for `GET /metrics`.
+//! The agent's Prometheus metrics, kept in a [`prometheus`] registry and exposed in the text
+//! format (version 0.0.4) for `GET /metrics`.
 //!
-//! Hand-written on purpose: seven metrics do not justify a dependency. Labels are reader ids,
+//! The names, types, HELP texts and label sets are a contract with the scrapers (saved in
+//! `fixtures/metrics/representative.prom`, checked by `tests/metrics_exposition.rs`). The
+//! `prometheus` crate writes text 0.0.4 as scrapers got it before (counters keep their
+//! `_total` names, no `# EOF`, bucket bounds as `le="1"`); it sorts families by name and labels
+//! by label name, and a labelled family without samples yet is left out. Labels are reader ids,
 //! formats, error codes and outcomes: never card data.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::{MetricFamily, MetricType};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+use crate::queue::UploaderHealth;
 
 /// `Content-Type` of the rendered text.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -15,31 +26,21 @@ pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Upper bounds (seconds) of the gateway latency buckets; `+Inf` is implied.
 pub const LATENCY_BUCKETS: [f64; 10] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
-#[derive(Default)]
-struct Inner {
-    swipes: BTreeMap<(String, String), u64>,
-    decode_errors: BTreeMap<String, u64>,
-    records: BTreeMap<String, u64>,
-    queue_depth: u64,
-    queue_oldest_age_s: f64,
-    reader_connected: BTreeMap<String, bool>,
-    /// Per-bucket (not cumulative) counts; the last slot is `+Inf`.
-    latency_buckets: [u64; LATENCY_BUCKETS.len() + 1],
-    latency_sum: f64,
-    latency_count: u64,
-    /// Reads that could not be decoded, by reader and reason code.
-    unreadable: BTreeMap<(String, String), u64>,
-    uploader: Option<std::sync::Arc<crate::queue::UploaderHealth>>,
-    /// Local API connections or streams refused by a cap, by reason.
-    api_refused: BTreeMap<String, u64>,
-    /// `Some` once `[telemetry]` export runs: what it dropped, by kind.
-    telemetry_dropped: Option<BTreeMap<String, u64>>,
-}
-
 /// The registry; cheap to share behind an `Arc`.
-#[derive(Default)]
 pub struct Metrics {
-    inner: Mutex<Inner>,
+    registry: Registry,
+    swipes: IntCounterVec,
+    decode_errors: IntCounterVec,
+    records: IntCounterVec,
+    queue_depth: IntGauge,
+    queue_oldest_age: Gauge,
+    reader_connected: IntGaugeVec,
+    gateway_latency: Histogram,
+    unreadable: IntCounterVec,
+    api_refused: IntCounterVec,
+    /// Registered once `[telemetry]` export runs (or first drops something): what it dropped.
+    telemetry_dropped: OnceLock<IntCounterVec>,
+    uploader: Arc<UploaderCollector>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -48,357 +49,334 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::new()
+    }
+}
+
+// The names, help texts and label names below are fixed and valid, so building and
+// registering cannot fail; `expect` documents that rather than handling input.
+fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition")
+}
+
+fn register<C: Collector + Clone + 'static>(registry: &Registry, c: &C) {
+    registry
+        .register(Box::new(c.clone()))
+        .expect("each metric registered once");
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
-        Metrics::default()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        let registry = Registry::new();
+        let swipes = counter_vec(
+            "cardlane_swipes_total",
+            "Card frames decoded, by reader and format.",
+            &["reader", "format"],
+        );
+        let decode_errors = counter_vec(
+            "cardlane_decode_errors_total",
+            "Reader frames that could not be decoded, by reason code.",
+            &["code"],
+        );
+        let records = counter_vec(
+            "cardlane_records_total",
+            "Customer records by outcome.",
+            &["outcome"],
+        );
+        let queue_depth =
+            IntGauge::new("cardlane_queue_depth", "Records held in the durable queue.")
+                .expect("valid metric definition");
+        let queue_oldest_age = Gauge::new(
+            "cardlane_queue_oldest_age_seconds",
+            "Age of the oldest record held in the queue (0 when empty).",
+        )
+        .expect("valid metric definition");
+        let reader_connected = IntGaugeVec::new(
+            Opts::new(
+                "cardlane_reader_connected",
+                "1 when the reader is attached and open, else 0.",
+            ),
+            &["reader"],
+        )
+        .expect("valid metric definition");
+        let gateway_latency = Histogram::with_opts(
+            HistogramOpts::new(
+                "cardlane_gateway_latency_seconds",
+                "Gateway round-trip time of Customer requests.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+        )
+        .expect("valid metric definition");
+        let unreadable = counter_vec(
+            "cardlane_reads_unreadable_total",
+            "Reads that could not be decoded, by reader and reason code.",
+            &["reader", "code"],
+        );
+        let api_refused = counter_vec(
+            "cardlane_api_refused_total",
+            "Local API connections or event streams refused by a cap, by reason.",
+            &["reason"],
+        );
+        let uploader = Arc::new(UploaderCollector::new());
+        register(&registry, &swipes);
+        register(&registry, &decode_errors);
+        register(&registry, &records);
+        register(&registry, &queue_depth);
+        register(&registry, &queue_oldest_age);
+        register(&registry, &reader_connected);
+        register(&registry, &gateway_latency);
+        register(&registry, &unreadable);
+        register(&registry, &api_refused);
+        register(&registry, &SharedUploader(uploader.clone()));
+        Metrics {
+            registry,
+            swipes,
+            decode_errors,
+            records,
+            queue_depth,
+            queue_oldest_age,
+            reader_connected,
+            gateway_latency,
+            unreadable,
+            api_refused,
+            telemetry_dropped: OnceLock::new(),
+            uploader,
+        }
     }
 
     /// A frame decoded on `reader` in `format` (`idtech-enhanced`, `magtek-hid`, …).
     pub fn swipe(&self, reader: &str, format: &str) {
-        let mut i = self.lock();
-        let n = i
-            .swipes
-            .entry((reader.to_string(), format.to_string()))
-            .or_default();
-        *n = n.saturating_add(1);
+        inc(&self.swipes, &[reader, format]);
     }
 
     /// A frame that did not decode, by reason code (`bad-lrc`, `truncated`, …).
     pub fn decode_error(&self, code: &str) {
-        let mut i = self.lock();
-        let n = i.decode_errors.entry(code.to_string()).or_default();
-        *n = n.saturating_add(1);
+        inc(&self.decode_errors, &[code]);
     }
 
     /// A record reached an outcome (`saved`, `queued`, `declined`, `rejected`, `failed`).
     pub fn record(&self, outcome: &str) {
-        let mut i = self.lock();
-        let n = i.records.entry(outcome.to_string()).or_default();
-        *n = n.saturating_add(1);
+        inc(&self.records, &[outcome]);
     }
 
     /// Records held in the queue and the age of the oldest (0 when empty).
     pub fn set_queue(&self, depth: u64, oldest_age: Duration) {
-        let mut i = self.lock();
-        i.queue_depth = depth;
-        i.queue_oldest_age_s = oldest_age.as_secs_f64();
+        self.queue_depth
+            .set(i64::try_from(depth).unwrap_or(i64::MAX));
+        self.queue_oldest_age.set(oldest_age.as_secs_f64());
     }
 
     pub fn set_reader_connected(&self, reader: &str, connected: bool) {
-        self.lock()
+        if let Ok(g) = self
             .reader_connected
-            .insert(reader.to_string(), connected);
+            .get_metric_with_label_values(&[reader])
+        {
+            g.set(i64::from(connected));
+        }
     }
 
     /// A read on `reader` that could not be decoded, by reason code (`bad-lrc`, …).
     pub fn read_unreadable(&self, reader: &str, code: &str) {
-        let mut i = self.lock();
-        let n = i
-            .unreadable
-            .entry((reader.to_string(), code.to_string()))
-            .or_default();
-        *n = n.saturating_add(1);
+        inc(&self.unreadable, &[reader, code]);
     }
 
     /// The local API refused a connection or an event stream (`connection-cap`, `event-streams`).
     pub fn api_refused(&self, reason: &str) {
-        let mut i = self.lock();
-        let n = i.api_refused.entry(reason.to_string()).or_default();
-        *n = n.saturating_add(1);
+        inc(&self.api_refused, &[reason]);
     }
 
     /// Telemetry export runs: `cardlane_telemetry_dropped_total` is shown from now on.
     pub fn telemetry_enabled(&self) {
-        let mut i = self.lock();
-        let d = i.telemetry_dropped.get_or_insert_with(BTreeMap::new);
-        d.entry("span".to_string()).or_default();
+        // Touching the child shows `{kind="span"} 0` before anything is dropped.
+        let _ = self
+            .dropped_family()
+            .get_metric_with_label_values(&["span"]);
     }
 
     /// Telemetry dropped an item (`span`) because its buffer was full.
     pub fn telemetry_dropped(&self, kind: &str) {
-        let mut i = self.lock();
-        let n = i
-            .telemetry_dropped
-            .get_or_insert_with(BTreeMap::new)
-            .entry(kind.to_string())
-            .or_default();
-        *n = n.saturating_add(1);
+        inc(self.dropped_family(), &[kind]);
     }
 
-    /// The uploader whose state `render` shows (`cardlane_uploader_*`).
-    pub fn watch_uploader(&self, health: std::sync::Arc<crate::queue::UploaderHealth>) {
-        self.lock().uploader = Some(health);
+    fn dropped_family(&self) -> &IntCounterVec {
+        self.telemetry_dropped.get_or_init(|| {
+            let c = counter_vec(
+                "cardlane_telemetry_dropped_total",
+                "Telemetry items dropped because the exporter's buffer was full, by kind.",
+                &["kind"],
+            );
+            register(&self.registry, &c);
+            c
+        })
+    }
+
+    /// The uploader whose state the exposition shows (`cardlane_uploader_*`).
+    pub fn watch_uploader(&self, health: Arc<UploaderHealth>) {
+        *lock(&self.uploader.health) = Some(health);
     }
 
     /// One gateway round trip.
     pub fn observe_gateway_latency(&self, latency: Duration) {
-        let secs = latency.as_secs_f64();
-        let mut i = self.lock();
-        let slot = LATENCY_BUCKETS
-            .iter()
-            .position(|le| secs <= *le)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        if let Some(n) = i.latency_buckets.get_mut(slot) {
-            *n = n.saturating_add(1);
+        self.gateway_latency.observe(latency.as_secs_f64());
+    }
+
+    /// Name and type of every family registered so far, samples or not (`gather` leaves out
+    /// a labelled family until its first sample): the instruments telemetry declares.
+    pub fn families(&self) -> Vec<(String, MetricType)> {
+        let mut collectors: Vec<&dyn Collector> = vec![
+            &self.swipes,
+            &self.decode_errors,
+            &self.records,
+            &self.queue_depth,
+            &self.queue_oldest_age,
+            &self.reader_connected,
+            &self.gateway_latency,
+            &self.unreadable,
+            &self.api_refused,
+        ];
+        if let Some(d) = self.telemetry_dropped.get() {
+            collectors.push(d);
         }
-        i.latency_sum += secs;
-        i.latency_count = i.latency_count.saturating_add(1);
+        let uploader = SharedUploader(self.uploader.clone());
+        collectors.push(&uploader);
+        collectors
+            .into_iter()
+            .flat_map(|c| c.collect())
+            .map(|f| (f.name().to_string(), f.get_field_type()))
+            .collect()
+    }
+
+    /// Every family as the registry gathers it (families without samples left out), sorted by
+    /// name: what `render` writes and what telemetry exports.
+    pub fn gather(&self) -> Vec<MetricFamily> {
+        self.registry.gather()
     }
 
     /// The exposition text.
     pub fn render(&self) -> String {
-        let i = self.lock();
-        let mut out = String::with_capacity(2048);
-        family(
-            &mut out,
-            "cardlane_swipes_total",
-            "counter",
-            "Card frames decoded, by reader and format.",
+        // Encoding fails only on a family without samples or name, which `gather` never
+        // returns; an empty page is still a valid answer.
+        TextEncoder::new()
+            .encode_to_string(&self.gather())
+            .unwrap_or_default()
+    }
+}
+
+fn inc(vec: &IntCounterVec, labels: &[&str]) {
+    // Fails only on a wrong number of label values, which the callers fix at compile time.
+    if let Ok(c) = vec.get_metric_with_label_values(labels) {
+        c.inc();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The uploader's own counters and state, read when the registry is gathered: the uploader
+/// keeps them (health, `/v1/health`), this only shows them, once an uploader is watched.
+struct UploaderCollector {
+    health: Mutex<Option<Arc<UploaderHealth>>>,
+    up: IntGauge,
+    storage_failing: IntGauge,
+    restarts: IntCounter,
+    record_errors: IntCounter,
+    storage_errors: IntCounter,
+    descs: Vec<Desc>,
+}
+
+impl UploaderCollector {
+    fn new() -> UploaderCollector {
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid metric");
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid metric");
+        let up = gauge(
+            "cardlane_uploader_up",
+            "1 while the uploader loop runs, else 0.",
         );
-        for ((reader, format), n) in &i.swipes {
-            sample(
-                &mut out,
-                "cardlane_swipes_total",
-                &[("reader", reader), ("format", format)],
-                *n as f64,
-            );
+        let storage_failing = gauge(
+            "cardlane_uploader_storage_failing",
+            "1 while the uploader backs off from a queue storage failure, else 0.",
+        );
+        let restarts = counter(
+            "cardlane_uploader_restarts_total",
+            "Times the uploader loop was restarted after ending unexpectedly.",
+        );
+        let record_errors = counter(
+            "cardlane_uploader_record_errors_total",
+            "Records whose gateway answer could not be written to the queue.",
+        );
+        let storage_errors = counter(
+            "cardlane_uploader_storage_errors_total",
+            "Queue storage failures the uploader backed off from.",
+        );
+        let descs = [
+            up.desc(),
+            storage_failing.desc(),
+            restarts.desc(),
+            record_errors.desc(),
+            storage_errors.desc(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect();
+        UploaderCollector {
+            health: Mutex::new(None),
+            up,
+            storage_failing,
+            restarts,
+            record_errors,
+            storage_errors,
+            descs,
         }
-        family(
-            &mut out,
-            "cardlane_decode_errors_total",
-            "counter",
-            "Reader frames that could not be decoded, by reason code.",
-        );
-        for (code, n) in &i.decode_errors {
-            sample(
-                &mut out,
-                "cardlane_decode_errors_total",
-                &[("code", code)],
-                *n as f64,
-            );
+    }
+}
+
+/// The registry owns its collectors; this handle lets `Metrics` keep the same one.
+#[derive(Clone)]
+struct SharedUploader(Arc<UploaderCollector>);
+
+impl Collector for SharedUploader {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.descs.iter().collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let u = &self.0;
+        // Held to the end: two gathers at once (a scrape and telemetry) must not interleave
+        // the counters' reset and add below.
+        let health = lock(&u.health);
+        let Some(health) = health.as_ref() else {
+            return Vec::new();
+        };
+        let st = health.status();
+        u.up.set(i64::from(st.alive));
+        u.storage_failing
+            .set(i64::from(st.storage_failing.is_some()));
+        // Counters mirror totals the uploader keeps: set, as a counter can be, by reset + add.
+        for (c, v) in [
+            (&u.restarts, st.restarts),
+            (&u.record_errors, st.record_errors),
+            (&u.storage_errors, st.storage_errors),
+        ] {
+            c.reset();
+            c.inc_by(v);
         }
-        family(
-            &mut out,
-            "cardlane_records_total",
-            "counter",
-            "Customer records by outcome.",
-        );
-        for (outcome, n) in &i.records {
-            sample(
-                &mut out,
-                "cardlane_records_total",
-                &[("outcome", outcome)],
-                *n as f64,
-            );
-        }
-        family(
-            &mut out,
-            "cardlane_queue_depth",
-            "gauge",
-            "Records held in the durable queue.",
-        );
-        sample(&mut out, "cardlane_queue_depth", &[], i.queue_depth as f64);
-        family(
-            &mut out,
-            "cardlane_queue_oldest_age_seconds",
-            "gauge",
-            "Age of the oldest record held in the queue (0 when empty).",
-        );
-        sample(
-            &mut out,
-            "cardlane_queue_oldest_age_seconds",
-            &[],
-            i.queue_oldest_age_s,
-        );
-        family(
-            &mut out,
-            "cardlane_reader_connected",
-            "gauge",
-            "1 when the reader is attached and open, else 0.",
-        );
-        for (reader, up) in &i.reader_connected {
-            sample(
-                &mut out,
-                "cardlane_reader_connected",
-                &[("reader", reader)],
-                if *up { 1.0 } else { 0.0 },
-            );
-        }
-        family(
-            &mut out,
-            "cardlane_gateway_latency_seconds",
-            "histogram",
-            "Gateway round-trip time of Customer requests.",
-        );
-        let mut cumulative = 0u64;
-        for (slot, n) in i.latency_buckets.iter().enumerate() {
-            cumulative = cumulative.saturating_add(*n);
-            let le = LATENCY_BUCKETS
-                .get(slot)
-                .map_or_else(|| "+Inf".to_string(), |b| number(*b));
-            sample(
-                &mut out,
-                "cardlane_gateway_latency_seconds_bucket",
-                &[("le", &le)],
-                cumulative as f64,
-            );
-        }
-        sample(
-            &mut out,
-            "cardlane_gateway_latency_seconds_sum",
-            &[],
-            i.latency_sum,
-        );
-        sample(
-            &mut out,
-            "cardlane_gateway_latency_seconds_count",
-            &[],
-            i.latency_count as f64,
-        );
-        family(
-            &mut out,
-            "cardlane_reads_unreadable_total",
-            "counter",
-            "Reads that could not be decoded, by reader and reason code.",
-        );
-        for ((reader, code), n) in &i.unreadable {
-            sample(
-                &mut out,
-                "cardlane_reads_unreadable_total",
-                &[("reader", reader), ("code", code)],
-                *n as f64,
-            );
-        }
-        family(
-            &mut out,
-            "cardlane_api_refused_total",
-            "counter",
-            "Local API connections or event streams refused by a cap, by reason.",
-        );
-        for (reason, n) in &i.api_refused {
-            sample(
-                &mut out,
-                "cardlane_api_refused_total",
-                &[("reason", reason)],
-                *n as f64,
-            );
-        }
-        if let Some(dropped) = &i.telemetry_dropped {
-            family(
-                &mut out,
-                "cardlane_telemetry_dropped_total",
-                "counter",
-                "Telemetry items dropped because the exporter's buffer was full, by kind.",
-            );
-            for (kind, n) in dropped {
-                sample(
-                    &mut out,
-                    "cardlane_telemetry_dropped_total",
-                    &[("kind", kind)],
-                    *n as f64,
-                );
-            }
-        }
-        if let Some(u) = &i.uploader {
-            let st = u.status();
-            let gauges = [
-                (
-                    "cardlane_uploader_up",
-                    "gauge",
-                    "1 while the uploader loop runs, else 0.",
-                    u64::from(st.alive),
-                ),
-                (
-                    "cardlane_uploader_storage_failing",
-                    "gauge",
-                    "1 while the uploader backs off from a queue storage failure, else 0.",
-                    u64::from(st.storage_failing.is_some()),
-                ),
-                (
-                    "cardlane_uploader_restarts_total",
-                    "counter",
-                    "Times the uploader loop was restarted after ending unexpectedly.",
-                    st.restarts,
-                ),
-                (
-                    "cardlane_uploader_record_errors_total",
-                    "counter",
-                    "Records whose gateway answer could not be written to the queue.",
-                    st.record_errors,
-                ),
-                (
-                    "cardlane_uploader_storage_errors_total",
-                    "counter",
-                    "Queue storage failures the uploader backed off from.",
-                    st.storage_errors,
-                ),
-            ];
-            for (name, kind, help, v) in gauges {
-                family(&mut out, name, kind, help);
-                sample(&mut out, name, &[], v as f64);
-            }
-        }
+        let mut out = u.up.collect();
+        out.extend(u.storage_failing.collect());
+        out.extend(u.restarts.collect());
+        out.extend(u.record_errors.collect());
+        out.extend(u.storage_errors.collect());
         out
     }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
-    let _ = writeln!(out, "# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: f64) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (n, (key, val)) in labels.iter().enumerate() {
-            if n > 0 {
-                out.push(',');
-            }
-            let _ = write!(out, "{key}=\"{}\"", escape_label(val));
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {}", number(value));
-}
-
-/// Prometheus float text: `+Inf`, `-Inf`, `NaN`, else the shortest decimal form.
-fn number(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
-    } else {
-        format!("{v}")
-    }
-}
-
-/// Label values escape backslash, double quote and line feed.
-fn escape_label(v: &str) -> String {
-    let mut s = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => s.push_str("\\\\"),
-            '"' => s.push_str("\\\""),
-            '\n' => s.push_str("\\n"),
-            c => s.push(c),
-        }
-    }
-    s
-}
-
-/// HELP text escapes backslash and line feed only.
-fn escape_help(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     /// A sample as read back by an independent parser of the exposition format.
     #[derive(Debug, PartialEq)]
@@ -494,18 +472,14 @@ mod tests {
     }
 
     #[test]
-    fn empty_registry_declares_every_family() {
+    fn empty_registry_shows_its_unlabelled_families() {
         let (types, helps, samples) = parse(&Metrics::new().render());
+        // A labelled family has no sample before its first label set, and the registry leaves
+        // a family without samples out; these have theirs from the start.
         let want = [
-            ("cardlane_swipes_total", "counter"),
-            ("cardlane_decode_errors_total", "counter"),
-            ("cardlane_records_total", "counter"),
             ("cardlane_queue_depth", "gauge"),
             ("cardlane_queue_oldest_age_seconds", "gauge"),
-            ("cardlane_reader_connected", "gauge"),
             ("cardlane_gateway_latency_seconds", "histogram"),
-            ("cardlane_reads_unreadable_total", "counter"),
-            ("cardlane_api_refused_total", "counter"),
         ];
         for (name, kind) in want {
             assert_eq!(types.get(name).map(String::as_str), Some(kind), "{name}");
@@ -526,6 +500,27 @@ mod tests {
             Some(0.0)
         );
         assert!(samples.iter().all(|s| s.name.starts_with("cardlane_")));
+    }
+
+    #[test]
+    fn every_family_is_declared_for_telemetry() {
+        let m = Metrics::new();
+        let names: Vec<String> = m.families().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 9, "{names:?}");
+        m.telemetry_enabled();
+        m.watch_uploader(std::sync::Arc::new(crate::queue::UploaderHealth::default()));
+        assert_eq!(m.families().len(), 9 + 1 + 5);
+        let (types, _, s) = parse(&m.render());
+        assert_eq!(
+            types
+                .get("cardlane_telemetry_dropped_total")
+                .map(String::as_str),
+            Some("counter")
+        );
+        assert_eq!(
+            value(&s, "cardlane_telemetry_dropped_total", &[("kind", "span")]),
+            Some(0.0)
+        );
     }
 
     #[test]
@@ -691,15 +686,5 @@ mod tests {
                 Some(1.0)
             );
         }
-    }
-
-    #[test]
-    fn numbers() {
-        assert_eq!(number(1.0), "1");
-        assert_eq!(number(0.25), "0.25");
-        assert_eq!(number(f64::INFINITY), "+Inf");
-        assert_eq!(number(f64::NEG_INFINITY), "-Inf");
-        assert_eq!(number(f64::NAN), "NaN");
-        assert_eq!(escape_help("a\\b\nc"), "a\\\\b\\nc");
     }
 }

@@ -6,22 +6,28 @@
 //! bounded buffer with `try_send` and go on; when the buffer is full the span is dropped and
 //! counted (`cardlane_telemetry_dropped_total`). Exports run on a thread of their own (the
 //! exporter's HTTP client is a blocking one), and metrics on the SDK's periodic reader thread.
+//! After a failed span export that thread stops draining the buffer for a while (1 s doubling
+//! to a minute): trying every span against a dead collector would spend on connection attempts
+//! the CPU the reads need, so the buffer fills and the excess is dropped at `try_send` instead.
 //! Spans carry reader ids, formats, outcomes and reason codes: never card data.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::thread::JoinHandle;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig as _};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
-use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SimpleSpanProcessor, SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
+use prometheus::proto::{MetricFamily, MetricType};
 use tokio::sync::watch;
 
 use crate::agent::config::TelemetryConfig;
@@ -52,6 +58,8 @@ pub enum TelemetryError {
 /// The running exporter. Dropping it without [`Telemetry::shutdown`] stops it too.
 pub struct Telemetry {
     tx: Option<SyncSender<ReadSpan>>,
+    breaker: Arc<Breaker>,
+    accepted: AtomicU64,
     dropped: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
     thread: Option<JoinHandle<()>>,
@@ -60,6 +68,7 @@ pub struct Telemetry {
 impl std::fmt::Debug for Telemetry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Telemetry")
+            .field("accepted", &self.accepted.load(Ordering::Relaxed))
             .field("dropped", &self.dropped.load(Ordering::Relaxed))
             .finish()
     }
@@ -101,12 +110,14 @@ impl Telemetry {
         let cfg = cfg.clone();
         let attrs = resource_attributes(&cfg, readers);
         let m = metrics.clone();
+        let breaker = Arc::new(Breaker::default());
+        let b = breaker.clone();
         let thread = std::thread::Builder::new()
             .name("telemetry".into())
-            .spawn(move || match Exporters::build(&cfg, attrs, m) {
+            .spawn(move || match Exporters::build(&cfg, attrs, m, b.clone()) {
                 Ok(ex) => {
                     let _ = ready_tx.send(Ok(()));
-                    ex.run(rx);
+                    ex.run(rx, &b);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -119,6 +130,8 @@ impl Telemetry {
         metrics.telemetry_enabled();
         Ok(Telemetry {
             tx: Some(tx),
+            breaker,
+            accepted: AtomicU64::new(0),
             dropped: Arc::new(AtomicU64::new(0)),
             metrics,
             thread: Some(thread),
@@ -129,12 +142,19 @@ impl Telemetry {
     pub fn record(&self, span: ReadSpan) {
         let Some(tx) = &self.tx else { return };
         match tx.try_send(span) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.accepted.fetch_add(1, Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 self.metrics.telemetry_dropped("span");
             }
         }
+    }
+
+    /// Spans handed to the exporter's buffer so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// Spans dropped so far.
@@ -150,6 +170,9 @@ impl Telemetry {
 
     fn stop(&mut self) {
         self.tx = None;
+        // A thread waiting out a failing collector quits now rather than after its wait.
+        lock(&self.breaker.state).stopping = true;
+        self.breaker.wake.notify_all();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -172,6 +195,7 @@ impl Exporters {
         cfg: &TelemetryConfig,
         attrs: Vec<KeyValue>,
         metrics: Arc<Metrics>,
+        breaker: Arc<Breaker>,
     ) -> Result<Exporters, TelemetryError> {
         let err =
             |e: opentelemetry_otlp::ExporterBuildError| TelemetryError::Exporter(e.to_string());
@@ -196,7 +220,10 @@ impl Exporters {
         // only queue, so every drop is counted.
         let tracer = SdkTracerProvider::builder()
             .with_resource(resource.clone())
-            .with_span_processor(SimpleSpanProcessor::new(spans))
+            .with_span_processor(SimpleSpanProcessor::new(Watched {
+                inner: spans,
+                breaker,
+            }))
             .build();
         let exporter = opentelemetry_otlp::MetricExporter::builder()
             .with_http()
@@ -216,10 +243,11 @@ impl Exporters {
         Ok(Exporters { tracer, meter })
     }
 
-    fn run(self, rx: Receiver<ReadSpan>) {
+    fn run(self, rx: Receiver<ReadSpan>, breaker: &Breaker) {
         let tracer = self.tracer.tracer("cardlane");
-        // Ends when every sender is gone (shutdown).
-        for r in rx {
+        // Ends when every sender is gone or at shutdown.
+        while breaker.wait_closed() {
+            let Ok(r) = rx.recv() else { break };
             let mut attrs = vec![
                 KeyValue::new("cardlane.reader", r.reader),
                 KeyValue::new("cardlane.outcome", r.outcome),
@@ -238,8 +266,102 @@ impl Exporters {
                 .start(&tracer);
             span.end_with_timestamp(r.end);
         }
+        let left = rx.try_iter().count();
+        if left > 0 {
+            tracing::warn!(
+                spans = left,
+                "telemetry: the collector does not answer; read spans still buffered at shutdown are not sent"
+            );
+        }
         let _ = self.meter.shutdown();
         let _ = self.tracer.shutdown();
+    }
+}
+
+/// Whether the collector took the last span, and how long to leave it alone if not.
+#[derive(Debug, Default)]
+struct Breaker {
+    state: Mutex<BreakerState>,
+    wake: std::sync::Condvar,
+}
+
+#[derive(Debug, Default)]
+struct BreakerState {
+    /// Span exports failed in a row.
+    failures: u32,
+    /// No export before this (set after a failure).
+    retry_at: Option<Instant>,
+    stopping: bool,
+}
+
+impl Breaker {
+    const FIRST_WAIT: Duration = Duration::from_secs(1);
+    const MAX_WAIT: Duration = Duration::from_secs(60);
+
+    fn exported(&self, ok: bool) {
+        let mut st = lock(&self.state);
+        if ok {
+            st.failures = 0;
+            st.retry_at = None;
+        } else {
+            st.failures = st.failures.saturating_add(1);
+            let wait = Self::FIRST_WAIT
+                .saturating_mul(1 << st.failures.saturating_sub(1).min(6))
+                .min(Self::MAX_WAIT);
+            st.retry_at = Some(Instant::now() + wait);
+        }
+    }
+
+    /// Blocks while a failed collector is left alone; false when telemetry stops meanwhile.
+    fn wait_closed(&self) -> bool {
+        let mut st = lock(&self.state);
+        loop {
+            // Closed: go on, also when stopping (what is buffered is sent first).
+            let Some(at) = st.retry_at else { return true };
+            if st.stopping {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= at {
+                return true;
+            }
+            st = self
+                .wake
+                .wait_timeout(st, at - now)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The OTLP span exporter, telling the breaker how each export went.
+#[derive(Debug)]
+struct Watched<E> {
+    inner: E,
+    breaker: Arc<Breaker>,
+}
+
+impl<E: SpanExporter> SpanExporter for Watched<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let result = self.inner.export(batch).await;
+        self.breaker.exported(result.is_ok());
+        result
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
     }
 }
 
@@ -247,26 +369,26 @@ impl Exporters {
 /// and labels (histograms are left to the Prometheus endpoint).
 fn register_instruments(provider: &SdkMeterProvider, metrics: Arc<Metrics>) {
     let meter = provider.meter("cardlane");
-    for (name, kind) in families(&metrics.render()) {
+    for (name, kind) in metrics.families() {
         let m = metrics.clone();
         let n = name.clone();
-        match kind.as_str() {
-            "counter" => {
+        match kind {
+            MetricType::COUNTER => {
                 let _counter = meter
                     .u64_observable_counter(name)
                     .with_callback(move |o| {
-                        for (labels, v) in samples(&m.render(), &n) {
-                            // Counters are whole numbers rendered as floats.
+                        for (labels, v) in samples(&m.gather(), &n) {
+                            // Counters are whole numbers kept as floats by the registry.
                             o.observe(v.max(0.0) as u64, &labels);
                         }
                     })
                     .build();
             }
-            "gauge" => {
+            MetricType::GAUGE => {
                 let _gauge = meter
                     .f64_observable_gauge(name)
                     .with_callback(move |o| {
-                        for (labels, v) in samples(&m.render(), &n) {
+                        for (labels, v) in samples(&m.gather(), &n) {
                             o.observe(v, &labels);
                         }
                     })
@@ -277,80 +399,39 @@ fn register_instruments(provider: &SdkMeterProvider, metrics: Arc<Metrics>) {
     }
 }
 
-/// `# TYPE name kind` lines of an exposition text.
-fn families(text: &str) -> Vec<(String, String)> {
-    text.lines()
-        .filter_map(|l| l.strip_prefix("# TYPE "))
-        .filter_map(|l| {
-            let (name, kind) = l.split_once(' ')?;
-            Some((name.to_string(), kind.trim().to_string()))
+/// The samples of counter or gauge family `name`: labels as attributes, and the value.
+fn samples(families: &[MetricFamily], name: &str) -> Vec<(Vec<KeyValue>, f64)> {
+    let Some(family) = families.iter().find(|f| f.name() == name) else {
+        return Vec::new();
+    };
+    let kind = family.get_field_type();
+    family
+        .get_metric()
+        .iter()
+        .filter_map(|m| {
+            let value = match kind {
+                MetricType::COUNTER => m.get_counter().get_value(),
+                MetricType::GAUGE => m.get_gauge().get_value(),
+                _ => return None,
+            };
+            let labels = m
+                .get_label()
+                .iter()
+                .map(|l| KeyValue::new(l.name().to_string(), l.value().to_string()))
+                .collect();
+            Some((labels, value))
         })
         .collect()
 }
 
-/// The samples of family `name`: labels as attributes, and the value.
-fn samples(text: &str, name: &str) -> Vec<(Vec<KeyValue>, f64)> {
-    let mut out = Vec::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let Some(rest) = line.strip_prefix(name) else {
-            continue;
-        };
-        let (labels, value) = if let Some(body) = rest.strip_prefix('{') {
-            let Some((inner, value)) = body.rsplit_once("} ") else {
-                continue;
-            };
-            (parse_labels(inner), value)
-        } else if let Some(value) = rest.strip_prefix(' ') {
-            (Vec::new(), value)
-        } else {
-            // Another family whose name starts with this one's.
-            continue;
-        };
-        if let Ok(v) = value.trim().parse::<f64>() {
-            out.push((labels, v));
-        }
-    }
-    out
-}
-
-/// `a="x",b="y\"z"` → attributes (Prometheus escapes `\\`, `\"`, `\n`).
-fn parse_labels(text: &str) -> Vec<KeyValue> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while let Some((key, after)) = rest.split_once("=\"") {
-        let mut value = String::new();
-        let mut chars = after.char_indices();
-        let mut end = after.len();
-        while let Some((i, c)) = chars.next() {
-            match c {
-                '\\' => match chars.next() {
-                    Some((_, 'n')) => value.push('\n'),
-                    Some((_, other)) => value.push(other),
-                    None => {}
-                },
-                '"' => {
-                    end = i + 1;
-                    break;
-                }
-                c => value.push(c),
-            }
-        }
-        out.push(KeyValue::new(
-            key.trim_start_matches(',').to_string(),
-            value,
-        ));
-        rest = after.get(end..).unwrap_or("");
-    }
-    out
-}
-
 /// Turns lane events into read spans: a read starts at its `swipe` and ends at its first
-/// outcome on the same reader (`queued`, `saved`, `failed`), or is unreadable.
-pub async fn follow(events: EventHub, telemetry: Arc<Telemetry>, mut stop: watch::Receiver<bool>) {
-    /// Reads waiting for their outcome at most (a reader that vanished leaves one behind).
-    const OPEN: usize = 256;
+/// outcome on the same reader (`queued`, `saved`, `failed`), or is unreadable. A reader's reads
+/// wait for their outcomes in order (a burst of swipes has many in flight: keyed by reader
+/// alone, each swipe would overwrite the one before and most reads would tell no span).
+pub async fn follow(events: EventHub, telemetry: Arc<Telemetry>, stop: watch::Receiver<bool>) {
     let mut rx = events.subscribe();
-    let mut open: HashMap<String, (SystemTime, Option<String>)> = HashMap::new();
+    let mut stop = stop;
+    let mut reads = OpenReads::default();
     loop {
         let ev = tokio::select! {
             ev = rx.recv() => ev,
@@ -361,49 +442,93 @@ pub async fn follow(events: EventHub, telemetry: Arc<Telemetry>, mut stop: watch
             Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
             Err(_) => return,
         };
-        let now = SystemTime::now();
-        let (reader, outcome, code) = match ev {
+        if let Some(span) = reads.apply(ev, SystemTime::now()) {
+            telemetry.record(span);
+        }
+    }
+}
+
+/// Reads between their swipe and their first outcome, per reader, oldest first.
+#[derive(Debug, Default)]
+struct OpenReads {
+    open: HashMap<String, VecDeque<(SystemTime, Option<String>)>>,
+    /// Customer ids told as `queued`: their later `saved` or `failed` is not another read.
+    queued: HashSet<String>,
+    queued_order: VecDeque<String>,
+}
+
+impl OpenReads {
+    /// Reads waiting for their outcome at most, per reader and in all (a reader that vanished
+    /// leaves its reads behind), and queued ids remembered.
+    const MAX: usize = 4096;
+
+    fn apply(&mut self, ev: LaneEvent, now: SystemTime) -> Option<ReadSpan> {
+        let (reader, outcome, code, customer) = match ev {
             LaneEvent::Swipe {
                 reader,
                 format,
                 error_code: None,
                 ..
             } => {
-                if open.len() >= OPEN {
-                    open.clear();
+                if !self.open.contains_key(&reader) && self.open.len() >= Self::MAX {
+                    self.open.clear();
                 }
-                open.insert(reader, (now, format));
-                continue;
+                let q = self.open.entry(reader).or_default();
+                if q.len() >= Self::MAX {
+                    q.pop_front();
+                }
+                q.push_back((now, format));
+                return None;
             }
-            LaneEvent::SwipeUnreadable { reader, code } => (reader, "unreadable", Some(code)),
+            LaneEvent::SwipeUnreadable { reader, code } => (reader, "unreadable", Some(code), None),
             LaneEvent::Queued {
-                reader: Some(r), ..
-            } => (r, "queued", None),
+                reader: Some(r),
+                customer_id,
+                ..
+            } => (r, "queued", None, Some(customer_id)),
             LaneEvent::Saved {
-                reader: Some(r), ..
-            } => (r, "saved", None),
+                reader: Some(r),
+                customer_id,
+                ..
+            } => (r, "saved", None, Some(customer_id)),
             LaneEvent::Failed {
                 reader: Some(r),
                 code,
+                customer_id,
                 ..
-            } => (r, "failed", Some(code)),
-            _ => continue,
+            } => (r, "failed", Some(code), customer_id),
+            _ => return None,
         };
-        let (start, format) = match open.remove(&reader) {
+        if let Some(id) = &customer {
+            if self.queued.remove(id) {
+                // The final outcome of a read already told as queued.
+                return None;
+            }
+        }
+        let first = self.open.get_mut(&reader).and_then(VecDeque::pop_front);
+        let (start, format) = match first {
             Some(o) => o,
-            // Unreadable reads have no swipe event before them; a later outcome of a read
-            // already told (saved after queued) is not another read.
+            // Unreadable reads have no swipe event before them.
             None if outcome == "unreadable" => (now, None),
-            None => continue,
+            None => return None,
         };
-        telemetry.record(ReadSpan {
+        if let (Some(id), "queued") = (customer, outcome) {
+            if self.queued_order.len() >= Self::MAX {
+                if let Some(old) = self.queued_order.pop_front() {
+                    self.queued.remove(&old);
+                }
+            }
+            self.queued.insert(id.clone());
+            self.queued_order.push_back(id);
+        }
+        Some(ReadSpan {
             reader,
             outcome: outcome.to_string(),
             format,
             code,
             start,
             end: now,
-        });
+        })
     }
 }
 
@@ -413,30 +538,57 @@ mod tests {
 
     #[test]
     fn samples_of_a_family_with_labels() {
-        let text = "# HELP a_total x\n# TYPE a_total counter\n\
-                    a_total{reader=\"front\",code=\"bad-lrc\"} 3\n\
-                    a_total{reader=\"q\\\"t\\\\\"} 1\n\
-                    a_total_other 9\n# TYPE g gauge\ng 2.5\n";
+        let m = Metrics::new();
+        m.read_unreadable("front", "bad-lrc");
+        m.read_unreadable("front", "bad-lrc");
+        m.read_unreadable("q\"t\\", "truncated");
+        m.set_queue(4, std::time::Duration::from_millis(2_500));
+        let kinds: HashMap<String, MetricType> = m.families().into_iter().collect();
         assert_eq!(
-            families(text),
-            [
-                ("a_total".to_string(), "counter".to_string()),
-                ("g".to_string(), "gauge".to_string())
-            ]
+            kinds.get("cardlane_reads_unreadable_total"),
+            Some(&MetricType::COUNTER)
         );
-        let a = samples(text, "a_total");
+        // Declared before its first sample, so telemetry has an instrument for it.
+        assert_eq!(
+            kinds.get("cardlane_swipes_total"),
+            Some(&MetricType::COUNTER)
+        );
+        assert_eq!(
+            kinds.get("cardlane_queue_oldest_age_seconds"),
+            Some(&MetricType::GAUGE)
+        );
+        let gathered = m.gather();
+        let mut a = samples(&gathered, "cardlane_reads_unreadable_total");
+        a.sort_by(|x, y| x.1.total_cmp(&y.1));
         assert_eq!(a.len(), 2);
+        assert_eq!(a[1].1, 2.0);
+        let attrs = |kv: &[KeyValue]| -> Vec<(String, String)> {
+            let mut v: Vec<(String, String)> = kv
+                .iter()
+                .map(|k| (k.key.to_string(), k.value.to_string()))
+                .collect();
+            v.sort();
+            v
+        };
         assert_eq!(
-            a[0].0,
+            attrs(&a[1].0),
             [
-                KeyValue::new("reader", "front"),
-                KeyValue::new("code", "bad-lrc")
+                ("code".to_string(), "bad-lrc".to_string()),
+                ("reader".to_string(), "front".to_string())
             ]
         );
-        assert_eq!(a[0].1, 3.0);
-        assert_eq!(a[1].0, [KeyValue::new("reader", "q\"t\\")]);
-        let g = samples(text, "g");
-        assert_eq!(g, [(Vec::new(), 2.5)]);
+        assert_eq!(
+            attrs(&a[0].0),
+            [
+                ("code".to_string(), "truncated".to_string()),
+                ("reader".to_string(), "q\"t\\".to_string())
+            ]
+        );
+        assert_eq!(
+            samples(&gathered, "cardlane_queue_oldest_age_seconds"),
+            [(Vec::new(), 2.5)]
+        );
+        assert!(samples(&gathered, "cardlane_swipes_total").is_empty());
     }
 
     #[test]
@@ -447,6 +599,8 @@ mod tests {
         metrics.telemetry_enabled();
         let t = Telemetry {
             tx: Some(tx),
+            breaker: Arc::default(),
+            accepted: AtomicU64::new(0),
             dropped: Arc::new(AtomicU64::new(0)),
             metrics: metrics.clone(),
             thread: None,
@@ -467,5 +621,159 @@ mod tests {
             .render()
             .contains("cardlane_telemetry_dropped_total{kind=\"span\"} 2\n"));
         assert_eq!(rx.try_recv().unwrap(), span);
+    }
+
+    fn swipe(reader: &str) -> LaneEvent {
+        LaneEvent::Swipe {
+            reader: reader.into(),
+            format: Some("tracks".into()),
+            entry_mode: None,
+            masked_pan: None,
+            masked_account: None,
+            last4: None,
+            capture_id: None,
+            error_code: None,
+        }
+    }
+
+    fn outcome(kind: &str, reader: &str, id: &str) -> LaneEvent {
+        let reader = Some(reader.to_string());
+        let customer_id = id.to_string();
+        match kind {
+            "queued" => LaneEvent::Queued {
+                reader,
+                capture_id: None,
+                customer_id,
+                masked_pan: None,
+                masked_account: None,
+                last4: None,
+            },
+            _ => LaneEvent::Saved {
+                reader,
+                capture_id: None,
+                customer_id,
+                token: None,
+                masked_pan: None,
+                masked_account: None,
+                last4: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_burst_of_reads_tells_one_span_each() {
+        let mut r = OpenReads::default();
+        let t = |s: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(s);
+        // Three swipes in flight on one reader, one on another.
+        assert_eq!(r.apply(swipe("front"), t(1)), None);
+        assert_eq!(r.apply(swipe("front"), t(2)), None);
+        assert_eq!(r.apply(swipe("back"), t(3)), None);
+        assert_eq!(r.apply(swipe("front"), t(4)), None);
+        let mut spans = Vec::new();
+        for (ev, at) in [
+            (outcome("saved", "front", "A"), 5),
+            (outcome("queued", "front", "B"), 6),
+            (outcome("saved", "back", "C"), 7),
+            // B's final outcome: not another read.
+            (outcome("saved", "front", "B"), 8),
+            (outcome("saved", "front", "D"), 9),
+            // Nothing open any more on front: an outcome without a read tells nothing.
+            (outcome("saved", "front", "E"), 10),
+        ] {
+            spans.extend(r.apply(ev, t(at)));
+        }
+        let got: Vec<(&str, &str, SystemTime, SystemTime)> = spans
+            .iter()
+            .map(|s| (s.reader.as_str(), s.outcome.as_str(), s.start, s.end))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("front", "saved", t(1), t(5)),
+                ("front", "queued", t(2), t(6)),
+                ("back", "saved", t(3), t(7)),
+                ("front", "saved", t(4), t(9)),
+            ]
+        );
+        assert!(spans.iter().all(|s| s.format.as_deref() == Some("tracks")));
+    }
+
+    #[test]
+    fn a_failing_collector_is_left_alone_longer_each_time() {
+        let b = Breaker::default();
+        let wait = |b: &Breaker| {
+            lock(&b.state)
+                .retry_at
+                .map(|at| at.saturating_duration_since(Instant::now()))
+        };
+        assert_eq!(wait(&b), None);
+        for want in [1, 2, 4, 8, 16, 32, 60, 60] {
+            b.exported(false);
+            let w = wait(&b).unwrap();
+            let want = Duration::from_secs(want);
+            assert!(w <= want && w + Duration::from_millis(500) > want, "{w:?}");
+        }
+        b.exported(true);
+        assert_eq!(wait(&b), None);
+        assert!(b.wait_closed());
+    }
+
+    #[test]
+    fn stopping_ends_the_wait_at_once() {
+        let b = Arc::new(Breaker::default());
+        lock(&b.state).failures = 10;
+        b.exported(false);
+        let waiting = b.clone();
+        let t0 = Instant::now();
+        let h = std::thread::spawn(move || waiting.wait_closed());
+        std::thread::sleep(Duration::from_millis(50));
+        lock(&b.state).stopping = true;
+        b.wake.notify_all();
+        assert!(!h.join().unwrap());
+        assert!(t0.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn a_dead_collector_costs_one_attempt_then_the_buffer_drops_and_counts() {
+        // A 127.0.0.1 port nothing listens on.
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let cfg = TelemetryConfig {
+            enabled: true,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            buffer: 16,
+            metrics_interval: Duration::from_secs(3600),
+            ..TelemetryConfig::default()
+        };
+        let metrics = Arc::new(Metrics::new());
+        let t = Telemetry::start(&cfg, &["front".into()], metrics.clone()).unwrap();
+        let span = ReadSpan {
+            reader: "front".into(),
+            outcome: "saved".into(),
+            format: None,
+            code: None,
+            start: SystemTime::UNIX_EPOCH,
+            end: SystemTime::UNIX_EPOCH,
+        };
+        t.record(span.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while lock(&t.breaker.state).retry_at.is_none() {
+            assert!(Instant::now() < deadline, "the export never failed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The thread leaves the collector alone for a second: the buffer takes 16, the rest
+        // is dropped at once and counted.
+        for _ in 0..1000 {
+            t.record(span.clone());
+        }
+        assert_eq!(t.dropped(), 1000 - 16);
+        assert!(metrics
+            .render()
+            .contains("cardlane_telemetry_dropped_total{kind=\"span\"} 984\n"));
+        let t0 = Instant::now();
+        t.shutdown();
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
     }
 }
