@@ -200,11 +200,19 @@ impl Metrics {
         inc(self.dropped_family(), &[kind]);
     }
 
+    /// Telemetry missed `n` lane events (`event`): its subscriber fell behind a burst, so the
+    /// reads those events belonged to tell no span.
+    pub fn telemetry_missed_events(&self, n: u64) {
+        if let Ok(c) = self.dropped_family().get_metric_with_label_values(&["event"]) {
+            c.inc_by(n);
+        }
+    }
+
     fn dropped_family(&self) -> &IntCounterVec {
         self.telemetry_dropped.get_or_init(|| {
             let c = counter_vec(
                 "cardlane_telemetry_dropped_total",
-                "Telemetry items dropped because the exporter's buffer was full, by kind.",
+                "Telemetry items dropped, by kind: span (the exporter's buffer was full), event (lane events the span task fell behind on).",
                 &["kind"],
             );
             register(&self.registry, &c);

@@ -439,7 +439,12 @@ pub async fn follow(events: EventHub, telemetry: Arc<Telemetry>, stop: watch::Re
         };
         let ev = match ev {
             Ok(ev) => ev,
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                // Counted, not silent: those events' reads tell no span.
+                telemetry.metrics.telemetry_missed_events(n);
+                tracing::debug!(missed = n, "telemetry fell behind the lane events");
+                continue;
+            }
             Err(_) => return,
         };
         if let Some(span) = reads.apply(ev, SystemTime::now()) {
@@ -658,6 +663,36 @@ mod tests {
                 last4: None,
             },
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn events_the_span_task_falls_behind_on_are_counted() {
+        let metrics = Arc::new(Metrics::new());
+        metrics.telemetry_enabled();
+        let (tx, _rx) = sync_channel(64);
+        let t = Arc::new(Telemetry {
+            tx: Some(tx),
+            breaker: Arc::default(),
+            accepted: AtomicU64::new(0),
+            dropped: Arc::new(AtomicU64::new(0)),
+            metrics: metrics.clone(),
+            thread: None,
+        });
+        let hub = EventHub::new(4);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(follow(hub.clone(), t, stop_rx));
+        // Let it subscribe, then publish 10 events with no await between: a hub of 4 keeps
+        // the last 4, so the task has missed 6 when it runs again.
+        tokio::task::yield_now().await;
+        for _ in 0..10 {
+            hub.publish(swipe("front"));
+        }
+        tokio::task::yield_now().await;
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+        assert!(metrics
+            .render()
+            .contains("cardlane_telemetry_dropped_total{kind=\"event\"} 6\n"));
     }
 
     #[test]
