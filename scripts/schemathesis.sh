@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Fuzzes the local API from outside with schemathesis, against a fresh agent's own
-# /v1/openapi.json: `cardlane run` (no reader configured, so health is "degraded" rather than a
-# 503 "down" that the not_a_server_error check would count; a temporary queue and token) in
+# /v1/openapi.json: `cardlane run` (no reader configured; a temporary queue and token) in
 # front of `cardlane gateway-sim`, both on loopback. All checks but use_after_free
 # (DELETE /v1/captures/{id} cancels; the capture stays readable, as the document says), a fixed
 # seed. GET /v1/events is left out: it is a stream that stays open, which schemathesis would wait

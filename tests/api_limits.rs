@@ -50,6 +50,7 @@ async fn start() -> Api {
         ApiSettings {
             default_capture_timeout: Duration::from_secs(60),
             max_capture_timeout: Duration::from_secs(600),
+            ..ApiSettings::default()
         },
     );
     let listener = api::bind("127.0.0.1:0".parse().unwrap(), false)

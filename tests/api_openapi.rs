@@ -52,6 +52,11 @@ impl Agent {
     /// `max_timeout` is `[api] max_capture_timeout` (seconds); one configured reader, `front`,
     /// whose device is not there (so it has no keypad and the lane is down).
     fn start(dir: &Path, max_timeout: u32) -> Agent {
+        Agent::start_with(dir, max_timeout, "")
+    }
+
+    /// As `start`, with `api_extra` lines in `[api]`.
+    fn start_with(dir: &Path, max_timeout: u32, api_extra: &str) -> Agent {
         let (sim, mut sim_lines) = spawn(&["gateway-sim", "--plain-json"], None);
         let sim_url = sim_lines
             .until("the simulator's address", |l| {
@@ -73,6 +78,7 @@ listen = "127.0.0.1:0"
 token_file = "{t}"
 max_capture_timeout = "{max_timeout}s"
 max_waiting_captures = 2
+{api_extra}
 [[readers]]
 id = "front"
 device = "serial:{dev}@9600"
@@ -353,6 +359,19 @@ async fn check(agent: &Agent, doc: &Value, c: Call) -> (u16, Value) {
     (status, body)
 }
 
+/// `[api] health_down_status = 503`: a down lane answers 503, and the document says so.
+#[tokio::test]
+async fn a_down_lane_answers_503_when_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start_with(dir.path(), 600, "health_down_status = 503");
+    let doc = agent.document().await;
+    assert!(doc["paths"]["/v1/health"]["get"]["responses"]
+        .get("503")
+        .is_some());
+    let (status, health) = check(&agent, &doc, call("GET", "/v1/health")).await;
+    assert_eq!((status, health["status"].as_str()), (503, Some("down")));
+}
+
 #[tokio::test]
 async fn every_route_answers_as_documented() {
     let dir = tempfile::tempdir().unwrap();
@@ -480,8 +499,11 @@ async fn every_route_answers_as_documented() {
     let (_, code) = check(&agent, &doc, call("POST", "/v1/console/code")).await;
     let ticket = ticket["ticket"].as_str().unwrap();
     let code = code["code"].as_str().unwrap();
+    // The one configured reader is not there: down, said in the body with 200 (the default
+    // `[api] health_down_status`).
+    let (status, health) = check(&agent, &doc, call("GET", "/v1/health")).await;
+    assert_eq!((status, health["status"].as_str()), (200, Some("down")));
     for (c, want) in [
-        (call("GET", "/v1/health"), 503), // the one reader is not there
         (call("GET", "/v1/readers"), 200),
         (call("GET", "/v1/queue"), 200),
         (call("POST", "/v1/queue/flush"), 200),

@@ -118,6 +118,10 @@ pub struct ApiConfig {
     /// Browser origins (`scheme://host[:port]`, exact) allowed to call the API from a page
     /// (CORS). Empty: no CORS headers at all, so no other origin's page can read an answer.
     pub allowed_origins: Vec<String>,
+    /// HTTP status of `GET /v1/health` when the lane is `down`: 200 (the report is the answer;
+    /// API clients and fuzzers read any 5xx as the agent failing) or 503 (for a monitor that
+    /// checks the status code only).
+    pub health_down_status: u16,
 }
 
 /// One `[[readers]]` entry.
@@ -307,6 +311,7 @@ impl Default for ApiConfig {
             max_capture_timeout: Duration::from_secs(600),
             max_waiting_captures: 4,
             allowed_origins: Vec::new(),
+            health_down_status: 200,
         }
     }
 }
@@ -388,6 +393,7 @@ capture_timeout = "60s"                     # when a capture gives no timeout_s
 max_capture_timeout = "10m"
 max_waiting_captures = 4                    # per reader; one more gets 409
 allowed_origins = []                        # kiosk pages allowed to call the API (CORS), e.g. "http://localhost:8080"
+health_down_status = 200                    # /v1/health's HTTP status when down: 200 or 503
 
 [[readers]]
 id = "front"
@@ -784,6 +790,7 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         "max_capture_timeout",
         "max_waiting_captures",
         "allowed_origins",
+        "health_down_status",
     ])?;
     let d = ApiConfig::default();
     let allow_remote = s.bool("allow_remote", d.allow_remote)?;
@@ -827,6 +834,16 @@ fn parse_api(s: Section<'_>) -> Result<ApiConfig> {
         max_capture_timeout,
         max_waiting_captures: usize::try_from(waiting).unwrap_or(d.max_waiting_captures),
         allowed_origins: parse_origins(&s)?,
+        health_down_status: match s.uint(
+            "health_down_status",
+            u64::from(d.health_down_status),
+            200,
+            503,
+        )? {
+            200 => 200,
+            503 => 503,
+            _ => return Err(bad(&s.path("health_down_status"), "must be 200 or 503")),
+        },
     })
 }
 

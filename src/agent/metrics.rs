@@ -203,7 +203,10 @@ impl Metrics {
     /// Telemetry missed `n` lane events (`event`): its subscriber fell behind a burst, so the
     /// reads those events belonged to tell no span.
     pub fn telemetry_missed_events(&self, n: u64) {
-        if let Ok(c) = self.dropped_family().get_metric_with_label_values(&["event"]) {
+        if let Ok(c) = self
+            .dropped_family()
+            .get_metric_with_label_values(&["event"])
+        {
             c.inc_by(n);
         }
     }

@@ -58,6 +58,8 @@ pub struct ApiSettings {
     pub default_capture_timeout: Duration,
     /// Largest `timeout_s` accepted.
     pub max_capture_timeout: Duration,
+    /// `GET /v1/health`'s status when the lane is down (200 or 503, `[api] health_down_status`).
+    pub health_down_status: u16,
 }
 
 impl Default for ApiSettings {
@@ -71,6 +73,7 @@ impl From<&ApiConfig> for ApiSettings {
         ApiSettings {
             default_capture_timeout: c.capture_timeout,
             max_capture_timeout: c.max_capture_timeout,
+            health_down_status: c.health_down_status,
         }
     }
 }

@@ -718,6 +718,17 @@ pub fn document(settings: &ApiSettings, readers: &[String]) -> Value {
             .or_insert_with(|| Value::Object(Map::new()));
         entry[op.method().as_str().to_ascii_lowercase()] = operation_object(op);
     }
+    if settings.health_down_status != 503 {
+        // Down is reported in the body with 200 (`[api] health_down_status`).
+        if let Some(r) = paths["/v1/health"]["get"]["responses"].as_object_mut() {
+            r.remove("503");
+            r.insert(
+                "200".into(),
+                json!({"description": "Health: ok, degraded or down (`[api] health_down_status = 503` answers down with 503)",
+                    "content": {"application/json": {"schema": schema_ref("Health")}}}),
+            );
+        }
+    }
     let mut schemas: Map<String, Value> = SCHEMAS
         .iter()
         .map(|(name, build)| ((*name).to_string(), build(settings)))
@@ -778,5 +789,32 @@ mod tests {
         let t = &doc["components"]["schemas"]["CaptureRequest"]["properties"]["timeout_s"];
         assert_eq!(t["maximum"], 90.0);
         assert_eq!(t["exclusiveMinimum"], 0);
+    }
+
+    #[test]
+    fn health_lists_503_only_when_down_answers_503() {
+        let health = |down: u16| {
+            let s = ApiSettings {
+                health_down_status: down,
+                ..ApiSettings::default()
+            };
+            document(&s, &[])["paths"]["/v1/health"]["get"]["responses"].clone()
+        };
+        assert!(health(200).get("503").is_none());
+        assert!(health(503).get("503").is_some());
+        assert!(health(200)["200"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("down"));
+    }
+
+    #[test]
+    fn the_reader_field_lists_the_known_readers() {
+        let doc = document(&ApiSettings::default(), &["front".into(), "stdin".into()]);
+        let r = &doc["components"]["schemas"]["CaptureRequest"]["properties"]["reader"];
+        assert_eq!(r["enum"], json!(["front", "stdin"]));
+        let none = document(&ApiSettings::default(), &[]);
+        let r = &none["components"]["schemas"]["CaptureRequest"]["properties"]["reader"];
+        assert_eq!(r["not"], json!({}));
     }
 }

@@ -151,8 +151,9 @@ async fn with_lane<T: Send + 'static>(
         })
 }
 
-/// `GET /v1/health`: 200 for `ok` and `degraded`, 503 for `down` (load balancers and
-/// supervisors take the lane out on 503 only).
+/// `GET /v1/health`: 200 for `ok` and `degraded`; for `down`, `[api] health_down_status` (200
+/// by default: the report is the answer, and clients read a 5xx as the agent failing; 503 for
+/// monitors that look at the status code only).
 async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
     let (readers, queue, gateway, reasons) = with_lane(&state, |l| {
         (l.readers(), l.queue(), l.gateway(), l.health_reasons())
@@ -160,7 +161,9 @@ async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
     .await?;
     let status = HealthStatus::of(&reasons);
     let code = match status {
-        HealthStatus::Down => StatusCode::SERVICE_UNAVAILABLE,
+        HealthStatus::Down if state.api.settings.health_down_status == 503 => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         _ => StatusCode::OK,
     };
     let body = Json(json!({
