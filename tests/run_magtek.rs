@@ -3,7 +3,7 @@
 //! fake HID transport inside the agent), kiosk captures over the local API, the pipeline,
 //! queue and uploader, and the gateway simulator on 127.0.0.1 holding the ANSI test BDK: each
 //! capture is saved once with the kiosk's names and the card's last 4 from the decrypted
-//! container. No clear PAN in the agent's output at debug.
+//! container. No clear PAN in the agent's output at trace.
 use std::path::{Path, PathBuf};
 
 use cardlane::device::simulated::TEST_CARDS;
@@ -62,7 +62,7 @@ fn dynaflex_and_edynamo_chip_reads_are_saved_through_the_agent() {
     let gateway = Gateway::start_decrypting(API_KEY);
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &gateway.base_url);
-    let mut agent = Agent::start(&config, API_KEY, "cardlane=debug");
+    let mut agent = Agent::start(&config, API_KEY, "trace");
     let api = Api::new(&agent.api, &dir.path().join("api-token"));
 
     for (reader, protocol) in [("flex", "mms"), ("dynamo", "magtek-v5")] {
@@ -88,6 +88,7 @@ fn dynaflex_and_edynamo_chip_reads_are_saved_through_the_agent() {
 
     assert!(agent.terminate().success());
     let out = agent.output();
+    assert!(out.contains("TRACE"), "trace was on");
     for (pan, _) in TEST_CARDS {
         assert!(!out.contains(pan), "clear PAN in the agent's output");
     }
