@@ -15,7 +15,7 @@ use super::enumerate::{enumerate, hint_for, resolve_profile, DeviceInfo, Selecto
 use super::framer::{Frame, Framer, FramerOptions};
 use super::profile::{Framing, Profile, ProfileError, Profiles, TransportKind};
 use super::selector::Selector;
-use super::transport::{Connector, TransportError};
+use super::transport::{Connector, Transport, TransportError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceEvent {
@@ -168,9 +168,12 @@ fn reader_loop(
     stop: &StopRx,
     commands: Option<&std_mpsc::Receiver<Vec<u8>>>,
 ) {
-    let source = connector.source();
-    let vid = profile.as_ref().and_then(|p| p.matcher.vid);
-    let send = |e: DeviceEvent| events.blocking_send(e).is_ok();
+    let link = Link {
+        source: connector.source(),
+        events,
+        stop,
+    };
+    let source = &link.source;
     let mut backoff = new_backoff(config);
     let mut last_error: Option<TransportError> = None;
     while !stop.stopped() {
@@ -179,19 +182,12 @@ fn reader_loop(
             Err(error) => {
                 // Report each distinct error once, not on every retry.
                 if last_error.as_ref() != Some(&error) {
-                    tracing::warn!(source = %source, code = error.code(), "cannot open reader");
-                    let hint = hint_for(&error, transport, vid, profile.as_ref());
-                    if !send(DeviceEvent::Error {
-                        source: source.clone(),
-                        error: error.clone(),
-                        hint,
-                    }) {
+                    if !report_open_error(&link, &error, transport, profile.as_ref()) {
                         return;
                     }
                     last_error = Some(error);
                 }
-                let delay = backoff.next().unwrap_or(config.backoff_max);
-                if stop.sleep(delay) {
+                if stop.sleep(backoff.next().unwrap_or(config.backoff_max)) {
                     return;
                 }
                 continue;
@@ -203,108 +199,176 @@ fn reader_loop(
         while commands.is_some_and(|c| c.try_recv().is_ok()) {}
         backoff = new_backoff(config);
         tracing::info!(source = %source, "reader attached");
-        if !send(DeviceEvent::Attached {
+        if !link.send(DeviceEvent::Attached {
             source: source.clone(),
             profile: profile.as_ref().map(|p| p.id.clone()),
         }) {
             return;
         }
-        let mut framer = match &profile {
-            Some(p) => Framer::for_profile(p, source.clone()),
-            None => Framer::new(
-                default_framing(transport),
-                FramerOptions::default(),
-                source.clone(),
-            ),
+        let Some(reason) = read_until_gone(
+            &link,
+            t.as_mut(),
+            profile.as_ref(),
+            transport,
+            config,
+            commands,
+        ) else {
+            return;
         };
-        let opened = Instant::now();
-        // A MICR reader framing STX data ETX LRC sends a frame again when the host answers NAK
-        // (micr.md §2): a bad LRC is asked for again, up to MAX_NAKS times in a row, before the
-        // frame goes on to be reported unreadable (bad-lrc).
-        let nak_bad_lrc = profile
-            .as_ref()
-            .is_some_and(|p| p.kind == super::profile::ReaderKind::Micr);
-        let mut naks = 0u32;
-        let reason = loop {
-            if stop.stopped() || events.is_closed() {
-                return;
-            }
-            if let Some(c) = commands {
-                write_commands(c, t.as_mut(), &source);
-            }
-            let now = opened.elapsed();
-            let timeout = framer
-                .deadline()
-                .map(|d| d.saturating_sub(now).max(Duration::from_millis(1)))
-                .unwrap_or(config.read_timeout)
-                .min(config.read_timeout);
-            let before = framer.stats();
-            let frames = match t.read_chunk(timeout) {
-                Ok(Some(chunk)) => framer.push(&chunk.bytes, opened.elapsed()),
-                Ok(None) => framer.poll(opened.elapsed()),
-                Err(e) => break e,
-            };
-            // Bad reads are reported, never dropped silently (the operator swipes again).
-            for code in framer.stats().bad_reads_since(&before) {
-                if !send(DeviceEvent::Unreadable {
-                    source: source.clone(),
-                    code,
-                }) {
-                    return;
-                }
-            }
-            for f in frames {
-                if nak_bad_lrc && naks < MAX_NAKS && crate::parse::micr::lrc_mismatch(&f.bytes) {
-                    if let Some(w) = t.as_writer() {
-                        match w.write_unit(&[crate::parse::micr::NAK]) {
-                            Ok(()) => {
-                                naks += 1;
-                                tracing::info!(source = %source, "MICR frame failed its LRC; asked the reader to resend (NAK)");
-                                continue;
-                            }
-                            Err(e) => {
-                                tracing::warn!(source = %source, code = e.code(), "cannot send NAK");
-                            }
-                        }
-                    }
-                }
-                naks = 0;
-                if !send(DeviceEvent::Frame(f)) {
-                    return;
-                }
-            }
-        };
-        // A frame cut off by the unplug is dropped (counted in the framer's stats).
-        for f in framer.finish(opened.elapsed()) {
-            if !send(DeviceEvent::Frame(f)) {
-                return;
-            }
-        }
         drop(t);
         tracing::info!(source = %source, code = reason.code(), "reader detached");
-        if !send(DeviceEvent::Detached {
+        if !link.send(DeviceEvent::Detached {
             source: source.clone(),
-            reason: reason.clone(),
+            reason,
         }) {
             return;
         }
         if !connector.reconnectable() {
             return;
         }
-        let delay = backoff.next().unwrap_or(config.backoff_max);
-        if stop.sleep(delay) {
+        if stop.sleep(backoff.next().unwrap_or(config.backoff_max)) {
             return;
         }
     }
 }
 
+/// Where one reader thread reports, and what stops it.
+struct Link<'a> {
+    source: String,
+    events: &'a mpsc::Sender<DeviceEvent>,
+    stop: &'a StopRx,
+}
+
+impl Link<'_> {
+    /// False once nobody listens any more (the thread then ends).
+    fn send(&self, e: DeviceEvent) -> bool {
+        self.events.blocking_send(e).is_ok()
+    }
+}
+
+/// Logs and reports a failed open, with a hint for the person at the lane.
+fn report_open_error(
+    link: &Link<'_>,
+    error: &TransportError,
+    transport: TransportKind,
+    profile: Option<&Profile>,
+) -> bool {
+    tracing::warn!(source = %link.source, code = error.code(), "cannot open reader");
+    let vid = profile.and_then(|p| p.matcher.vid);
+    link.send(DeviceEvent::Error {
+        source: link.source.clone(),
+        error: error.clone(),
+        hint: hint_for(error, transport, vid, profile),
+    })
+}
+
+/// Reads an open transport until it fails, sending its frames and bad reads on; the error it
+/// failed with, or `None` once the thread is to stop.
+fn read_until_gone(
+    link: &Link<'_>,
+    t: &mut dyn Transport,
+    profile: Option<&Profile>,
+    transport: TransportKind,
+    config: &ManagerConfig,
+    commands: Option<&std_mpsc::Receiver<Vec<u8>>>,
+) -> Option<TransportError> {
+    let source = &link.source;
+    let mut framer = match profile {
+        Some(p) => Framer::for_profile(p, source.clone()),
+        None => Framer::new(
+            default_framing(transport),
+            FramerOptions::default(),
+            source.clone(),
+        ),
+    };
+    let opened = Instant::now();
+    let mut resend = MicrResend::for_profile(profile);
+    let reason = loop {
+        if link.stop.stopped() || link.events.is_closed() {
+            return None;
+        }
+        if let Some(c) = commands {
+            write_commands(c, t, source);
+        }
+        let now = opened.elapsed();
+        let timeout = framer
+            .deadline()
+            .map(|d| d.saturating_sub(now).max(Duration::from_millis(1)))
+            .unwrap_or(config.read_timeout)
+            .min(config.read_timeout);
+        let before = framer.stats();
+        let frames = match t.read_chunk(timeout) {
+            Ok(Some(chunk)) => framer.push(&chunk.bytes, opened.elapsed()),
+            Ok(None) => framer.poll(opened.elapsed()),
+            Err(e) => break e,
+        };
+        // Bad reads are reported, never dropped silently (the operator swipes again).
+        for code in framer.stats().bad_reads_since(&before) {
+            if !link.send(DeviceEvent::Unreadable {
+                source: source.clone(),
+                code,
+            }) {
+                return None;
+            }
+        }
+        for f in frames {
+            if resend.asked(&f, t, source) {
+                continue;
+            }
+            if !link.send(DeviceEvent::Frame(f)) {
+                return None;
+            }
+        }
+    };
+    // A frame cut off by the unplug is dropped (counted in the framer's stats).
+    for f in framer.finish(opened.elapsed()) {
+        if !link.send(DeviceEvent::Frame(f)) {
+            return None;
+        }
+    }
+    Some(reason)
+}
+
+/// A MICR reader framing STX data ETX LRC sends a frame again when the host answers NAK
+/// (micr.md §2): a bad LRC is asked for again, up to [`MAX_NAKS`] times in a row, before the
+/// frame goes on to be reported unreadable (bad-lrc).
+struct MicrResend {
+    enabled: bool,
+    naks: u32,
+}
+
+impl MicrResend {
+    fn for_profile(profile: Option<&Profile>) -> MicrResend {
+        MicrResend {
+            enabled: profile.is_some_and(|p| p.kind == super::profile::ReaderKind::Micr),
+            naks: 0,
+        }
+    }
+
+    /// Whether `f` was asked for again (so it is not passed on).
+    fn asked(&mut self, f: &Frame, t: &mut dyn Transport, source: &str) -> bool {
+        if self.enabled && self.naks < MAX_NAKS && crate::parse::micr::lrc_mismatch(&f.bytes) {
+            if let Some(w) = t.as_writer() {
+                match w.write_unit(&[crate::parse::micr::NAK]) {
+                    Ok(()) => {
+                        self.naks += 1;
+                        tracing::info!(source = %source, "MICR frame failed its LRC; asked the reader to resend (NAK)");
+                        return true;
+                    }
+                    Err(e) => {
+                        tracing::warn!(source = %source, code = e.code(), "cannot send NAK");
+                    }
+                }
+            }
+        }
+        self.naks = 0;
+        false
+    }
+}
+
 /// Writes the commands waiting for the device; a failed write is logged (by code) and the
 /// command dropped: the read it asked for then never comes, and the capture times out.
-fn write_commands(
-    commands: &std_mpsc::Receiver<Vec<u8>>,
-    t: &mut dyn super::transport::Transport,
-    source: &str,
-) {
+fn write_commands(commands: &std_mpsc::Receiver<Vec<u8>>, t: &mut dyn Transport, source: &str) {
     while let Ok(cmd) = commands.try_recv() {
         match t.as_writer() {
             Some(w) => match w.write_unit(&cmd) {
