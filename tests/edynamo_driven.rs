@@ -36,25 +36,6 @@ fn source(what: &str) -> String {
     format!("synthetic: protocol::magtek_v5::sim over the fake HID transport (tests/edynamo_driven.rs, WRITE_V5_CAPTURES=DIR); {what}; ANSI test BDK 0123456789ABCDEFFEDCBA9876543210, KSN FFFF9876543210E00001, data key (OWF)")
 }
 
-/// A PAN with its Luhn check digit computed here (not taken from any output).
-fn luhn_pan(body: &str) -> String {
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 0 {
-                let x = d * 2;
-                x / 10 + x % 10
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
-
 fn sim_with(pans: &[String], contactless: bool) -> SimEdynamo {
     let cards = pans
         .iter()
@@ -109,7 +90,7 @@ fn activate(r: &DrivenReader) {
 
 #[test]
 fn edynamo_chip_read_through_feature_reports_is_saved_once() {
-    let pan = luhn_pan("476173900101011");
+    let pan = common::with_check_digit("476173900101011");
     let last4 = pan[pan.len() - 4..].to_string();
     // 1. The read, through the driver and the fake HID line.
     let line = FakeLine::new(
@@ -177,7 +158,7 @@ fn edynamo_chip_read_through_feature_reports_is_saved_once() {
 
 #[test]
 fn tdynamo_contactless_read_uses_its_card_types() {
-    let pan = luhn_pan("541333008902001");
+    let pan = common::with_check_digit("541333008902001");
     let line = FakeLine::new(
         sim_with(std::slice::from_ref(&pan), true),
         Some(Duration::from_millis(30)),
@@ -217,7 +198,7 @@ fn tdynamo_contactless_read_uses_its_card_types() {
 
 #[test]
 fn a_cancel_refused_because_the_card_is_in_ends_with_the_cards_data() {
-    let pan = luhn_pan("476173900101011");
+    let pan = common::with_check_digit("476173900101011");
     let line = FakeLine::new(
         sim_with(std::slice::from_ref(&pan), false),
         Some(Duration::from_millis(30)),
@@ -254,7 +235,7 @@ fn a_cancel_refused_because_the_card_is_in_ends_with_the_cards_data() {
 
 #[test]
 fn a_silent_edynamo_is_unresponsive_and_its_clock_is_set_again() {
-    let pan = luhn_pan("476173900101011");
+    let pan = common::with_check_digit("476173900101011");
     let line = FakeLine::new(
         sim_with(std::slice::from_ref(&pan), false),
         Some(Duration::from_millis(30)),

@@ -21,29 +21,6 @@ fn synth(args: &[&str]) -> Output {
         .output_within()
 }
 
-/// Luhn check digit computed the textbook way (double every second digit from the right).
-fn with_check_digit(body: &str) -> String {
-    let sum: u32 = body
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| {
-            let d = u32::from(b - b'0');
-            if i % 2 == 0 {
-                let x = d * 2;
-                if x > 9 {
-                    x - 9
-                } else {
-                    x
-                }
-            } else {
-                d
-            }
-        })
-        .sum();
-    format!("{body}{}", (10 - sum % 10) % 10)
-}
-
 #[derive(Debug, Clone)]
 struct Card {
     t1: String,
@@ -62,7 +39,7 @@ fn card() -> impl Strategy<Value = Card> {
         proptest::option::of("[0-9]{1,40}=[0-9]{0,30}"),
     )
         .prop_map(|(body, name, (yy, mm), svc, disc, t3)| {
-            let pan = with_check_digit(&body);
+            let pan = common::with_check_digit(&body);
             let exp = format!("{yy:02}{mm:02}");
             // Keep Track 1 within 78 and Track 2 within 39 characters (LRC excluded).
             let room1 = 78usize.saturating_sub(2 + pan.len() + 1 + name.len() + 1 + 7 + 1);
