@@ -376,48 +376,54 @@ mod tests {
     #[tokio::test]
     async fn health_status_and_http_code_follow_the_reasons() {
         let dir = tempfile::tempdir().unwrap();
-        for (reasons, status, code) in [
-            (vec![], "ok", 200),
+        // (reasons, status, code with the default `health_down_status`, code with 503)
+        for (reasons, status, default_code, strict_code) in [
+            (vec![], "ok", 200, 200),
             (
                 vec!["reader-missing:back", "gateway-auth-failed"],
                 "degraded",
                 200,
+                200,
             ),
-            (vec!["uploader-not-alive"], "degraded", 200),
+            (vec!["uploader-not-alive"], "degraded", 200, 200),
             (
                 vec!["reader-missing:front", "no-reader-connected"],
                 "down",
+                200,
                 503,
             ),
-            (vec!["queue-not-writable"], "down", 503),
+            (vec!["queue-not-writable"], "down", 200, 503),
         ] {
-            let config = ApiConfig {
-                listen: "127.0.0.1:0".parse().unwrap(),
-                token_file: dir.path().join("tok"),
-                ..ApiConfig::default()
-            };
-            let handle = start(
-                &config,
-                Arc::new(Reasons(reasons.clone())),
-                Arc::new(Captures::new(1)),
-                EventHub::default(),
-                Arc::new(Metrics::new()),
-                None,
-            )
-            .await
-            .unwrap();
-            let token = std::fs::read_to_string(&config.token_file).unwrap();
-            let resp = reqwest::Client::new()
-                .get(format!("http://{}/v1/health", handle.local_addr()))
-                .bearer_auth(token.trim())
-                .send()
+            for (down_status, code) in [(200, default_code), (503, strict_code)] {
+                let config = ApiConfig {
+                    listen: "127.0.0.1:0".parse().unwrap(),
+                    token_file: dir.path().join("tok"),
+                    health_down_status: down_status,
+                    ..ApiConfig::default()
+                };
+                let handle = start(
+                    &config,
+                    Arc::new(Reasons(reasons.clone())),
+                    Arc::new(Captures::new(1)),
+                    EventHub::default(),
+                    Arc::new(Metrics::new()),
+                    None,
+                )
                 .await
                 .unwrap();
-            assert_eq!(resp.status().as_u16(), code, "{reasons:?}");
-            let body: serde_json::Value = resp.json().await.unwrap();
-            assert_eq!(body["status"], status, "{reasons:?}");
-            assert_eq!(body["reasons"], serde_json::json!(reasons));
-            handle.shutdown().await.unwrap();
+                let token = std::fs::read_to_string(&config.token_file).unwrap();
+                let resp = reqwest::Client::new()
+                    .get(format!("http://{}/v1/health", handle.local_addr()))
+                    .bearer_auth(token.trim())
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status().as_u16(), code, "{reasons:?} {down_status}");
+                let body: serde_json::Value = resp.json().await.unwrap();
+                assert_eq!(body["status"], status, "{reasons:?}");
+                assert_eq!(body["reasons"], serde_json::json!(reasons));
+                handle.shutdown().await.unwrap();
+            }
         }
     }
 
