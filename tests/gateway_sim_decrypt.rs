@@ -465,6 +465,11 @@ async fn every_good_decode_fixture_is_read_by_the_simulator() {
         if expect("format").as_deref() == Some("micr") {
             continue;
         }
+        // Real containers under a production key: no BDK here decrypts them
+        // (tests/magtek_container.rs checks what they give without one).
+        if text.lines().any(|l| l.starts_with("# key: production")) {
+            continue;
+        }
         let payload: String = text
             .lines()
             .filter(|l| !l.starts_with('#'))

@@ -10,6 +10,7 @@ use cardlane::parse::{decode_frame, decrypt_read, split_frames};
 use cbc::cipher::{block_padding::NoPadding, BlockEncryptMut, KeyIvInit};
 use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use proptest::prelude::*;
+use serde_json::json;
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 /// tdes_dukpt_x9_24_1_2009.json, initial sequence, KSN FFFF9876543210E00001.
@@ -125,7 +126,7 @@ const T2_TEXT: &str = ";5413330089020011=25122010000000000000?";
 
 fn arqc_contact() -> Spec {
     let mut clear = tlv("DFDF4D", b";5413330000000011=25120000000000000000?");
-    clear.extend(tlv("DFDF52", &[0x02]));
+    clear.extend(tlv("DFDF52", &[0x05]));
     clear.extend(tlv("9F39", &[0x05]));
     let mut f2 = tlv("5A", &h("5413330089020011"));
     f2.extend(tlv("57", &h(T2EQ)));
@@ -151,7 +152,7 @@ fn batch_contactless() -> Spec {
         &[tlv("9F39", &[0x07]), tlv("9F02", &h("000000000000"))].concat(),
     );
     clear.extend(tlv("DFDF4D", b";4761730000000119=25120000000000000000?"));
-    clear.extend(tlv("DFDF52", &[0x03]));
+    clear.extend(tlv("DFDF52", &[0x06]));
     clear.extend(tlv("DFDF1A", &[0x00]));
     let f2 = [
         tlv("9F6B", &h("4761739001010119D25122011234000123000F")),
@@ -256,9 +257,40 @@ fn batch_data_contactless() {
 #[test]
 fn card_type_gives_the_entry_mode_without_9f39() {
     let mut s = arqc_contact();
+    // MagTek's DFDF52 values (programmer's manuals): 01 MSR, 03 manual, 05 contact, 06
+    // contactless EMV, 08 contactless MSD; 02 (AAMVA) and 04 (unknown) give none.
+    for (card_type, mode) in [
+        (0x01, json!("90")),
+        (0x03, json!("01")),
+        (0x05, json!("05")),
+        (0x06, json!("07")),
+        (0x08, json!("91")),
+        (0x02, json!(null)),
+        (0x04, json!(null)),
+    ] {
+        s.clear = [
+            tlv("DFDF4D", b";5413330000000011=25120000000000000000?"),
+            tlv("DFDF52", &[card_type]),
+        ]
+        .concat();
+        let r = decode_frame(&build(&s)).unwrap();
+        assert_eq!(r.to_json()["entry_mode"], mode, "card type {card_type:02X}");
+    }
+    // A fallback indicator (DFDF53 01 technical, 81 MSR) makes a stripe read of a chip card 80.
+    for fallback in [0x01, 0x81] {
+        s.clear = [
+            tlv("DFDF53", &[fallback]),
+            tlv("DFDF4D", b";5413330000000011=25120000000000000000?"),
+            tlv("DFDF52", &[0x01]),
+        ]
+        .concat();
+        let r = decode_frame(&build(&s)).unwrap();
+        assert_eq!(r.to_json()["entry_mode"], "80", "fallback {fallback:02X}");
+    }
     s.clear = [
+        tlv("DFDF53", &[0x00]),
         tlv("DFDF4D", b";5413330000000011=25120000000000000000?"),
-        tlv("DFDF52", &[0x03]),
+        tlv("DFDF52", &[0x06]),
     ]
     .concat();
     let r = decode_frame(&build(&s)).unwrap();
@@ -267,6 +299,85 @@ fn card_type_gives_the_entry_mode_without_9f39() {
     s.clear.extend(tlv("F7", &tlv("9F39", &[0x05])));
     let r = decode_frame(&build(&s)).unwrap();
     assert_eq!(r.to_json()["entry_mode"], "05");
+}
+
+/// Containers real readers sent (fixtures/README.md gives where each was published), under
+/// production keys: the clear part alone gives the masked PAN, last 4, KSN, serial and entry
+/// mode; the expiry the reader masked as `0000` is no expiry; the test BDK does not decrypt them.
+/// Expected values read by hand from the hex (ASCII of DFDF4D, DFDF56, DFDF25, DFDF52).
+#[test]
+fn containers_from_real_readers_decode_without_a_key() {
+    for (file, masked_pan, ksn, serial, entry_mode) in [
+        (
+            "magtek_emv_real_contactless.hex",
+            "531257******8112",
+            "9070020B571AF20000A8",
+            "B571AF2",
+            "07",
+        ),
+        (
+            "magtek_emv_real_contact_ff42.hex",
+            "544300******3455",
+            "9070040BE0010A400005",
+            "BE0010A",
+            "05",
+        ),
+    ] {
+        let r = decode_frame(&fixture_frame(file)).unwrap();
+        let j = r.to_json();
+        assert_eq!(j["format"], "magtek-emv", "{file}");
+        assert_eq!(j["masked_pan"], masked_pan, "{file}");
+        assert_eq!(j["last4"], &masked_pan[12..], "{file}");
+        assert_eq!(j["brand"], "MC", "{file}");
+        assert_eq!(j["ksn"], ksn, "{file}");
+        assert_eq!(j["device_serial"], serial, "{file}");
+        assert_eq!(j["entry_mode"], entry_mode, "{file}");
+        assert_eq!(j["expiry"], json!(null), "{file}");
+        assert_eq!(j["encrypted"], true, "{file}");
+        assert!(r.warnings.is_empty(), "{file}: {:?}", r.warnings);
+        let e = decrypt_read(&r, &BdkDecryptor::new(&h(BDK)).unwrap(), None).unwrap_err();
+        assert_eq!(e.code(), "decrypt-failed", "{file}");
+    }
+}
+
+fn fixture_frame(file: &str) -> Vec<u8> {
+    let path = format!("{}/fixtures/decode/good/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(path).unwrap();
+    let payload: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    h(payload.trim())
+}
+
+/// Real containers' prefixes count the F9 object alone, and their padding does not always end
+/// on a multiple of 8: alone or back to back (with each other and with a container whose prefix
+/// counts everything), each is one frame, padding and MAC included.
+#[test]
+fn real_containers_split_whole_alone_and_back_to_back() {
+    let contactless = fixture_frame("magtek_emv_real_contactless.hex");
+    let contact = fixture_frame("magtek_emv_real_contact_ff42.hex");
+    let synthetic = build(&arqc_contact());
+    // The prefixes as the readers sent them: the F9 object only (checked from the bytes).
+    for f in [&contactless, &contact] {
+        let prefix = u16::from_be_bytes([f[0], f[1]]) as usize;
+        let f9_len = 4 + u16::from_be_bytes([f[4], f[5]]) as usize; // F9 82 hi lo
+        assert_eq!(prefix, f9_len);
+        assert!(f.len() > 2 + prefix + 4, "padding and MAC follow");
+    }
+    for parts in [
+        vec![&contact],
+        vec![&contactless],
+        vec![&contact, &contactless],
+        vec![&contactless, &contact, &synthetic],
+        vec![&synthetic, &contact, &contactless],
+    ] {
+        let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
+        let frames = split_frames(&joined);
+        let got: Vec<&[u8]> = frames.to_vec();
+        let want: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+        assert_eq!(got, want);
+        for f in frames {
+            assert_eq!(decode_frame(f).unwrap().format, Format::MagtekEmv);
+        }
+    }
 }
 
 #[test]
@@ -452,7 +563,7 @@ proptest! {
         let s = Spec {
             batch,
             serial: b"SN1",
-            clear: [tlv("DFDF4D", masked.as_bytes()), tlv("DFDF52", &[0x02])].concat(),
+            clear: [tlv("DFDF4D", masked.as_bytes()), tlv("DFDF52", &[0x05])].concat(),
             secret,
             ksn: ksn.clone(),
             data_key: vec![],

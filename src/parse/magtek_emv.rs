@@ -17,8 +17,9 @@
 //!   (what it covers and the DFDF55 codes are not public): [`Container::mac_input`] gives the
 //!   bytes a checker would MAC;
 //! - a container may also come bare, starting at F9 (as a notification payload carries it);
-//! - DFDF52 card types map to entry modes through [`CardTypes`] (configurable), used only when
-//!   no 9F39 is in the clear part.
+//! - the entry mode is 9F39 from the clear part; without it, a DFDF53 fallback indicator gives
+//!   `80`, else the DFDF52 card type maps through [`CardTypes`] (MagTek's table by default);
+//! - a masked Track 2 whose expiry is the mask digit (`0000`) gives no expiry.
 use super::tlv::{self, Tlv};
 use super::tracks::{chip_track2, masked_ref};
 use super::ParseError;
@@ -40,6 +41,7 @@ pub mod tag {
     pub const MERCHANT: u32 = 0xF7;
     pub const MASKED_T2: u32 = 0xDFDF4D;
     pub const CARD_TYPE: u32 = 0xDFDF52;
+    pub const FALLBACK: u32 = 0xDFDF53;
     pub const STATUS: u32 = 0xDFDF1A;
     pub const ENCRYPTION: u32 = 0xF8;
     pub const CIPHERTEXT: u32 = 0xDFDF59;
@@ -55,8 +57,11 @@ pub enum Kind {
     Batch,
 }
 
-/// DFDF52 card type → entry mode. The spec names no values; the default takes the V5 card-type
-/// codes (`01` MSR, `02` contact, `03`/`04` contactless) and POS-entry-mode values as sent.
+/// DFDF52 card type → entry mode. reader-protocols.md names no values; the default is MagTek's
+/// own table (DynaFlex/DynaProx programmer's manual, "EMV ARQC (DynaPro Format) Type"; the
+/// same list in the eDynamo and mDynamo manuals): `01` MSR financial, `03` manual entry, `05`
+/// contact chip, `06` contactless EMV, `08` contactless MSD. `00` other, `02` AAMVA, `04`
+/// unknown and `07` (MSR and contact chip together) name no single entry mode and give none.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CardTypes(pub Vec<(u8, EntryMode)>);
 
@@ -65,14 +70,10 @@ impl Default for CardTypes {
         use EntryMode::*;
         CardTypes(vec![
             (0x01, Swipe),
-            (0x02, Chip),
-            (0x03, ContactlessChip),
-            (0x04, ContactlessChip),
+            (0x03, Manual),
             (0x05, Chip),
-            (0x07, ContactlessChip),
-            (0x80, Fallback),
-            (0x90, Swipe),
-            (0x91, ContactlessMsd),
+            (0x06, ContactlessChip),
+            (0x08, ContactlessMsd),
         ])
     }
 }
@@ -134,11 +135,47 @@ pub fn looks_like_container(b: &[u8]) -> bool {
 
 /// Length of the container at the start of `b` (for splitting back-to-back frames), when its
 /// prefix says.
+///
+/// A prefix that counts more than the F9 object counts padding and MAC too. One that counts the
+/// F9 object alone (MagTek's manuals: "message length excluding padding and CBC-MAC", as real
+/// readers send it) is followed by 0-7 zero bytes and the MAC: the frame runs to the end of
+/// `b` when that is all that is left, else to where the next container starts (padding to a
+/// multiple of 8 from the prefix tried first), else over the zero run and 4 bytes. Real
+/// containers do not all pad to a multiple of 8, hence the search.
 pub fn frame_len(b: &[u8]) -> Option<usize> {
-    match b {
-        [hi, lo, 0xF9, ..] => Some(2 + usize::from(u16::from_be_bytes([*hi, *lo]))),
-        _ => None,
+    let [hi, lo, 0xF9, ..] = b else {
+        return None;
+    };
+    let n = usize::from(u16::from_be_bytes([*hi, *lo]));
+    let after = 2 + n;
+    if header_len(&b[2..]).map(|(h, v)| h + v) != Some(n) {
+        return Some(after);
     }
+    let tail = b.get(after..).unwrap_or_default();
+    let zeros = |pad: usize| tail.get(..pad).is_some_and(|p| p.iter().all(|&x| x == 0));
+    let max_tail = 7 + MAC_LEN;
+    if (MAC_LEN..=max_tail).contains(&tail.len()) && zeros(tail.len() - MAC_LEN) {
+        return Some(b.len());
+    }
+    let aligned = (8 - after % 8) % 8;
+    let next_starts = |pad: usize| {
+        zeros(pad)
+            && tail
+                .get(pad + MAC_LEN..)
+                .is_some_and(|t| matches!(t, [_, _, 0xF9, ..]))
+    };
+    if let Some(pad) = std::iter::once(aligned)
+        .chain(0..=7)
+        .find(|&pad| next_starts(pad))
+    {
+        return Some(after + pad + MAC_LEN);
+    }
+    if matches!(tail, [_, _, 0xF9, ..]) {
+        // No padding and no MAC before the next container.
+        return Some(after);
+    }
+    let run = tail.iter().take(7).take_while(|&&x| x == 0).count();
+    Some((after + run + MAC_LEN).min(b.len()))
 }
 
 /// One object at the start of `b`: (tag, value, bytes it spans).
@@ -412,12 +449,13 @@ pub fn decode_with(input: &[u8], card_types: &CardTypes) -> Result<CardRead, Par
             r.cardholder_name = Some(n.into());
         }
     }
-    r.entry_mode = match c.clear_tag(0x9F39).and_then(|v| v.first().copied()) {
-        Some(m) => Some(EntryMode::from_byte(m)),
-        None => c
-            .clear_tag(tag::CARD_TYPE)
-            .and_then(|v| v.first().copied())
-            .and_then(|t| card_types.entry_mode(t)),
+    let byte = |t: u32| c.clear_tag(t).and_then(|v| v.first().copied());
+    r.entry_mode = match (byte(0x9F39), byte(tag::FALLBACK)) {
+        (Some(m), _) => Some(EntryMode::from_byte(m)),
+        // DFDF53: `01` technical fallback, `81` MSR fallback (MagTek's manuals): a chip card
+        // read from its stripe.
+        (None, Some(0x01 | 0x81)) => Some(EntryMode::Fallback),
+        (None, _) => byte(tag::CARD_TYPE).and_then(|t| card_types.entry_mode(t)),
     };
     if r.tracks[1].status == TrackStatus::Absent {
         // The Track 2 equivalent is inside the ciphertext.
@@ -483,10 +521,13 @@ mod tests {
     #[test]
     fn card_types_default_table() {
         let t = CardTypes::default();
-        assert_eq!(t.entry_mode(0x02), Some(EntryMode::Chip));
-        assert_eq!(t.entry_mode(0x03), Some(EntryMode::ContactlessChip));
-        assert_eq!(t.entry_mode(0x91), Some(EntryMode::ContactlessMsd));
-        assert_eq!(t.entry_mode(0x42), None);
+        assert_eq!(t.entry_mode(0x01), Some(EntryMode::Swipe));
+        assert_eq!(t.entry_mode(0x05), Some(EntryMode::Chip));
+        assert_eq!(t.entry_mode(0x06), Some(EntryMode::ContactlessChip));
+        assert_eq!(t.entry_mode(0x08), Some(EntryMode::ContactlessMsd));
+        // AAMVA and "unknown" are not payment entry modes.
+        assert_eq!(t.entry_mode(0x02), None);
+        assert_eq!(t.entry_mode(0x04), None);
     }
 
     #[test]

@@ -425,7 +425,8 @@ pub(crate) struct MaskedRef<'a> {
 }
 
 fn expiry_and_service<'a>(rest: &'a str, info: &mut MaskedRef<'a>) {
-    if let Some(e) = rest.get(..4).filter(|e| digits(e)) {
+    // `0000` is no date (month 00): a reader that masks with `0` (MagTek's DFDF4D) hid it.
+    if let Some(e) = rest.get(..4).filter(|e| digits(e) && *e != "0000") {
         info.expiry = Some(e);
         // Masking readers fill the service code with the mask digit: keep only plausible ones.
         if let Some(s) = rest.get(4..7).filter(|s| digits(s)) {
@@ -738,6 +739,10 @@ mod tests {
         let i = masked_info(2, ";5452300000007189=0804000000000000?");
         assert_eq!(i.expiry.as_deref(), Some("0804"));
         assert_eq!(i.service_code, None);
+        // Expiry masked with the digit 0 (MagTek DFDF4D): no date, not a bad one.
+        let i = masked_info(2, ";5312570000008112=00000000000000000000?");
+        assert_eq!(i.pan.as_deref(), Some("5312570000008112"));
+        assert_eq!(i.expiry, None);
     }
 
     /// A reader that leaves card data in its "masked" fields has it masked again: tracks and

@@ -195,7 +195,8 @@ pub fn container(bdk: &[u8], ksn: &[u8], card: &SimCard) -> Result<Vec<u8>, cryp
         card.expiry
     );
     let mut clear = tlv(0xDFDF4D, masked.as_bytes());
-    clear.extend(tlv(0xDFDF52, &[if card.contactless { 0x03 } else { 0x02 }]));
+    // MagTek's card types: 06 contactless EMV, 05 contact chip.
+    clear.extend(tlv(0xDFDF52, &[if card.contactless { 0x06 } else { 0x05 }]));
     clear.extend(tlv(0x9F39, &[mode]));
     let spec = build::MagtekContainer {
         batch: false,
