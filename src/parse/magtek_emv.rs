@@ -10,9 +10,10 @@
 //! <zero padding> <4-byte CBC-MAC>
 //! ```
 //! Where the spec is silent this module decides, and says so:
-//! - the length prefix counts the bytes after it: the F9 object, padding and MAC; a prefix that
-//!   counts the F9 object alone is accepted too (padding and MAC then follow it, or are absent);
-//!   one that counts its own two bytes is not (it cannot be told from a container cut 2 short);
+//! - the length prefix counts the F9 object alone, as MagTek's manuals define it and real
+//!   readers send it (padding and MAC follow, or are absent); a prefix that counts padding and
+//!   MAC too is accepted (this crate's builder and simulators write that form); one that counts
+//!   its own two bytes is not (it cannot be told from a container cut 2 short);
 //! - padding is 0 to 7 zero bytes; the MAC is the last 4 bytes and is not checked by `decode`
 //!   (what it covers and the DFDF55 codes are not public): [`Container::mac_input`] gives the
 //!   bytes a checker would MAC;
