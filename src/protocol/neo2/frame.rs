@@ -257,6 +257,24 @@ mod tests {
         }
     }
 
+    /// Frames found in public host code, beside the guide's: an activate (02-40) from an
+    /// open-source WebHID driver (CRC LSB first) and a reader's pass-through answer (2C-00,
+    /// MSB first) from ID TECH's own test scripts.
+    #[test]
+    fn frames_from_public_host_code_decode() {
+        let activate = h(&format!(
+            "{HDR}02 40 0016 9F0201009F030100FFEE080ADFEF1A010ADFED280103 FD1A"
+        ));
+        let cmd = decode_command(&activate).unwrap();
+        assert_eq!((cmd.command, cmd.sub, cmd.data.len()), (0x02, 0x40, 0x16));
+        assert_eq!(cmd.encode().unwrap(), activate);
+        let pass_through = h(&format!("{HDR}2C 00 0000 1C9B"));
+        assert_eq!(
+            decode_incoming(&pass_through).unwrap(),
+            Incoming::Response(Response::new(0x2C, Status::Ok, &[]))
+        );
+    }
+
     #[test]
     fn crc_order_follows_direction() {
         // The ping command's CRC is CDB3 (LSB first on the wire): read as a response it fails.
