@@ -94,6 +94,10 @@ fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
     if !bar && !starts_with_sentinel(t) && micr::looks_like_font_line(t) {
         return micr::decode(t);
     }
+    // Ranger (`d…d`) and Axiohm/NCR (`)…)`) lines.
+    if !bar && !starts_with_sentinel(t) && micr::other_set(t).is_some() {
+        return micr::decode(t);
+    }
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
         || (t.len() > 8
@@ -161,6 +165,10 @@ fn hex_binary(t: &[u8]) -> Result<CardRead, ParseError> {
 fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
     // ESC or STX/ETX around a MICR line (an ID TECH frame is binary inside).
     if matches!(input.first(), Some(&0x02 | &0x1B)) && micr::looks_like_framed(input) {
+        return micr::decode(input);
+    }
+    // Axiohm/NCR raw mode: a binary status byte, then the line.
+    if micr::other_set(input).is_some() {
         return micr::decode(input);
     }
     // A MICR line written with the Unicode E-13B symbols (UTF-8 starts with 0xE2).

@@ -269,16 +269,57 @@ pub fn decode_with(input: &[u8], set: SymbolSet, upper: bool) -> Result<CardRead
     Ok(CardRead::from_check(c, w))
 }
 
-/// Decodes a MICR line found by detection (MagTek raw sets, OPOS, or the Unicode E-13B
-/// symbols).
+/// Decodes a MICR line found by detection (MagTek raw sets, OPOS, the Unicode E-13B symbols,
+/// the font letters, Ranger and Axiohm/NCR).
 pub fn decode(input: &[u8]) -> Result<CardRead, ParseError> {
     match from_unicode(input) {
         Some(ascii) => decode_with(&ascii, SymbolSet::Auto, false),
-        None if !looks_like_line(input) && looks_like_font_line(input) => {
-            decode_with(input, SymbolSet::Font, false)
-        }
-        None => decode_with(input, SymbolSet::Auto, false),
+        None if looks_like_line(input) => decode_with(input, SymbolSet::Auto, false),
+        None if looks_like_font_line(input) => decode_with(input, SymbolSet::Font, false),
+        None => match other_set(input) {
+            Some(set) => decode_with(input, set, false),
+            None => decode_with(input, SymbolSet::Auto, false),
+        },
     }
+}
+
+/// The set of a line written in one of micr.md §2's other sets that `Auto` does not cover:
+/// Ranger (`d` transit, `c` on-us) or Axiohm/NCR raw mode (a status byte, `)` transit, `(`
+/// on-us). It needs a transit field in that set's character (5 to 11 digits, dashes or
+/// unreadable marks between two of them), its on-us character, and nothing outside the set.
+/// A Ranger line made only of hex digits could be hex text: its routing number must then
+/// pass the ABA check.
+pub fn other_set(input: &[u8]) -> Option<SymbolSet> {
+    [SymbolSet::Ranger, SymbolSet::Axiohm]
+        .into_iter()
+        .find(|&set| {
+            let Some(sy) = set.symbols() else {
+                return false;
+            };
+            let line = if set.has_status_byte() {
+                match input.split_first() {
+                    Some((&(0..=4 | b'0'..=b'4'), rest)) => rest,
+                    _ => return false,
+                }
+            } else {
+                input
+            };
+            let line = trim_start(trim_end(line));
+            if !line.contains(&sy.on_us) || !line.iter().all(|&c| set.classify(c, false).is_some())
+            {
+                return false;
+            }
+            let hex = line.iter().all(u8::is_ascii_hexdigit);
+            let body = |c: &u8| c.is_ascii_digit() || Some(*c) == sy.dash || *c == sy.unreadable;
+            line.iter().enumerate().any(|(i, &c)| {
+                let after = line.get(i + 1..).unwrap_or_default();
+                let n = after.iter().take_while(|c| body(c)).count();
+                c == sy.transit
+                    && (5..=11).contains(&n)
+                    && after.get(n) == Some(&c)
+                    && (!hex || std::str::from_utf8(&after[..n]).is_ok_and(fields::aba_valid))
+            })
+        })
 }
 
 /// Whether text is a MICR line in the font letters (`A` transit, `C` on-us): `A`, nine digits,

@@ -341,3 +341,57 @@ fn own_symbol_tables_must_be_distinct_printable_non_digits() {
     assert!(Symbols::new(0, b'C', b'B', Some(b'D'), b'?').is_none());
     assert!(Symbols::new(b'A', b'C', b'B', Some(b'?'), b'?').is_none());
 }
+
+/// `decode` finds Ranger and Axiohm/NCR lines without a profile. Lines from an open-source
+/// image-cash-letter library's MICR tests (Ranger characters); their routing numbers checked
+/// by hand with the 3-7-1 weights: 123456780 sums to 150, 075901231 to 110 (valid), 124444706
+/// to 92 (invalid).
+#[test]
+fn ranger_and_axiohm_lines_are_detected() {
+    use crate::parse::decode_frame;
+    let check = |line: &[u8]| {
+        let r = decode_frame(line).unwrap_or_else(|e| panic!("{e}"));
+        r.check.unwrap_or_else(|| panic!("no check"))
+    };
+    let c = check(b"     d123456780d   123-456-7c  5431             ");
+    assert_eq!(c.aba_code, "123456780");
+    assert_eq!(
+        c.account.expose(),
+        "1234567",
+        "dashes are not part of the account"
+    );
+    assert_eq!(c.check_number.as_deref(), Some("5431"));
+    assert_eq!(c.check_type, CheckType::Personal);
+    let c = check(b"c706001c d075901231d    456327c  0101   b0000039275b");
+    assert_eq!(c.aba_code, "075901231");
+    assert_eq!(c.account.expose(), "456327");
+    assert_eq!(
+        c.check_number.as_deref(),
+        Some("706001"),
+        "auxiliary on-us first"
+    );
+    assert_eq!(c.check_type, CheckType::Business);
+    assert_eq!(c.amount_cents, Some(39275));
+    let e = decode_frame(b"d124444706d1021-823215406c").unwrap_err();
+    assert_eq!(e.code(), "bad-routing");
+    // Axiohm/NCR raw mode behind a binary or an ASCII status byte.
+    for line in [
+        &b"\x00)122000218)123456789(1321\r\n"[..],
+        b"0)122000218)123456789(1321",
+    ] {
+        let c = check(line);
+        assert_eq!((c.aba_code.as_str(), c.reader_status), (ROUTING, Some(0)));
+        assert_eq!(c.account.expose(), "123456789");
+    }
+    // Status 04 (no MICR characters) is the reader's own error. (A binary 02 is STX: framing.)
+    assert_eq!(
+        decode_frame(b"\x04)122000218)123456789(1321")
+            .unwrap_err()
+            .code(),
+        "micr-unreadable"
+    );
+    // All hex digits: a Ranger line only when its routing number passes the check.
+    assert_eq!(check(b"d122000218d123456789c1321").aba_code, ROUTING);
+    assert_eq!(other_set(b"d122000219d123456789c1321"), None);
+    assert_eq!(other_set(b"T122000218T123456789U1321"), None);
+}
