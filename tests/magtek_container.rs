@@ -12,6 +12,9 @@ use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use proptest::prelude::*;
 use serde_json::json;
 
+mod common;
+use common::decode_fixture_bytes;
+
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 /// tdes_dukpt_x9_24_1_2009.json, initial sequence, KSN FFFF9876543210E00001.
 const KSN1: &str = "FFFF9876543210E00001";
@@ -323,7 +326,7 @@ fn containers_from_real_readers_decode_without_a_key() {
             "05",
         ),
     ] {
-        let r = decode_frame(&fixture_frame(file)).unwrap();
+        let r = decode_frame(&decode_fixture_bytes(file)).unwrap();
         let j = r.to_json();
         assert_eq!(j["format"], "magtek-emv", "{file}");
         assert_eq!(j["masked_pan"], masked_pan, "{file}");
@@ -340,20 +343,13 @@ fn containers_from_real_readers_decode_without_a_key() {
     }
 }
 
-fn fixture_frame(file: &str) -> Vec<u8> {
-    let path = format!("{}/fixtures/decode/good/{file}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(path).unwrap();
-    let payload: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    h(payload.trim())
-}
-
 /// Real containers' prefixes count the F9 object alone, and their padding does not always end
 /// on a multiple of 8: alone or back to back (with each other and with a container whose prefix
 /// counts everything), each is one frame, padding and MAC included.
 #[test]
 fn real_containers_split_whole_alone_and_back_to_back() {
-    let contactless = fixture_frame("magtek_emv_real_contactless.hex");
-    let contact = fixture_frame("magtek_emv_real_contact_ff42.hex");
+    let contactless = decode_fixture_bytes("magtek_emv_real_contactless.hex");
+    let contact = decode_fixture_bytes("magtek_emv_real_contact_ff42.hex");
     let synthetic = build(&arqc_contact());
     // The prefixes as the readers sent them: the F9 object only (checked from the bytes).
     for f in [&contactless, &contact] {

@@ -7,18 +7,12 @@ use cardlane::protocol::mms::message::Message;
 use cardlane::protocol::mms::notify::{self, classify, Notice, Technology};
 use cardlane::protocol::mms::packet::{segment, Reassembler, REPORT_LEN};
 
-fn fixture_bytes(name: &str) -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/decode/good")
-        .join(name);
-    let text = std::fs::read_to_string(p).unwrap();
-    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    hex::decode(hex.trim()).unwrap()
-}
+mod common;
+use common::decode_fixture_bytes;
 
 #[test]
 fn arqc_notification_through_packets_to_the_card() {
-    let container = fixture_bytes("magtek_emv_arqc_contact.hex");
+    let container = decode_fixture_bytes("magtek_emv_arqc_contact.hex");
     let msg = notify::card_data(Technology::Contact, false, &container).encode();
     // Header bytes as the spec lays them out: AA 00, 81 04 83 00 01 01, 82 04 10 08 02 02.
     assert_eq!(
@@ -63,7 +57,7 @@ fn arqc_notification_through_packets_to_the_card() {
 fn container_found_after_unknown_leading_bytes() {
     // MagTek's demo code skips 6 bytes of the payload before the data; whatever they are, the
     // container is found after them, with or without its length prefix.
-    let container = fixture_bytes("magtek_emv_batch_contactless.hex");
+    let container = decode_fixture_bytes("magtek_emv_batch_contactless.hex");
     for lead in [
         &[0x01, 0x01, 0xDF, 0x82, 0x00, 0xCC][..],
         &[0x01, 0x01][..],
@@ -88,7 +82,7 @@ fn container_found_after_unknown_leading_bytes() {
 #[test]
 fn v5_result_notification_to_the_card() {
     use cardlane::protocol::magtek_v5::notify::{self as v5, V5Notice};
-    let container = fixture_bytes("magtek_emv_batch_contactless.hex");
+    let container = decode_fixture_bytes("magtek_emv_batch_contactless.hex");
     let mut data = vec![0x00];
     data.extend(&container);
     let reports = v5::reports(v5::RESULT, &data, 55, 64);

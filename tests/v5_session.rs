@@ -9,12 +9,10 @@ use cardlane::protocol::magtek_v5::notify::{reports, ARQC};
 use cardlane::protocol::magtek_v5::session::{Action, Session, V5Config};
 use cardlane::protocol::neo2::{Activate, Event, Interfaces, Outcome, State};
 
+mod common;
+
 fn container() -> Vec<u8> {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures/decode/good/magtek_emv_arqc_contact.hex");
-    let text = std::fs::read_to_string(p).unwrap();
-    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
-    hex::decode(hex.trim()).unwrap()
+    common::decode_fixture_bytes("magtek_emv_arqc_contact.hex")
 }
 
 /// Answers every Set with result `code` (one 0A part); returns the sets' extended command ids.

@@ -14,6 +14,16 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The bytes of a `fixtures/decode/good` hex file: its payload without the `#` comment lines.
+pub fn decode_fixture_bytes(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/decode/good")
+        .join(name);
+    let text = std::fs::read_to_string(p).unwrap();
+    let hex: String = text.lines().filter(|l| !l.starts_with('#')).collect();
+    hex::decode(hex.trim()).unwrap()
+}
+
 /// How long any single wait may take before the test fails.
 pub const WAIT: Duration = Duration::from_secs(30);
 
