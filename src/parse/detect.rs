@@ -95,8 +95,10 @@ fn decode_text(input: &[u8], bar: bool) -> Result<CardRead, ParseError> {
         return micr::decode(t);
     }
     // Ranger (`d…d`) and Axiohm/NCR (`)…)`) lines.
-    if !bar && !starts_with_sentinel(t) && micr::other_set(t).is_some() {
-        return micr::decode(t);
+    if !bar && !starts_with_sentinel(t) {
+        if let Some(set) = micr::other_set(t) {
+            return micr::decode_with(t, set, false);
+        }
     }
     // Cheap tests first; the scans for `*` and `02` last.
     if idtech::looks_like_keyboard(t)
@@ -168,8 +170,8 @@ fn decode_binary(input: &[u8]) -> Result<CardRead, ParseError> {
         return micr::decode(input);
     }
     // Axiohm/NCR raw mode: a binary status byte, then the line.
-    if micr::other_set(input).is_some() {
-        return micr::decode(input);
+    if let Some(set) = micr::other_set(input) {
+        return micr::decode_with(input, set, false);
     }
     // A MICR line written with the Unicode E-13B symbols (UTF-8 starts with 0xE2).
     if input.contains(&0xE2) {

@@ -310,16 +310,29 @@ pub fn other_set(input: &[u8]) -> Option<SymbolSet> {
                 return false;
             }
             let hex = line.iter().all(u8::is_ascii_hexdigit);
-            let body = |c: &u8| c.is_ascii_digit() || Some(*c) == sy.dash || *c == sy.unreadable;
-            line.iter().enumerate().any(|(i, &c)| {
-                let after = line.get(i + 1..).unwrap_or_default();
-                let n = after.iter().take_while(|c| body(c)).count();
-                c == sy.transit
-                    && (5..=11).contains(&n)
-                    && after.get(n) == Some(&c)
-                    && (!hex || std::str::from_utf8(&after[..n]).is_ok_and(fields::aba_valid))
-            })
+            let body =
+                move |c: &u8| c.is_ascii_digit() || Some(*c) == sy.dash || *c == sy.unreadable;
+            transit_fields(line, move |c| c == sy.transit, body)
+                .any(|mid| !hex || std::str::from_utf8(mid).is_ok_and(fields::aba_valid))
         })
+}
+
+/// The insides of the transit fields of `line`: a transit character, 5 to 11 `body`
+/// characters, the same transit character.
+fn transit_fields<'a>(
+    line: &'a [u8],
+    is_transit: impl Fn(u8) -> bool + 'a,
+    body: impl Fn(&u8) -> bool + 'a,
+) -> impl Iterator<Item = &'a [u8]> + 'a {
+    line.iter().enumerate().filter_map(move |(i, &c)| {
+        if !is_transit(c) {
+            return None;
+        }
+        let after = line.get(i + 1..).unwrap_or_default();
+        let n = after.iter().take_while(|c| body(c)).count();
+        ((5..=11).contains(&n) && after.get(n) == Some(&c))
+            .then(|| after.get(..n).unwrap_or_default())
+    })
 }
 
 /// Whether text is a MICR line in the font letters (`A` transit, `C` on-us): `A`, nine digits,
@@ -409,13 +422,9 @@ pub fn looks_like_line(t: &[u8]) -> bool {
         return true;
     }
     let body = |c: &u8| c.is_ascii_digit() || matches!(c, b'-' | b'D' | b'd' | b'?' | b'*');
-    t.iter().enumerate().any(|(i, &c)| {
-        matches!(c, b'T' | b't') && {
-            let after = t.get(i + 1..).unwrap_or_default();
-            let n = after.iter().take_while(|c| body(c)).count();
-            (5..=11).contains(&n) && after.get(n) == Some(&c)
-        }
-    })
+    transit_fields(t, |c| matches!(c, b'T' | b't'), body)
+        .next()
+        .is_some()
 }
 
 /// Whether binary input is a framed MICR line (ESC or STX ... ETX around a MICR line).
